@@ -1,0 +1,50 @@
+# shadow-constructs: `make demo` (set up, synthesize, validate, plan) and `make test` (set up, test).
+# Everything installs into this folder: .venv (Python) and node_modules (the pinned CDK CLI).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CDK    := node_modules/.bin/cdk
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup demo synth lint test bench models clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The main job: synthesize the example app with the real CDK CLI (cdk-nag runs inside the
+# synth and fails it on any unacknowledged finding), lint every template, print the plan.
+demo: setup
+	rm -rf cdk.out
+	$(CDK) synth --quiet --no-notices --no-version-reporting > /dev/null
+	@echo "cdk-nag AwsSolutions: no unacknowledged findings"
+	$(BIN)/cfn-lint cdk.out/*.template.json
+	@echo "cfn-lint: no errors in $$(ls cdk.out/*.template.json | wc -l) template(s)"
+	@echo
+	$(BIN)/shadow-plan cdk.out
+
+test: setup
+	$(BIN)/python -m pytest -n 2
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python benchmarks/synth_bench.py
+
+# Rebuild the two committed model archives (deterministic; run by hand).
+models: setup
+	$(BIN)/python scripts/build_models.py
+
+clean:
+	rm -rf cdk.out .pytest_cache

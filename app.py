@@ -1,0 +1,26 @@
+#!/usr/bin/env python3
+"""The example shadow-test app: `cdk synth`, `cdk deploy`, `cdk destroy` run this.
+
+cdk-nag's AwsSolutions checks run on every synth (disable with `-c nag=false`).
+"""
+
+import aws_cdk as cdk
+
+from stacks import ShadowTestConfig, ShadowTestStack
+
+
+def build_app(app: cdk.App | None = None) -> cdk.App:
+    app = app or cdk.App()
+    config = ShadowTestConfig.load(app.node.try_get_context("shadow-test"),
+                                   app.node.try_get_context("shadow-test-config"))
+    ShadowTestStack(app, "ChurnShadowTest", config=config,
+                    description="shadow-constructs example: churn model v2 shadowing v1 on SageMaker")
+    if str(app.node.try_get_context("nag")).lower() != "false":
+        from cdk_nag import AwsSolutionsChecks
+
+        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app
+
+
+if __name__ == "__main__":
+    build_app().synth()

@@ -1,0 +1,277 @@
+"""Print a readable plan of the shadow tests in a synthesized CDK app (cdk.out).
+
+    shadow-plan [cdk.out]
+
+The plan is read from the templates CloudFormation will receive, not from the Python
+objects that produced them, so it shows exactly what ``cdk deploy`` would create.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HOURS_PER_DAY = 24
+
+
+@dataclass
+class VariantPlan:
+    role: str  # "production" or "shadow"
+    name: str
+    instance_type: str
+    instance_count: int
+    weight: float
+    model: str
+    image: str
+    model_data: str
+    autoscaling: tuple[int, int] | None = None
+
+
+@dataclass
+class EndpointPlan:
+    stack: str
+    config_id: str
+    endpoint_name: str
+    variants: list[VariantPlan]
+    capture: dict[str, Any] | None
+    storage_key: str | None
+    deployment: dict[str, Any] | None
+
+    @property
+    def production(self) -> list[VariantPlan]:
+        return [v for v in self.variants if v.role == "production"]
+
+    @property
+    def shadow(self) -> VariantPlan | None:
+        return next((v for v in self.variants if v.role == "shadow"), None)
+
+    @property
+    def sampling_percent(self) -> float | None:
+        if self.shadow is None:
+            return None
+        return 100 * self.shadow.weight / self.production[0].weight
+
+    def instance_hours_per_day(self) -> dict[str, tuple[int, int]]:
+        """Per variant name: (hours at the initial count, hours at the autoscaling maximum)."""
+        return {v.name: (v.instance_count * HOURS_PER_DAY,
+                         (v.autoscaling[1] if v.autoscaling else v.instance_count) * HOURS_PER_DAY)
+                for v in self.variants}
+
+
+@dataclass
+class StackPlan:
+    name: str
+    endpoints: list[EndpointPlan]
+    resources: Counter = field(default_factory=Counter)
+    resource_paths: dict[str, list[str]] = field(default_factory=dict)
+    retained: list[str] = field(default_factory=list)
+
+
+class _Template:
+    def __init__(self, template: dict[str, Any], assets: dict[str, Any], outdir: Path) -> None:
+        self.resources: dict[str, Any] = template.get("Resources", {})
+        self.assets = assets
+        self.outdir = outdir
+
+    def path(self, logical_id: str) -> str:
+        """A resource's construct path without the stack and the trailing /Resource."""
+        path = self.resources.get(logical_id, {}).get("Metadata", {}).get("aws:cdk:path", logical_id)
+        parts = path.split("/")[1:]
+        if parts and parts[-1] in ("Resource", "Default"):
+            parts = parts[:-1]
+        return "/".join(parts) or logical_id
+
+    def render(self, value: Any) -> str:
+        """A CloudFormation value as text a person can read."""
+        if isinstance(value, (str, int, float)):
+            return str(value)
+        if isinstance(value, dict) and len(value) == 1:
+            (fn, arg), = value.items()
+            if fn == "Ref":
+                return f"<{arg}>" if arg.startswith("AWS::") else f"<{self.path(arg)}>"
+            if fn == "Fn::GetAtt":
+                return f"<{self.path(arg[0])}.{arg[1]}>"
+            if fn == "Fn::Join":
+                return arg[0].join(self.render(v) for v in arg[1])
+            if fn == "Fn::Sub":
+                text = arg if isinstance(arg, str) else arg[0]
+                return re.sub(r"\$\{([^}]+)\}", lambda m: f"<{m.group(1)}>", text)
+            if fn == "Fn::FindInMap":
+                return f"<{arg[0]}[{self.render(arg[1])}]>"
+        return json.dumps(value)
+
+    def model_data(self, value: Any) -> str:
+        text = self.render(value)
+        match = re.search(r"/([0-9a-f]{64})(\.[\w.]+)?$", text)
+        if match and match.group(1) in self.assets:
+            packaging = self.assets[match.group(1)]["source"]
+            size = (self.outdir / packaging["path"]).stat().st_size if (self.outdir / packaging["path"]).exists() else 0
+            return f"local asset {match.group(1)[:12]}… ({size / 1024:.1f} KiB, uploaded by cdk deploy)"
+        return text
+
+
+def _variant(tpl: _Template, role: str, prop: dict[str, Any]) -> VariantPlan:
+    model_ref = prop["ModelName"]
+    model_id = model_ref["Fn::GetAtt"][0] if isinstance(model_ref, dict) and "Fn::GetAtt" in model_ref else None
+    container = tpl.resources.get(model_id, {}).get("Properties", {}).get("PrimaryContainer", {})
+    image = tpl.render(container.get("Image", "?"))
+    return VariantPlan(
+        role=role, name=prop["VariantName"], instance_type=prop.get("InstanceType", "serverless"),
+        instance_count=int(prop.get("InitialInstanceCount", 0)), weight=float(prop.get("InitialVariantWeight", 1.0)),
+        model=tpl.path(model_id) if model_id else tpl.render(model_ref),
+        image=re.sub(r"^<SageMakerXGBoostRegistries\[<AWS::Region>\]>\.dkr\.ecr\.<AWS::Region>\.<AWS::URLSuffix>/",
+                     "SageMaker's ", image),
+        model_data=tpl.model_data(container["ModelDataUrl"]) if "ModelDataUrl" in container else "in the image")
+
+
+def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outdir: Path) -> StackPlan:
+    tpl = _Template(template, assets, outdir)
+    stack = StackPlan(name=name, endpoints=[])
+    for logical_id, resource in tpl.resources.items():
+        kind = resource["Type"]
+        stack.resources[kind] += 1
+        stack.resource_paths.setdefault(kind, []).append(tpl.path(logical_id))
+        if resource.get("DeletionPolicy") == "Retain":
+            stack.retained.append(f"{tpl.path(logical_id)} ({kind})")
+    endpoints = {r["Properties"]["EndpointConfigName"]["Fn::GetAtt"][0]: r
+                 for r in tpl.resources.values() if r["Type"] == "AWS::SageMaker::Endpoint"
+                 and isinstance(r["Properties"].get("EndpointConfigName"), dict)
+                 and "Fn::GetAtt" in r["Properties"]["EndpointConfigName"]}
+    scaling = {}
+    for r in tpl.resources.values():
+        if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget":
+            variant = tpl.render(r["Properties"]["ResourceId"]).rsplit("/variant/", 1)[-1]
+            scaling[variant] = (int(r["Properties"]["MinCapacity"]), int(r["Properties"]["MaxCapacity"]))
+    for logical_id, resource in tpl.resources.items():
+        if resource["Type"] != "AWS::SageMaker::EndpointConfig":
+            continue
+        props = resource["Properties"]
+        variants = [_variant(tpl, "production", p) for p in props.get("ProductionVariants", [])]
+        variants += [_variant(tpl, "shadow", p) for p in props.get("ShadowProductionVariants", [])]
+        for v in variants:
+            v.autoscaling = scaling.get(v.name)
+        capture = None
+        if "DataCaptureConfig" in props:
+            dc = props["DataCaptureConfig"]
+            header = dc.get("CaptureContentTypeHeader", {})
+            capture = {
+                "destination": tpl.render(dc["DestinationS3Uri"]),
+                "modes": [o["CaptureMode"] for o in dc.get("CaptureOptions", [])],
+                "sampling_percent": dc.get("InitialSamplingPercentage"),
+                "kms_key": tpl.render(dc["KmsKeyId"]) if "KmsKeyId" in dc else None,
+                "csv": header.get("CsvContentTypes", []), "json": header.get("JsonContentTypes", []),
+            }
+        endpoint = endpoints.get(logical_id, {}).get("Properties", {})
+        stack.endpoints.append(EndpointPlan(
+            stack=name, config_id=tpl.path(logical_id),
+            endpoint_name=endpoint.get("EndpointName", "generated by CloudFormation"),
+            variants=variants, capture=capture,
+            storage_key=tpl.render(props["KmsKeyId"]) if "KmsKeyId" in props else None,
+            deployment=endpoint.get("DeploymentConfig")))
+    return stack
+
+
+def plan_assembly(outdir: str | Path) -> list[StackPlan]:
+    """Plans of every stack in a cloud assembly directory."""
+    outdir = Path(outdir)
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    plans = []
+    for artifact_id, artifact in manifest.get("artifacts", {}).items():
+        if artifact.get("type") != "aws:cloudformation:stack":
+            continue
+        template = json.loads((outdir / artifact["properties"]["templateFile"]).read_text())
+        assets_file = outdir / f"{artifact_id}.assets.json"
+        assets = json.loads(assets_file.read_text()).get("files", {}) if assets_file.exists() else {}
+        plans.append(plan_stack(artifact.get("displayName", artifact_id), template, assets, outdir))
+    return plans
+
+
+def _deployment_text(config: dict[str, Any] | None) -> str:
+    if not config:
+        return "SageMaker's default (blue/green, all at once)"
+    policy = config.get("BlueGreenUpdatePolicy", {})
+    routing = policy.get("TrafficRoutingConfiguration", {})
+    size = routing.get("CanarySize") or routing.get("LinearStepSize")
+    size_text = ""
+    if size:
+        size_text = f" {size['Value']}{'%' if size['Type'] == 'CAPACITY_PERCENT' else ' instance(s)'}"
+    alarms = config.get("AutoRollbackConfiguration", {}).get("Alarms", [])
+    text = (f"blue/green {routing.get('Type', '?')}{size_text}, wait {routing.get('WaitIntervalInSeconds', 0)} s, "
+            f"old fleet kept {policy.get('TerminationWaitInSeconds', 0)} s")
+    if "MaximumExecutionTimeoutInSeconds" in policy:
+        text += f", timeout {policy['MaximumExecutionTimeoutInSeconds']} s"
+    return text + f", {len(alarms)} auto-rollback alarm(s)"
+
+
+def render_plan(plans: list[StackPlan]) -> str:
+    lines: list[str] = []
+    for stack in plans:
+        lines.append(f"Stack {stack.name}")
+        for ep in stack.endpoints:
+            lines.append(f"  Endpoint {ep.endpoint_name} (config {ep.config_id})")
+            for v in ep.variants:
+                scale = f", autoscaling {v.autoscaling[0]}-{v.autoscaling[1]}" if v.autoscaling else ""
+                lines.append(f"    {v.role:<10} variant {v.name!r}: {v.instance_count} x {v.instance_type}{scale}, "
+                             f"weight {v.weight:g}")
+                lines.append(f"               model {v.model}: image {v.image}")
+                lines.append(f"               model data {v.model_data}")
+            if ep.shadow:
+                lines.append(f"    sampling   {ep.sampling_percent:g}% of production requests are copied to the "
+                             f"shadow (weight {ep.shadow.weight:g} / {ep.production[0].weight:g}); "
+                             "only production answers callers")
+            else:
+                lines.append("    sampling   no shadow variant: a plain endpoint")
+            if ep.capture:
+                c = ep.capture
+                lines.append(f"    capture    {' + '.join(c['modes']).lower()} of {c['sampling_percent']}% of requests "
+                             f"to {c['destination']}/<endpoint>/<variant>/yyyy/mm/dd/hh/")
+                lines.append(f"               encrypted with {c['kms_key'] or 'the bucket default'}; "
+                             f"CSV {', '.join(c['csv']) or '-'}; JSON {', '.join(c['json']) or '-'}; "
+                             "other content types base64")
+            else:
+                lines.append("    capture    off: the shadow's responses are discarded")
+            lines.append(f"    storage    {'KMS ' + ep.storage_key if ep.storage_key else 'no KMS key'}")
+            lines.append(f"    updates    {_deployment_text(ep.deployment)}")
+            hours = ep.instance_hours_per_day()
+            low, high = sum(h[0] for h in hours.values()), sum(h[1] for h in hours.values())
+            split = ", ".join(f"{name} {h[0]}" + (f"-{h[1]}" if h[1] != h[0] else "") for name, h in hours.items())
+            total = f"{low}" if low == high else f"{low}-{high}"
+            lines.append(f"    cost       {total} instance-hours per day ({split})")
+            if ep.shadow:
+                shadow_hours = hours[ep.shadow.name][0]
+                lines.append(f"               the shadow adds {shadow_hours} instance-hours per day "
+                             f"({100 * shadow_hours / max(low - shadow_hours, 1):.0f}% on top of production)")
+        total = sum(stack.resources.values())
+        lines.append(f"  Will create {total} resources:")
+        for kind, count in sorted(stack.resources.items()):
+            names = ", ".join(stack.resource_paths[kind][:4]) + (", ..." if count > 4 else "")
+            lines.append(f"    {count:>2} x {kind:<42} {names}")
+        if stack.retained:
+            lines.append(f"  Kept after cdk destroy: {', '.join(stack.retained)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Print the shadow-test plan of a synthesized CDK app.")
+    parser.add_argument("outdir", nargs="?", default="cdk.out", help="cloud assembly directory (default: cdk.out)")
+    args = parser.parse_args(argv)
+    if not (Path(args.outdir) / "manifest.json").exists():
+        print(f"shadow-plan: no cloud assembly in {args.outdir!r}; run `cdk synth` first", file=sys.stderr)
+        return 2
+    plans = plan_assembly(args.outdir)
+    if not any(p.endpoints for p in plans):
+        print(f"shadow-plan: no SageMaker endpoint config in {args.outdir!r}", file=sys.stderr)
+        return 1
+    print(render_plan(plans))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

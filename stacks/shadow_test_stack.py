@@ -1,0 +1,81 @@
+"""ShadowTestStack: the reference shadow test (churn model v1 in production, v2 as shadow)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from shadow_constructs import (
+    CapacitySize,
+    CaptureStore,
+    ConfigError,
+    DataCapture,
+    DeploymentGuardrails,
+    ModelData,
+    ModelImage,
+    ServingModel,
+    ShadowEndpoint,
+    TrafficRouting,
+    Variant,
+)
+
+from .config import ROOT, ShadowTestConfig
+
+
+class ShadowTestStack(cdk.Stack):
+    """Two XGBoost churn models, one endpoint with a shadow variant, and captured traffic."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: ShadowTestConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        image = ModelImage.sagemaker_xgboost(config.xgboost_version)
+        self.production_model = ServingModel(
+            self, "ProductionModel", image=image,
+            model_data=ModelData.from_asset(ROOT / config.production_model_artifact),
+            network_isolation=config.network_isolation)
+        self.shadow_model = ServingModel(
+            self, "ShadowModel", image=image,
+            model_data=ModelData.from_asset(ROOT / config.shadow_model_artifact),
+            network_isolation=config.network_isolation)
+
+        capture = None
+        if config.capture_enabled:
+            self.capture_store = CaptureStore(
+                self, "CaptureStore",
+                expiration=cdk.Duration.days(config.capture_expiration_days)
+                if config.capture_expiration_days else None,
+                destroy_on_removal=config.destroy_capture_on_removal)
+            capture = DataCapture(store=self.capture_store, prefix=config.capture_prefix,
+                                  sampling_percent=config.capture_sampling_percent)
+
+        self.endpoint = ShadowEndpoint(
+            self, "Endpoint",
+            endpoint_name=config.endpoint_name,
+            production=Variant(model=self.production_model, instance_type=config.production_instance_type,
+                               instance_count=config.production_instance_count),
+            shadow=Variant(model=self.shadow_model, instance_type=config.shadow_instance_type,
+                           instance_count=config.shadow_instance_count),
+            sampling_percent=config.sampling_percent,
+            data_capture=capture,
+            deployment=DeploymentGuardrails(traffic_routing=_routing(config)),
+        )
+        cdk.CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
+        cdk.CfnOutput(self, "ProductionVariantName", value=self.endpoint.production_variant_name)
+        cdk.CfnOutput(self, "ShadowVariantName", value=self.endpoint.shadow_variant_name)
+        if self.endpoint.capture_destination:
+            cdk.CfnOutput(self, "CaptureDestination", value=self.endpoint.capture_destination)
+
+
+def _routing(config: ShadowTestConfig) -> TrafficRouting:
+    wait = cdk.Duration.minutes(config.traffic_routing_wait_minutes)
+    size = CapacitySize.percent(config.traffic_routing_percent)
+    if config.traffic_routing == "canary":
+        return TrafficRouting.canary(size, wait)
+    if config.traffic_routing == "linear":
+        return TrafficRouting.linear(size, wait)
+    if config.traffic_routing == "all_at_once":
+        return TrafficRouting.all_at_once(wait)
+    raise ConfigError("ShadowTestConfig", [
+        f"traffic_routing must be one of all_at_once, canary, linear, got {config.traffic_routing!r}"])
