@@ -50,6 +50,8 @@ class CaptureStore(Construct):
         bucket_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Grant log delivery by bucket policy, not the legacy LogDeliveryWrite ACL, whatever the app's flags.
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         problems = Problems(f"CaptureStore {self.node.path!r}")
         if encryption_key is not None and not hasattr(encryption_key, "key_arn"):
             problems.add(f"encryption_key must be an aws_kms.IKey, got {shown(encryption_key)}")

@@ -1,0 +1,75 @@
+"""Shared helpers: one jsii process per worker, stacks synthesized once per module."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+import aws_cdk as cdk  # noqa: E402
+import pytest  # noqa: E402
+from aws_cdk import assertions  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+MODELS = ROOT / "models"
+XGBOOST_URI = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+
+
+def new_stack(name: str = "Test", *, region: str | None = None) -> cdk.Stack:
+    app = cdk.App(outdir=tempfile.mkdtemp(prefix="cdkout-"))
+    env = cdk.Environment(account="123456789012", region=region) if region else None
+    return cdk.Stack(app, name, env=env)
+
+
+def template_of(stack: cdk.Stack) -> assertions.Template:
+    return assertions.Template.from_stack(stack)
+
+
+def resources_of(template: assertions.Template, kind: str) -> dict:
+    return template.find_resources(kind)
+
+
+def only(template: assertions.Template, kind: str) -> dict:
+    found = template.find_resources(kind)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return next(iter(found.values()))
+
+
+def policy_statements(template: assertions.Template, role_logical_prefix: str) -> list[dict]:
+    """Every statement of the AWS::IAM::Policy resources whose logical id starts with the prefix."""
+    statements = []
+    for logical_id, policy in template.find_resources("AWS::IAM::Policy").items():
+        if logical_id.startswith(role_logical_prefix):
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def actions_of(statement: dict) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]
+
+
+def nag_violations(app: cdk.App) -> list[str]:
+    """Synthesize ``app`` (which has cdk-nag added) and return every unacknowledged finding."""
+    try:
+        app.synth()
+        return []
+    except RuntimeError as error:
+        reports = glob.glob(os.path.join(app.outdir, "validation-report.json"))
+        if not reports:
+            raise
+        report = json.loads(Path(reports[0]).read_text())
+        return [f"{v['ruleName']} at {c['constructPath']}"
+                for plugin in report["pluginReports"] for v in plugin["violations"]
+                for c in v["violatingConstructs"]] or [str(error)]
+
+
+@pytest.fixture
+def stack() -> cdk.Stack:
+    return new_stack()

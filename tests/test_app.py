@@ -1,0 +1,141 @@
+"""The example app: cdk-nag clean, cfn-lint clean, the reference scenario, the plan."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import assertions
+from cfnlint.api import ManualArgs, lint
+from conftest import ROOT, only
+
+from app import build_app
+from shadow_constructs import ConfigError
+from shadow_constructs.plan import main as plan_main
+from shadow_constructs.plan import plan_assembly, render_plan
+from stacks import ShadowTestConfig
+
+
+@pytest.fixture(scope="module")
+def synthesized():
+    # The context `cdk synth` gives the app: cdk.json's, plus path metadata.
+    context = dict(json.loads((ROOT / "cdk.json").read_text())["context"], **{"aws:cdk:enable-path-metadata": True})
+    app = cdk.App(outdir=tempfile.mkdtemp(prefix="cdkout-app-"), context=context)
+    build_app(app)
+    from conftest import nag_violations
+
+    violations = nag_violations(app)
+    return app, violations
+
+
+@pytest.fixture(scope="module")
+def template(synthesized):
+    app, _ = synthesized
+    return json.loads((Path(app.outdir) / "ChurnShadowTest.template.json").read_text())
+
+
+def test_cdk_nag_reports_no_unacknowledged_finding(synthesized):
+    _, violations = synthesized
+    assert violations == []
+
+
+def test_every_template_is_cfn_lint_clean(synthesized):
+    app, _ = synthesized
+    templates = list(Path(app.outdir).glob("*.template.json"))
+    assert templates
+    for path in templates:
+        matches = lint(path.read_text(), config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+        assert [str(m) for m in matches] == [], path.name
+
+
+def test_reference_scenario_variants_and_sampling(template):
+    config = only(assertions.Template.from_json(template), "AWS::SageMaker::EndpointConfig")["Properties"]
+    production, = config["ProductionVariants"]
+    shadow, = config["ShadowProductionVariants"]
+    assert (production["InstanceType"], production["InitialInstanceCount"], production["InitialVariantWeight"]) == \
+        ("ml.m5.xlarge", 2, 1)
+    assert (shadow["InstanceType"], shadow["InitialInstanceCount"], shadow["InitialVariantWeight"]) == \
+        ("ml.m5.xlarge", 1, 0.5)
+    assert config["DataCaptureConfig"]["InitialSamplingPercentage"] == 100
+    assert {o["CaptureMode"] for o in config["DataCaptureConfig"]["CaptureOptions"]} == {"Input", "Output"}
+
+
+def test_both_models_are_xgboost_assets(template):
+    models = assertions.Template.from_json(template).find_resources("AWS::SageMaker::Model")
+    assert len(models) == 2
+    for model in models.values():
+        container = model["Properties"]["PrimaryContainer"]
+        assert container["Image"]["Fn::Join"][1][-1] == "/sagemaker-xgboost:1.7-1"
+        assert "cdk-hnb659fds-assets" in container["ModelDataUrl"]["Fn::Sub"]
+        assert model["Properties"]["EnableNetworkIsolation"] is True
+
+
+def test_capture_bucket_is_retained_by_default(template):
+    buckets = assertions.Template.from_json(template).find_resources("AWS::S3::Bucket")
+    assert buckets and all(b["DeletionPolicy"] == "Retain" for b in buckets.values())
+
+
+def test_plan_states_the_test_in_plain_words(synthesized):
+    app, _ = synthesized
+    plan = plan_assembly(app.outdir)
+    endpoint, = plan[0].endpoints
+    assert endpoint.sampling_percent == 50
+    assert endpoint.instance_hours_per_day() == {"production": (48, 48), "shadow": (24, 24)}
+    text = render_plan(plan)
+    assert "50% of production requests are copied to the shadow" in text
+    assert "72 instance-hours per day (production 48, shadow 24)" in text
+    assert "s3://<CaptureStore/Bucket>/datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/" in text
+    assert "2 x ml.m5.xlarge" in text and "1 x ml.m5.xlarge" in text
+    assert "Kept after cdk destroy" in text and "CaptureStore/Bucket (AWS::S3::Bucket)" in text
+
+
+def test_plan_command_fails_clearly_without_assembly(tmp_path, capsys):
+    assert plan_main([str(tmp_path)]) == 2
+    assert "no cloud assembly" in capsys.readouterr().err
+
+
+def test_config_overrides_apply_in_order(tmp_path):
+    file = tmp_path / "test.json"
+    file.write_text(json.dumps({"shadow_instance_count": 3, "sampling_percent": 20}))
+    config = ShadowTestConfig.load({"sampling_percent": 10, "production_instance_count": 4}, str(file))
+    assert (config.sampling_percent, config.shadow_instance_count, config.production_instance_count) == (20, 3, 4)
+    assert ShadowTestConfig.load('{"sampling_percent": 30}').sampling_percent == 30
+
+
+@pytest.mark.parametrize(("context", "message"), [
+    ({"samplng_percent": 5}, r"unknown key 'samplng_percent'"),
+    ({"sampling_percent": "50"}, r"sampling_percent must be int, got '50'"),
+    ({"capture_enabled": 1}, r"capture_enabled must be bool, got 1"),
+    ({"production_instance_count": True}, r"production_instance_count must be int, got True"),
+    ("[1, 2]", r"must be a JSON object, got list"),
+])
+def test_config_rejects_bad_values(context, message):
+    with pytest.raises(ConfigError, match=message):
+        ShadowTestConfig.load(context)
+
+
+def test_config_file_must_be_readable(tmp_path):
+    with pytest.raises(ConfigError, match=r"shadow-test-config must name a readable JSON file, got '.*missing.json'"):
+        ShadowTestConfig.load(None, str(tmp_path / "missing.json"))
+
+
+def test_config_rejects_unknown_traffic_routing():
+    app = cdk.App(outdir=tempfile.mkdtemp(), context={"shadow-test": {"traffic_routing": "blue-green"}, "nag": "false"})
+    with pytest.raises(ConfigError, match=r"traffic_routing must be one of all_at_once, canary, linear, got 'blue-green'"):
+        build_app(app)
+
+
+def test_canary_config_reaches_the_endpoint():
+    app = cdk.App(outdir=tempfile.mkdtemp(), context={
+        "shadow-test": {"traffic_routing": "canary", "traffic_routing_percent": 25, "capture_enabled": False},
+        "nag": "false"})
+    build_app(app)
+    template = assertions.Template.from_json(app.synth().get_stack_by_name("ChurnShadowTest").template)
+    routing = only(template, "AWS::SageMaker::Endpoint")["Properties"]["DeploymentConfig"][
+        "BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing == {"Type": "CANARY", "WaitIntervalInSeconds": 300,
+                       "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25}}
+    assert "DataCaptureConfig" not in only(template, "AWS::SageMaker::EndpointConfig")["Properties"]
