@@ -34,6 +34,7 @@ demo: setup
 	$(BIN)/shadow-plan cdk.out
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2
 
 lint: setup

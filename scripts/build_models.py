@@ -95,10 +95,10 @@ def deterministic_tar_gz(members: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "models")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for seed, name in enumerate(sorted(VERSIONS), start=7):
         model = train(name, seed)
         json.loads(model)  # fail here, not in SageMaker, if the format ever changes

@@ -162,7 +162,8 @@ class _RollbackAlarms:
     def produce(self):
         if not self.alarms:
             return None
-        return {"Alarms": [{"AlarmName": alarm.alarm_name} for alarm in self.alarms]}
+        # The L1 validates and renders this value like a struct it was given: camelCase keys.
+        return {"alarms": [{"alarmName": alarm.alarm_name} for alarm in self.alarms]}
 
 
 class ShadowEndpoint(ShadowEndpointBase):
@@ -254,7 +255,7 @@ class ShadowEndpoint(ShadowEndpointBase):
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self, "Config",
             production_variants=[self._variant_property(v, n, w) for v, n, w
-                                 in zip(productions, self._production_names, weights)],
+                                 in zip(productions, self._production_names, weights, strict=True)],
             shadow_production_variants=[self._variant_property(
                 shadow, self.shadow_variant_name, weights[0] * self.sampling_percent / 100)] if shadow else None,
             data_capture_config=capture_config,
@@ -272,7 +273,7 @@ class ShadowEndpoint(ShadowEndpointBase):
         for alarm in deployment.rollback_alarms if deployment else ():
             self.add_rollback_alarm(alarm)
         self.scalable_targets: dict[str, appscaling.CfnScalableTarget] = {}
-        for variant, name in zip(every, self._production_names + [self.shadow_variant_name]):
+        for variant, name in zip(every, self._production_names + [self.shadow_variant_name], strict=False):
             if variant.autoscaling:
                 self._autoscale(variant, name)
 
@@ -297,7 +298,7 @@ class ShadowEndpoint(ShadowEndpointBase):
     @property
     def variants(self) -> dict[str, Variant]:
         """Each variant by name, production first."""
-        pairs = list(zip(self._production_names, self.production_variants))
+        pairs = list(zip(self._production_names, self.production_variants, strict=True))
         if self.shadow:
             pairs.append((self.shadow_variant_name, self.shadow))
         return dict(pairs)
