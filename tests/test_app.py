@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -139,3 +140,23 @@ def test_canary_config_reaches_the_endpoint():
     assert routing == {"Type": "CANARY", "WaitIntervalInSeconds": 300,
                        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25}}
     assert "DataCaptureConfig" not in only(template, "AWS::SageMaker::EndpointConfig")["Properties"]
+
+
+def test_cdk_nag_fails_an_unsafe_addition():
+    from aws_cdk import aws_s3 as s3
+    from conftest import nag_violations
+
+    app = cdk.App(outdir=tempfile.mkdtemp(prefix="cdkout-bad-"))
+    build_app(app)
+    s3.Bucket(app.node.find_child("ChurnShadowTest"), "Unsafe")
+    violations = nag_violations(app)
+    assert any(v.startswith("AwsSolutions-S1 at ChurnShadowTest/Unsafe") for v in violations)
+    assert any(v.startswith("AwsSolutions-S10 at ChurnShadowTest/Unsafe") for v in violations)
+
+
+def test_example_serving_resources_match_the_snapshot(template, snapshot):
+    """The SageMaker part of the example template, asset hashes masked; update with --snapshot-update."""
+    text = json.dumps({logical_id: {k: v for k, v in resource.items() if k != "Metadata"}
+                       for logical_id, resource in template["Resources"].items()
+                       if resource["Type"].startswith(("AWS::SageMaker::", "AWS::IAM::"))}, indent=1, sort_keys=True)
+    assert re.sub(r"[0-9a-f]{64}", "<asset-hash>", text) == snapshot
