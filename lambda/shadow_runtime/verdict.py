@@ -1,0 +1,435 @@
+"""The promotion verdict: is the shadow at least as good as production? Stdlib only.
+
+``compare(production, shadow, criteria)`` judges per-minute CloudWatch series of the two
+variants and returns a ``Verdict``: PROMOTE, REJECT or INCONCLUSIVE, a score 0-100, a result
+per metric (effect size with its confidence interval) and the reasons in plain words.
+
+Method (Kayenta's judge, improved where a shadow test allows):
+
+* Paired by minute. Both variants serve the same requests in the same minutes, so each
+  latency or utilization statistic is compared minute by minute: d = ln(shadow / production).
+  The Wilcoxon signed-rank test on d, with the Hodges-Lehmann estimate and its
+  distribution-free interval, cancels the load and payload swings both variants share;
+  Kayenta's Mann-Whitney test treats the minutes as unrelated samples and cannot.
+* Non-inferiority, not "no significant difference". A metric passes only when its upper
+  confidence bound stays within the tolerance (e.g. p99 at most 5% higher). Thin data gives a
+  wide interval, which cannot pass: too little traffic is INCONCLUSIVE, never PROMOTE.
+  Kayenta passes any metric it cannot prove different, so it promotes on thin data.
+* A metric is a regression ("higher") only when its lower confidence bound is above zero AND
+  its estimate is beyond the tolerance; the lower bounds use a Bonferroni-adjusted level over
+  the judged metrics, so several metrics do not multiply false rejections.
+* Errors are judged as rates over the window (errors / invocations per variant) with
+  Newcombe's score interval for the difference of two proportions, never as raw counts:
+  the shadow sees only its sampling share, so fewer shadow invocations or errors is expected.
+* Lower latency or fewer errors is an improvement ("lower"), never a failure.
+* Critical metrics (default: ModelLatency:p99, Invocation5XXErrors, InvocationModelErrors)
+  must each pass for PROMOTE and REJECT the test when higher. A weighted score over all
+  judged metrics (pass/lower 1, inconclusive 0.5, higher 0) must reach ``pass_score`` for
+  PROMOTE; when the metrics shown higher weigh so much that the score would stay below
+  ``marginal_score`` even if every undecided metric passed, it REJECTs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .stats import hodges_lehmann, newcombe_difference, signed_rank_bounds, signed_rank_test
+
+PROMOTE, REJECT, INCONCLUSIVE = "PROMOTE", "REJECT", "INCONCLUSIVE"
+PASS, HIGHER, LOWER, UNDECIDED, NO_DATA = "pass", "higher", "lower", "inconclusive", "no data"
+
+COUNT_METRICS = ("Invocations", "InvocationsPerInstance", "Invocation4XXErrors", "Invocation5XXErrors",
+                 "InvocationModelErrors")
+ERROR_METRICS = ("Invocation4XXErrors", "Invocation5XXErrors", "InvocationModelErrors")
+LATENCY_METRICS = ("ModelLatency", "OverheadLatency")
+UTILIZATION_METRICS = ("CPUUtilization", "MemoryUtilization", "DiskUtilization", "GPUUtilization",
+                       "GPUMemoryUtilization")
+_STATISTIC = re.compile(r"Average|Minimum|Maximum|p\d{1,2}(\.\d+)?|p100")
+
+DEFAULT_WEIGHTS = {
+    "ModelLatency:p99": 3.0, "Invocation5XXErrors": 3.0, "InvocationModelErrors": 3.0,
+    "Invocation4XXErrors": 1.0,
+}
+
+
+def _default_weight(key: str) -> float:
+    if key in DEFAULT_WEIGHTS:
+        return DEFAULT_WEIGHTS[key]
+    return 1.0 if key.split(":")[0] in LATENCY_METRICS else 0.5
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What the judge needs to know and may be told. Every field has a default.
+
+    :param sampling_percent: share of production requests the shadow receives, 1-100. Used to
+        check the shadow's traffic; fewer shadow invocations are never a regression. Default 100.
+    :param confidence: confidence of the intervals, e.g. 0.98 (Kayenta's default). Default 0.98.
+    :param latency_tolerance: relative increase allowed in a latency statistic. Default 0.05 (5%).
+    :param utilization_tolerance: relative increase allowed in CPU/memory/disk/GPU use.
+        Default 0.25 (these depend on the shadow's capacity, so they are judged loosely).
+    :param error_rate_tolerance: absolute increase allowed in an error rate. Default 0.005
+        (half a percentage point).
+    :param critical: metric keys that must pass for PROMOTE and REJECT when higher.
+        Default ModelLatency:p99, Invocation5XXErrors, InvocationModelErrors.
+    :param weights: weight per metric key in the score. Default 3 for the critical defaults,
+        1 for other latencies and 4XX errors, 0.5 for utilizations.
+    :param min_minutes: paired minutes needed before PROMOTE. Default 10.
+    :param min_shadow_invocations: shadow requests needed before PROMOTE. Default 300.
+    :param pass_score: lowest score that may PROMOTE. Default 95.
+    :param marginal_score: below it, REJECT. Default 75.
+    """
+
+    sampling_percent: float = 100.0
+    confidence: float = 0.98
+    latency_tolerance: float = 0.05
+    utilization_tolerance: float = 0.25
+    error_rate_tolerance: float = 0.005
+    critical: tuple[str, ...] = ("ModelLatency:p99", "Invocation5XXErrors", "InvocationModelErrors")
+    weights: Mapping[str, float] = field(default_factory=dict)
+    min_minutes: int = 10
+    min_shadow_invocations: int = 300
+    pass_score: float = 95.0
+    marginal_score: float = 75.0
+
+    def __post_init__(self) -> None:
+        problems = []
+
+        def number(name: str, low: float, high: float, integer: bool = False) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)) \
+                    or not low <= value <= high:
+                problems.append(f"{name} must be {'an integer' if integer else 'a number'} "
+                                f"between {low:g} and {high:g}, got {value!r}")
+
+        number("sampling_percent", 1, 100)
+        number("confidence", 0.5, 0.9999)
+        number("latency_tolerance", 0, 10)
+        number("utilization_tolerance", 0, 10)
+        number("error_rate_tolerance", 0, 1)
+        number("min_minutes", 1, 10 ** 6, integer=True)
+        number("min_shadow_invocations", 0, 10 ** 12, integer=True)
+        number("pass_score", 0, 100)
+        number("marginal_score", 0, 100)
+        if not problems and self.marginal_score > self.pass_score:
+            problems.append(f"marginal_score must not exceed pass_score, got {self.marginal_score} > {self.pass_score}")
+        if isinstance(self.critical, str) or not all(isinstance(k, str) for k in self.critical):
+            problems.append(f"critical must be a list of metric keys, got {self.critical!r}")
+        else:
+            problems += [f"critical: {p}" for k in self.critical if (p := _key_problem(k))]
+        if not isinstance(self.weights, Mapping):
+            problems.append(f"weights must map metric keys to numbers, got {self.weights!r}")
+        else:
+            for key, weight in self.weights.items():
+                if (p := _key_problem(key)):
+                    problems.append(f"weights: {p}")
+                elif isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+                    problems.append(f"weights[{key!r}] must be a number >= 0, got {weight!r}")
+        if problems:
+            raise ValueError("invalid criteria: " + "; ".join(problems))
+        object.__setattr__(self, "critical", tuple(self.critical))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> Criteria:
+        """Criteria from a JSON-like mapping (e.g. the workflow's input); unknown keys are errors."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"invalid criteria: unknown keys {unknown}; known keys: {sorted(known)}")
+        return cls(**values)
+
+    def weight(self, key: str) -> float:
+        return float(self.weights.get(key, _default_weight(key)))
+
+    def tolerance(self, key: str) -> float:
+        name = key.split(":")[0]
+        if name in ERROR_METRICS:
+            return self.error_rate_tolerance
+        return self.latency_tolerance if name in LATENCY_METRICS else self.utilization_tolerance
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """The judgement of one metric.
+
+    ``effect`` is the shadow's change over production: relative (0.12 = 12% higher) for
+    latencies and utilizations, absolute (0.004 = 0.4 percentage points) for error rates;
+    ``interval`` its two-sided confidence interval; ``production`` / ``shadow`` the typical
+    per-minute values (medians) or the window's error rates.
+    """
+
+    key: str
+    kind: str
+    status: str
+    critical: bool
+    weight: float
+    tolerance: float
+    effect: float | None = None
+    interval: tuple[float, float] | None = None
+    p_value: float | None = None
+    n: int = 0
+    production: float | None = None
+    shadow: float | None = None
+    note: str = ""
+
+    def describe(self) -> str:
+        tag = " (critical)" if self.critical else ""
+        if self.status == NO_DATA or self.effect is None:
+            return f"{self.key}{tag}: no data{' - ' + self.note if self.note else ''}"
+        if self.kind == "error_rate":
+            effect = f"{self.shadow:.3%} vs {self.production:.3%} ({self.effect * 100:+.3f} pp, " \
+                     f"CI {self.interval[0] * 100:+.3f} to {self.interval[1] * 100:+.3f} pp; " \
+                     f"tolerance +{self.tolerance * 100:.3g} pp)"
+        else:
+            effect = f"{self.effect:+.1%} (CI {self.interval[0]:+.1%} to {self.interval[1]:+.1%}; " \
+                     f"tolerance +{self.tolerance:.3g}) over {self.n} paired minutes"
+        return f"{self.key}{tag}: {self.status} - shadow {effect}{'; ' + self.note if self.note else ''}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judge's answer: ``decision`` (PROMOTE | REJECT | INCONCLUSIVE), ``score`` 0-100,
+    ``metrics`` (key -> MetricResult), ``reasons`` (plain lines), ``traffic`` (counts)."""
+
+    decision: str
+    score: float
+    metrics: dict[str, MetricResult]
+    reasons: list[str]
+    traffic: dict[str, Any]
+    criteria: Criteria
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (for reports)."""
+        return {"decision": self.decision, "score": self.score, "reasons": list(self.reasons),
+                "traffic": dict(self.traffic),
+                "metrics": {k: {**asdict(m), "interval": list(m.interval) if m.interval else None}
+                            for k, m in self.metrics.items()},
+                "criteria": {**asdict(self.criteria), "critical": list(self.criteria.critical),
+                             "weights": dict(self.criteria.weights)}}
+
+
+def _key_problem(key: Any) -> str | None:
+    if not isinstance(key, str):
+        return f"metric keys must be strings, got {key!r}"
+    name, _, statistic = key.partition(":")
+    if name in COUNT_METRICS:
+        if statistic:
+            return f"{name} is a count, read as the per-minute Sum: use {name!r}, not {key!r}"
+        return None
+    if name in LATENCY_METRICS + UTILIZATION_METRICS:
+        if not statistic:
+            return f"{key!r} needs a statistic, e.g. '{name}:p99' or '{name}:Average'"
+        if not _STATISTIC.fullmatch(statistic):
+            return f"unknown statistic {statistic!r} in {key!r} (Average, Minimum, Maximum or pNN)"
+        return None
+    known = ", ".join(COUNT_METRICS + LATENCY_METRICS + UTILIZATION_METRICS)
+    return f"unknown metric {name!r} in key {key!r}; known metrics: {known}"
+
+
+def _validated(production: Any, shadow: Any) -> tuple[dict[str, list], dict[str, list], int]:
+    problems: list[str] = []
+    for label, series in (("production", production), ("shadow", shadow)):
+        if not isinstance(series, Mapping):
+            raise ValueError(f"{label} must map metric keys to per-minute sequences, got {type(series).__name__}")
+    if set(production) != set(shadow):
+        only_p, only_s = sorted(set(production) - set(shadow)), sorted(set(shadow) - set(production))
+        raise ValueError(f"production and shadow must give the same metric keys; only in production: {only_p}, "
+                         f"only in shadow: {only_s}")
+    lengths = set()
+    cleaned: tuple[dict[str, list], dict[str, list]] = ({}, {})
+    for key in sorted(production):
+        if (p := _key_problem(key)):
+            problems.append(p)
+            continue
+        is_count = key in COUNT_METRICS
+        for label, source, target in (("production", production, cleaned[0]), ("shadow", shadow, cleaned[1])):
+            values = source[key]
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+                problems.append(f"{label}[{key!r}] must be a sequence of numbers or None, got {type(values).__name__}")
+                continue
+            lengths.add(len(values))
+            out = []
+            for minute, v in enumerate(values):
+                if v is None:
+                    # CloudWatch leaves out count datapoints of minutes without traffic: that is a zero.
+                    out.append(0.0 if is_count else None)
+                elif isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or math.isinf(v):
+                    problems.append(f"{label}[{key!r}][{minute}] must be a finite number or None, got {v!r}")
+                    break
+                elif v < 0:
+                    what = "counts" if is_count else "values"
+                    problems.append(f"{label}[{key!r}][{minute}] is negative ({v!r}); {what} cannot be negative")
+                    break
+                else:
+                    out.append(float(v))
+            target[key] = out
+    if len(lengths) > 1:
+        problems.append(f"every series must cover the same minutes; got lengths {sorted(lengths)}")
+    if problems:
+        raise ValueError("invalid metric data: " + "; ".join(problems))
+    return cleaned[0], cleaned[1], (lengths.pop() if lengths else 0)
+
+
+def _judge_paired(key: str, prod: list, shad: list, criteria: Criteria, alpha_higher: float) -> MetricResult:
+    kind = "latency" if key.split(":")[0] in LATENCY_METRICS else "utilization"
+    base = {"key": key, "kind": kind, "critical": key in criteria.critical, "weight": criteria.weight(key),
+            "tolerance": criteria.tolerance(key)}
+    d, skipped = [], 0
+    for p, s in zip(prod, shad, strict=True):
+        if p is None or s is None:
+            continue
+        if p > 0 and s > 0:
+            d.append(math.log(s / p))
+        elif p == s == 0:
+            d.append(0.0)
+        else:
+            skipped += 1
+    note = f"{skipped} minute(s) with a zero on one side left out" if skipped else ""
+    if not d:
+        return MetricResult(status=NO_DATA, note=note or "no minute with data on both sides", **base)
+    alpha = 1 - criteria.confidence
+    estimate = hodges_lehmann(d)
+    low, high = signed_rank_bounds(d, alpha / 2, alpha / 2)
+    low_higher, _ = signed_rank_bounds(d, alpha_higher, alpha)
+    _, high_ni = signed_rank_bounds(d, alpha, alpha)
+    _, p_value = signed_rank_test(d)
+    rel = math.expm1
+    tol = base["tolerance"]
+    if low_higher > 0 and rel(estimate) > tol:
+        status = HIGHER
+    elif rel(high_ni) <= tol:
+        status = LOWER if high < 0 else PASS
+    else:
+        status = UNDECIDED
+    ordered_p = sorted(v for v in prod if v is not None)
+    ordered_s = sorted(v for v in shad if v is not None)
+    return MetricResult(status=status, effect=rel(estimate), interval=(rel(low), rel(high)), p_value=p_value,
+                        n=len(d), production=_median(ordered_p), shadow=_median(ordered_s), note=note, **base)
+
+
+def _judge_rate(key: str, errors_p: float, calls_p: float, errors_s: float, calls_s: float,
+                criteria: Criteria, alpha_higher: float) -> MetricResult:
+    base = {"key": key, "kind": "error_rate", "critical": key in criteria.critical, "weight": criteria.weight(key),
+            "tolerance": criteria.tolerance(key)}
+    if calls_s <= 0 or calls_p <= 0:
+        side = "shadow" if calls_s <= 0 else "production"
+        return MetricResult(status=NO_DATA, note=f"no {side} invocations in the window", **base)
+    k_p, n_p = int(min(errors_p, calls_p)), int(calls_p)
+    k_s, n_s = int(min(errors_s, calls_s)), int(calls_s)
+    alpha = 1 - criteria.confidence
+    estimate, low, high = newcombe_difference(k_s, n_s, k_p, n_p, criteria.confidence)
+    _, low_higher, _ = newcombe_difference(k_s, n_s, k_p, n_p, 1 - 2 * alpha_higher)
+    _, _, high_ni = newcombe_difference(k_s, n_s, k_p, n_p, 1 - 2 * alpha)
+    tol = base["tolerance"]
+    if low_higher > 0 and estimate > tol:
+        status = HIGHER
+    elif high_ni <= tol:
+        status = LOWER if high < 0 else PASS
+    else:
+        status = UNDECIDED
+    return MetricResult(status=status, effect=estimate, interval=(low, high), n=n_s,
+                        production=k_p / n_p, shadow=k_s / n_s, **base)
+
+
+def _median(ordered: list[float]) -> float | None:
+    if not ordered:
+        return None
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def compare(production: Mapping[str, Sequence[float | None]], shadow: Mapping[str, Sequence[float | None]],
+            criteria: Criteria | Mapping[str, Any] | None = None) -> Verdict:
+    """Judge the shadow against production over aligned per-minute series.
+
+    :param production: metric key -> per-minute values (None for a missing minute). Keys are
+        count metrics read as per-minute Sum (``Invocations``, ``Invocation4XXErrors``,
+        ``Invocation5XXErrors``, ``InvocationModelErrors``) or ``Metric:statistic``
+        (``ModelLatency:p99``, ``OverheadLatency:p99``, ``CPUUtilization:Average``, ...;
+        latencies in microseconds). Any subset may be given.
+    :param shadow: the same keys and minutes for the shadow variant.
+    :param criteria: a ``Criteria``, a mapping of its fields, or None for the defaults.
+    :raises ValueError: for unknown keys, mismatched lengths, negative or non-numeric values.
+    """
+    if not isinstance(criteria, Criteria):
+        criteria = Criteria.from_mapping(criteria)
+    prod, shad, minutes = _validated(production, shadow)
+    calls_p = sum(prod.get("Invocations", []))
+    calls_s = sum(shad.get("Invocations", []))
+    judged_keys = [k for k in sorted(prod) if k not in ("Invocations", "InvocationsPerInstance")]
+    alpha_higher = (1 - criteria.confidence) / max(1, len(judged_keys))  # Bonferroni over judged metrics
+
+    metrics: dict[str, MetricResult] = {}
+    for key in judged_keys:
+        if key in ERROR_METRICS:
+            if "Invocations" not in prod:
+                metrics[key] = MetricResult(key=key, kind="error_rate", status=NO_DATA, critical=key in criteria.critical,
+                                            weight=criteria.weight(key), tolerance=criteria.tolerance(key),
+                                            note="error rates need the Invocations series")
+                continue
+            metrics[key] = _judge_rate(key, sum(prod[key]), calls_p, sum(shad[key]), calls_s, criteria, alpha_higher)
+        else:
+            metrics[key] = _judge_paired(key, prod[key], shad[key], criteria, alpha_higher)
+    for key in criteria.critical:
+        if key not in metrics:
+            metrics[key] = MetricResult(key=key, kind="error_rate" if key in ERROR_METRICS else "latency",
+                                        status=NO_DATA, critical=True, weight=criteria.weight(key),
+                                        tolerance=criteria.tolerance(key), note="not given")
+
+    scored = [m for m in metrics.values() if m.status != NO_DATA and m.weight > 0]
+    points = {PASS: 1.0, LOWER: 1.0, UNDECIDED: 0.5, HIGHER: 0.0}
+    total_weight = sum(m.weight for m in scored)
+    score = round(100 * sum(points[m.status] * m.weight for m in scored) / total_weight, 1) if total_weight else 0.0
+    # REJECT on score only for regressions shown, never for lack of data: undecided counts as passed here.
+    best_case = round(100 * sum(m.weight for m in scored if m.status != HIGHER) / total_weight, 1) if total_weight else 100.0
+
+    paired_minutes = max((m.n for m in metrics.values() if m.kind != "error_rate"), default=0)
+    expected_share = criteria.sampling_percent / 100
+    traffic = {"minutes": minutes, "paired_minutes": paired_minutes, "production_invocations": int(calls_p),
+               "shadow_invocations": int(calls_s), "expected_share": expected_share,
+               "observed_share": (calls_s / calls_p) if calls_p else None}
+
+    reasons: list[str] = []
+    critical_higher = [m for m in metrics.values() if m.critical and m.status == HIGHER]
+    critical_unproven = [m for m in metrics.values() if m.critical and m.status not in (PASS, LOWER)]
+    thin = []
+    if "Invocations" in prod and calls_s < criteria.min_shadow_invocations:
+        thin.append(f"the shadow served {int(calls_s)} requests, fewer than the {criteria.min_shadow_invocations} needed")
+    if "Invocations" not in prod:
+        thin.append("no Invocations series, so the traffic cannot be checked")
+    if paired_minutes < criteria.min_minutes:
+        thin.append(f"{paired_minutes} paired minutes of data, fewer than the {criteria.min_minutes} needed")
+
+    if critical_higher:
+        decision = REJECT
+        reasons.append("REJECT: critical metric(s) regressed beyond tolerance: "
+                       + ", ".join(m.key for m in critical_higher))
+    elif scored and best_case < criteria.marginal_score:
+        decision = REJECT
+        reasons.append(f"REJECT: even counting every undecided metric as passed, the score ({best_case:g}) is "
+                       f"below the marginal threshold {criteria.marginal_score:g}")
+    elif thin:
+        decision = INCONCLUSIVE
+        reasons.append("INCONCLUSIVE: too little data to promote: " + "; ".join(thin))
+    elif critical_unproven:
+        decision = INCONCLUSIVE
+        reasons.append("INCONCLUSIVE: not yet shown within tolerance: "
+                       + ", ".join(f"{m.key} ({m.status})" for m in critical_unproven))
+    elif score < criteria.pass_score:
+        decision = INCONCLUSIVE
+        reasons.append(f"INCONCLUSIVE: score {score:g} is between the marginal ({criteria.marginal_score:g}) "
+                       f"and pass ({criteria.pass_score:g}) thresholds")
+    else:
+        decision = PROMOTE
+        reasons.append(f"PROMOTE: every critical metric is within tolerance and the score is {score:g}")
+    if calls_p and calls_s / calls_p < 0.5 * expected_share:
+        reasons.append(f"note: the shadow received {calls_s / calls_p:.1%} of production's requests, "
+                       f"expected about {expected_share:.0%}; check its health and capacity")
+    reasons += [m.describe() for m in sorted(metrics.values(), key=lambda m: (not m.critical, m.key))]
+    return Verdict(decision=decision, score=score, metrics=metrics, reasons=reasons, traffic=traffic,
+                   criteria=criteria)
