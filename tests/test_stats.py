@@ -108,3 +108,17 @@ def test_newcombe_difference_combines_the_wilson_intervals():
     # Newcombe (1998), Statistics in Medicine 17:873, table II, method 10, examples (a) and (b).
     assert [round(v, 4) for v in stats.newcombe_difference(56, 70, 48, 80, 0.95)[1:]] == [0.0524, 0.3339]
     assert [round(v, 4) for v in stats.newcombe_difference(9, 10, 3, 10, 0.95)[1:]] == [0.1705, 0.8090]
+
+
+@pytest.mark.parametrize("n", [3, 57, 450])
+def test_walsh_bisection_equals_listing(n):
+    """The large-n selection path (no listing) gives the listed order statistics exactly."""
+    d = sorted(RNG.lognormal(0, 1, n).round(3))
+    averages = walsh_averages(d)
+    for k in (1, len(averages) // 7, len(averages) // 2, len(averages) - 3, len(averages)):
+        assert stats._walsh_bisect(d, max(k, 1)) == pytest.approx(averages[max(k, 1) - 1], abs=1e-12)
+
+
+def test_hodges_lehmann_beyond_the_listing_size():
+    d = list(RNG.normal(0.1, 1, stats.ENUMERATE_MAX_N + 100))
+    assert stats.hodges_lehmann(d) == pytest.approx(float(np.median(walsh_averages(d))), abs=1e-12)

@@ -101,16 +101,39 @@ def _walsh_count(sorted_d: Sequence[float], value: float) -> int:
     return count
 
 
+ENUMERATE_MAX_N = 400  # up to here, list and sort all n(n+1)/2 Walsh averages (<= 80,200 values)
+
+
+class _Walsh:
+    """Order statistics of the Walsh averages of sorted data: listed for small n, selected otherwise."""
+
+    def __init__(self, sorted_d: Sequence[float]) -> None:
+        self.d = sorted_d
+        n = len(sorted_d)
+        self.total = n * (n + 1) // 2
+        self.listed = sorted((sorted_d[i] + sorted_d[j]) / 2 for i in range(n) for j in range(i, n)) \
+            if n <= ENUMERATE_MAX_N else None
+
+    def select(self, k: int) -> float:
+        if not 1 <= k <= self.total:
+            raise ValueError(f"k must be between 1 and {self.total}, got {k}")
+        if self.listed is not None:
+            return self.listed[k - 1]
+        return _walsh_bisect(self.d, k)
+
+
 def walsh_select(sorted_d: Sequence[float], k: int) -> float:
-    """The k-th smallest (1-based) Walsh average, in O(n log range) without listing all n(n+1)/2."""
+    """The k-th smallest (1-based) Walsh average (d_i + d_j) / 2, i <= j, of sorted data."""
+    return _Walsh(sorted_d).select(k)
+
+
+def _walsh_bisect(sorted_d: Sequence[float], k: int) -> float:
+    """Selection without listing all n(n+1)/2 averages: bisection on the value, O(n) per step."""
     n = len(sorted_d)
-    total = n * (n + 1) // 2
-    if not 1 <= k <= total:
-        raise ValueError(f"k must be between 1 and {total}, got {k}")
     lo, hi = sorted_d[0], sorted_d[-1]
     if _walsh_count(sorted_d, lo) >= k:
         return lo
-    for _ in range(200):  # bisection on the value: count(lo) < k <= count(hi)
+    for _ in range(200):  # count(lo) < k <= count(hi)
         mid = (lo + hi) / 2
         if mid <= lo or mid >= hi:
             break
@@ -143,11 +166,22 @@ def _signed_rank_quantile(n: int, alpha: float, ties_correction: float) -> int:
 
 def hodges_lehmann(d: Sequence[float]) -> float:
     """The one-sample Hodges-Lehmann estimate: the median of the Walsh averages."""
+    return signed_rank_estimate(d, [])[0]
+
+
+def signed_rank_estimate(d: Sequence[float], alphas: Sequence[float]) -> tuple[float, list[tuple[float, float]]]:
+    """Hodges-Lehmann estimate of the pseudo-median of d, and for each one-sided level alpha the
+    pair (lower bound, upper bound) at confidence 1 - alpha, from one sort of the data."""
     s = sorted(d)
-    total = len(s) * (len(s) + 1) // 2
-    if total % 2:
-        return walsh_select(s, total // 2 + 1)
-    return (walsh_select(s, total // 2) + walsh_select(s, total // 2 + 1)) / 2
+    walsh = _Walsh(s)
+    total = walsh.total
+    estimate = (walsh.select((total + 1) // 2) + walsh.select(total // 2 + 1)) / 2  # the median, odd or even
+    correction = sum(c ** 3 - c for c in Counter(abs(x) for x in s).values())
+    bounds = []
+    for alpha in alphas:
+        q = _signed_rank_quantile(len(s), alpha, correction)
+        bounds.append((walsh.select(min(q, total)), walsh.select(max(total - q + 1, 1))))
+    return estimate, bounds
 
 
 def signed_rank_bounds(d: Sequence[float], alpha_lower: float, alpha_upper: float) -> tuple[float, float]:
@@ -156,14 +190,8 @@ def signed_rank_bounds(d: Sequence[float], alpha_lower: float, alpha_upper: floa
     The distribution-free bounds that invert the signed-rank test (R's ``wilcox.test(conf.int=TRUE)``
     for the exact case; the normal approximation with tie correction otherwise).
     """
-    s = sorted(d)
-    n = len(s)
-    total = n * (n + 1) // 2
-    ties = Counter(abs(x) for x in s)
-    correction = sum(c ** 3 - c for c in ties.values())
-    q_low = _signed_rank_quantile(n, alpha_lower, correction)
-    q_up = _signed_rank_quantile(n, alpha_upper, correction)
-    return walsh_select(s, min(q_low, total)), walsh_select(s, max(total - q_up + 1, 1))
+    _, bounds = signed_rank_estimate(d, [alpha_lower, alpha_upper])
+    return bounds[0][0], bounds[1][1]
 
 
 # --- Mann-Whitney U (two samples) --------------------------------------------------------------

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .stats import hodges_lehmann, newcombe_difference, signed_rank_bounds, signed_rank_test
+from .stats import newcombe_difference, signed_rank_estimate, signed_rank_test
 
 PROMOTE, REJECT, INCONCLUSIVE = "PROMOTE", "REJECT", "INCONCLUSIVE"
 PASS, HIGHER, LOWER, UNDECIDED, NO_DATA = "pass", "higher", "lower", "inconclusive", "no data"
@@ -293,10 +293,8 @@ def _judge_paired(key: str, prod: list, shad: list, criteria: Criteria, alpha_hi
     if not d:
         return MetricResult(status=NO_DATA, note=note or "no minute with data on both sides", **base)
     alpha = 1 - criteria.confidence
-    estimate = hodges_lehmann(d)
-    low, high = signed_rank_bounds(d, alpha / 2, alpha / 2)
-    low_higher, _ = signed_rank_bounds(d, alpha_higher, alpha)
-    _, high_ni = signed_rank_bounds(d, alpha, alpha)
+    # Two-sided interval; one-sided lower bound for "higher" (Bonferroni); one-sided upper for "pass".
+    estimate, ((low, high), (low_higher, _), (_, high_ni)) = signed_rank_estimate(d, [alpha / 2, alpha_higher, alpha])
     _, p_value = signed_rank_test(d)
     rel = math.expm1
     tol = base["tolerance"]
