@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo synth lint test bench models clean
+.PHONY: setup demo synth lint test bench bench-judge models clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -42,6 +42,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/synth_bench.py
+
+# Our promotion verdict against a threshold rule and a Kayenta-faithful judge on simulated tests.
+bench-judge: setup
+	$(BIN)/python benchmarks/judge_bench.py --rpm 200
+	$(BIN)/python benchmarks/judge_bench.py --rpm 40
 
 # Rebuild the two committed model archives (deterministic; run by hand).
 models: setup

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import sys
 import tempfile
@@ -12,6 +13,7 @@ from pathlib import Path
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import aws_cdk as cdk  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from aws_cdk import assertions  # noqa: E402
 
@@ -69,6 +71,30 @@ def nag_violations(app: cdk.App) -> list[str]:
         return [f"{v['ruleName']} at {c['constructPath']}"
                 for plugin in report["pluginReports"] for v in plugin["violations"]
                 for c in v["violatingConstructs"]] or [str(error)]
+
+
+def simulated_traffic(minutes=60, *, regression=0.0, error_p=0.002, error_s=0.002, rpm=400, seed=1, share=0.5,
+            model_errors_s=0.0):
+    """Per-minute CloudWatch-like series of both variants from simulated requests."""
+    rng = np.random.default_rng(seed)
+    keys = ("Invocations", "Invocation5XXErrors", "InvocationModelErrors", "ModelLatency:p99", "ModelLatency:p50",
+            "ModelLatency:Average", "CPUUtilization:Average")
+    production, shadow = {k: [] for k in keys}, {k: [] for k in keys}
+    for _ in range(minutes):
+        load = rng.normal(0, 0.15)  # both variants feel the same load swing in a minute
+        n = int(rng.poisson(rpm))
+        n_s = int(rng.binomial(n, share))
+        for series, count, factor, error, model_errors in ((production, n, 1.0, error_p, 0.0),
+                                                           (shadow, n_s, 1 + regression, error_s, model_errors_s)):
+            latency = np.exp(rng.normal(math.log(20_000) + load, 0.25, count)) * factor
+            series["Invocations"].append(count)
+            series["Invocation5XXErrors"].append(int(rng.binomial(count, error)))
+            series["InvocationModelErrors"].append(int(rng.binomial(count, model_errors)))
+            series["ModelLatency:p99"].append(float(np.percentile(latency, 99)) if count else None)
+            series["ModelLatency:p50"].append(float(np.percentile(latency, 50)) if count else None)
+            series["ModelLatency:Average"].append(float(latency.mean()) if count else None)
+            series["CPUUtilization:Average"].append(float(30 * (1 + load) * factor))
+    return production, shadow
 
 
 @pytest.fixture

@@ -3,38 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 
-import numpy as np
 import pytest
+from conftest import simulated_traffic as traffic
 from shadow_runtime.verdict import INCONCLUSIVE, PROMOTE, REJECT, Criteria, compare
-
-SHARE = 0.5
-
-
-def traffic(minutes=60, *, regression=0.0, error_p=0.002, error_s=0.002, rpm=400, seed=1, share=SHARE,
-            model_errors_s=0.0):
-    """Per-minute CloudWatch-like series of both variants from simulated requests."""
-    rng = np.random.default_rng(seed)
-    keys = ("Invocations", "Invocation5XXErrors", "InvocationModelErrors", "ModelLatency:p99", "ModelLatency:p50",
-            "ModelLatency:Average", "CPUUtilization:Average")
-    production, shadow = {k: [] for k in keys}, {k: [] for k in keys}
-    for _ in range(minutes):
-        load = rng.normal(0, 0.15)  # both variants feel the same load swing in a minute
-        n = int(rng.poisson(rpm))
-        n_s = int(rng.binomial(n, share))
-        for series, count, factor, error, model_errors in ((production, n, 1.0, error_p, 0.0),
-                                                           (shadow, n_s, 1 + regression, error_s, model_errors_s)):
-            latency = np.exp(rng.normal(math.log(20_000) + load, 0.25, count)) * factor
-            series["Invocations"].append(count)
-            series["Invocation5XXErrors"].append(int(rng.binomial(count, error)))
-            series["InvocationModelErrors"].append(int(rng.binomial(count, model_errors)))
-            series["ModelLatency:p99"].append(float(np.percentile(latency, 99)) if count else None)
-            series["ModelLatency:p50"].append(float(np.percentile(latency, 50)) if count else None)
-            series["ModelLatency:Average"].append(float(latency.mean()) if count else None)
-            series["CPUUtilization:Average"].append(float(30 * (1 + load) * factor))
-    return production, shadow
-
 
 CRITERIA = {"sampling_percent": 50}
 
@@ -95,7 +67,10 @@ def test_too_little_shadow_traffic_is_inconclusive():
 
 
 def test_small_regression_on_thin_data_is_inconclusive():
-    verdict = compare(*traffic(minutes=12, rpm=60, regression=0.08), {"sampling_percent": 50, "min_shadow_invocations": 100})
+    production, shadow = traffic(minutes=12, rpm=60, regression=0.08)
+    for series in (production, shadow):  # p99 alone: the noisiest statistic
+        del series["ModelLatency:p50"], series["ModelLatency:Average"]
+    verdict = compare(production, shadow, {"sampling_percent": 50, "min_shadow_invocations": 100})
     assert verdict.decision == INCONCLUSIVE
     assert verdict.metrics["ModelLatency:p99"].status == "inconclusive"
 
@@ -144,6 +119,23 @@ def test_ties_in_differences_are_handled():
     assert result.status == "pass" and 0 < result.effect < 0.011
 
 
+def test_every_given_model_latency_statistic_is_critical_by_default():
+    production, shadow = traffic(seed=8)
+    shadow["ModelLatency:p50"] = [v * 1.3 for v in shadow["ModelLatency:p50"]]
+    verdict = compare(production, shadow, CRITERIA)
+    assert verdict.metrics["ModelLatency:p50"].critical and verdict.metrics["ModelLatency:p50"].status == "higher"
+    assert verdict.decision == REJECT
+
+
+def test_wildcard_critical_needs_at_least_one_statistic():
+    production, shadow = traffic(seed=9)
+    for series in (production, shadow):
+        for key in [k for k in series if k.startswith("ModelLatency")]:
+            del series[key]
+    verdict = compare(production, shadow, CRITERIA)
+    assert verdict.decision == INCONCLUSIVE and verdict.metrics["ModelLatency:*"].note == "not given"
+
+
 def test_missing_critical_metric_blocks_promotion():
     production, shadow = traffic()
     for series in (production, shadow):
@@ -157,7 +149,8 @@ def test_non_critical_regressions_reject_on_score():
     production, shadow = traffic(seed=5)
     shadow["ModelLatency:p50"] = [v * 1.5 for v in shadow["ModelLatency:p50"]]
     shadow["ModelLatency:Average"] = [v * 1.5 for v in shadow["ModelLatency:Average"]]
-    verdict = compare(production, shadow, {**CRITERIA, "weights": {"ModelLatency:p50": 5, "ModelLatency:Average": 5}})
+    verdict = compare(production, shadow, {**CRITERIA, "weights": {"ModelLatency:p50": 5, "ModelLatency:Average": 5},
+                                           "critical": ["ModelLatency:p99", "Invocation5XXErrors", "InvocationModelErrors"]})
     assert verdict.metrics["ModelLatency:p99"].status in ("pass", "lower")
     assert verdict.decision == REJECT and "marginal threshold" in verdict.reasons[0]
 
@@ -224,5 +217,6 @@ def test_bad_criteria_are_rejected(criteria, message):
 def test_criteria_object_is_accepted_and_defaults_are_documented_values():
     criteria = Criteria()
     assert (criteria.confidence, criteria.latency_tolerance, criteria.error_rate_tolerance) == (0.98, 0.05, 0.005)
-    assert criteria.critical == ("ModelLatency:p99", "Invocation5XXErrors", "InvocationModelErrors")
+    assert criteria.critical == ("ModelLatency:*", "Invocation5XXErrors", "InvocationModelErrors")
+    assert criteria.is_critical("ModelLatency:p50") and not criteria.is_critical("OverheadLatency:p99")
     assert compare(*traffic(minutes=20), criteria).criteria is criteria

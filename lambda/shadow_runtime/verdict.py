@@ -22,7 +22,8 @@ Method (Kayenta's judge, improved where a shadow test allows):
   Newcombe's score interval for the difference of two proportions, never as raw counts:
   the shadow sees only its sampling share, so fewer shadow invocations or errors is expected.
 * Lower latency or fewer errors is an improvement ("lower"), never a failure.
-* Critical metrics (default: ModelLatency:p99, Invocation5XXErrors, InvocationModelErrors)
+* Critical metrics (default: every ModelLatency statistic given, Invocation5XXErrors,
+  InvocationModelErrors)
   must each pass for PROMOTE and REJECT the test when higher. A weighted score over all
   judged metrics (pass/lower 1, inconclusive 0.5, higher 0) must reach ``pass_score`` for
   PROMOTE; when the metrics shown higher weigh so much that the score would stay below
@@ -74,8 +75,10 @@ class Criteria:
         Default 0.25 (these depend on the shadow's capacity, so they are judged loosely).
     :param error_rate_tolerance: absolute increase allowed in an error rate. Default 0.005
         (half a percentage point).
-    :param critical: metric keys that must pass for PROMOTE and REJECT when higher.
-        Default ModelLatency:p99, Invocation5XXErrors, InvocationModelErrors.
+    :param critical: metric keys that must pass for PROMOTE and REJECT when higher;
+        ``Metric:*`` stands for every statistic of that metric given (at least one must be).
+        Default ModelLatency:* (p50, p99, ... whichever are given), Invocation5XXErrors,
+        InvocationModelErrors.
     :param weights: weight per metric key in the score. Default 3 for the critical defaults,
         1 for other latencies and 4XX errors, 0.5 for utilizations.
     :param min_minutes: paired minutes needed before PROMOTE. Default 10.
@@ -89,7 +92,7 @@ class Criteria:
     latency_tolerance: float = 0.05
     utilization_tolerance: float = 0.25
     error_rate_tolerance: float = 0.005
-    critical: tuple[str, ...] = ("ModelLatency:p99", "Invocation5XXErrors", "InvocationModelErrors")
+    critical: tuple[str, ...] = ("ModelLatency:*", "Invocation5XXErrors", "InvocationModelErrors")
     weights: Mapping[str, float] = field(default_factory=dict)
     min_minutes: int = 10
     min_shadow_invocations: int = 300
@@ -120,7 +123,8 @@ class Criteria:
         if isinstance(self.critical, str) or not all(isinstance(k, str) for k in self.critical):
             problems.append(f"critical must be a list of metric keys, got {self.critical!r}")
         else:
-            problems += [f"critical: {p}" for k in self.critical if (p := _key_problem(k))]
+            problems += [f"critical: {p}" for k in self.critical
+                         if (p := _key_problem(k[:-2] + ":p99" if k.endswith(":*") else k))]
         if not isinstance(self.weights, Mapping):
             problems.append(f"weights must map metric keys to numbers, got {self.weights!r}")
         else:
@@ -142,6 +146,9 @@ class Criteria:
         if unknown:
             raise ValueError(f"invalid criteria: unknown keys {unknown}; known keys: {sorted(known)}")
         return cls(**values)
+
+    def is_critical(self, key: str) -> bool:
+        return key in self.critical or f"{key.split(':')[0]}:*" in self.critical
 
     def weight(self, key: str) -> float:
         return float(self.weights.get(key, _default_weight(key)))
@@ -277,7 +284,7 @@ def _validated(production: Any, shadow: Any) -> tuple[dict[str, list], dict[str,
 
 def _judge_paired(key: str, prod: list, shad: list, criteria: Criteria, alpha_higher: float) -> MetricResult:
     kind = "latency" if key.split(":")[0] in LATENCY_METRICS else "utilization"
-    base = {"key": key, "kind": kind, "critical": key in criteria.critical, "weight": criteria.weight(key),
+    base = {"key": key, "kind": kind, "critical": criteria.is_critical(key), "weight": criteria.weight(key),
             "tolerance": criteria.tolerance(key)}
     d, skipped = [], 0
     for p, s in zip(prod, shad, strict=True):
@@ -312,7 +319,7 @@ def _judge_paired(key: str, prod: list, shad: list, criteria: Criteria, alpha_hi
 
 def _judge_rate(key: str, errors_p: float, calls_p: float, errors_s: float, calls_s: float,
                 criteria: Criteria, alpha_higher: float) -> MetricResult:
-    base = {"key": key, "kind": "error_rate", "critical": key in criteria.critical, "weight": criteria.weight(key),
+    base = {"key": key, "kind": "error_rate", "critical": criteria.is_critical(key), "weight": criteria.weight(key),
             "tolerance": criteria.tolerance(key)}
     if calls_s <= 0 or calls_p <= 0:
         side = "shadow" if calls_s <= 0 else "production"
@@ -366,7 +373,7 @@ def compare(production: Mapping[str, Sequence[float | None]], shadow: Mapping[st
     for key in judged_keys:
         if key in ERROR_METRICS:
             if "Invocations" not in prod:
-                metrics[key] = MetricResult(key=key, kind="error_rate", status=NO_DATA, critical=key in criteria.critical,
+                metrics[key] = MetricResult(key=key, kind="error_rate", status=NO_DATA, critical=criteria.is_critical(key),
                                             weight=criteria.weight(key), tolerance=criteria.tolerance(key),
                                             note="error rates need the Invocations series")
                 continue
@@ -374,7 +381,8 @@ def compare(production: Mapping[str, Sequence[float | None]], shadow: Mapping[st
         else:
             metrics[key] = _judge_paired(key, prod[key], shad[key], criteria, alpha_higher)
     for key in criteria.critical:
-        if key not in metrics:
+        given = any(k.startswith(key[:-1]) for k in metrics) if key.endswith(":*") else key in metrics
+        if not given:
             metrics[key] = MetricResult(key=key, kind="error_rate" if key in ERROR_METRICS else "latency",
                                         status=NO_DATA, critical=True, weight=criteria.weight(key),
                                         tolerance=criteria.tolerance(key), note="not given")

@@ -1,0 +1,139 @@
+"""How often each judge is right: our verdict vs a threshold rule (Argo/Flagger) vs Kayenta.
+
+Simulates shadow tests with a known truth — per-request latencies and errors for both variants,
+aggregated per minute the way CloudWatch reports them — and prints, per scenario and judge, the
+share of PROMOTE / REJECT / INCONCLUSIVE, the false-promote and false-reject rates, and the
+minutes of traffic each judge needs to reject a regression with 95% power.
+
+    .venv/bin/python benchmarks/judge_bench.py [--runs 200] [--rpm 200] [--seed 7]
+
+The world: production gets ``rpm`` requests a minute (Poisson), the shadow a 50% sample of
+them. Every minute both variants feel the same load swing (latency x exp(N(0, 0.2))) and a
+slow drift; request latency is log-normal (median 20 ms, sigma 0.35) times the scenario's
+factor on the shadow; each request fails with the variant's error rate. All judges get the
+same tolerances: latency +5%, error rate +0.5 percentage points; 98% confidence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lambda"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peer_judges import kayenta_judge, threshold_judge  # noqa: E402
+from shadow_runtime.verdict import INCONCLUSIVE, PROMOTE, REJECT, Criteria, compare  # noqa: E402
+
+CRITERIA = Criteria(sampling_percent=50)
+JUDGES = {
+    "ours": lambda p, s: compare(p, s, CRITERIA).decision,
+    "threshold (Argo/Flagger)": lambda p, s: threshold_judge(p, s, CRITERIA),
+    "Kayenta (Mann-Whitney)": lambda p, s: kayenta_judge(p, s, CRITERIA),
+}
+BASE_ERROR = 0.005
+# name: (latency factor on the shadow, shadow error rate, truth: True if the shadow should be rejected)
+SCENARIOS = {
+    "equal": (1.00, BASE_ERROR, False),
+    "shadow 20% faster": (0.80, BASE_ERROR, False),
+    "latency +5% (at tolerance)": (1.05, BASE_ERROR, None),
+    "latency +10%": (1.10, BASE_ERROR, True),
+    "latency +20%": (1.20, BASE_ERROR, True),
+    "latency +50%": (1.50, BASE_ERROR, True),
+    "errors 0.5% -> 1.5%": (1.00, 0.015, True),
+    "errors 0.5% -> 3%": (1.00, 0.030, True),
+}
+KEYS = ("Invocations", "Invocation5XXErrors", "InvocationModelErrors", "ModelLatency:p99", "ModelLatency:p50")
+
+
+def simulate(rng: np.random.Generator, minutes: int, rpm: float, factor: float, error_s: float):
+    production = {k: [] for k in KEYS}
+    shadow = {k: [] for k in KEYS}
+    drift = 0.0
+    for _ in range(minutes):
+        drift = 0.95 * drift + rng.normal(0, 0.03)
+        load = rng.normal(0, 0.2) + drift
+        n = int(rng.poisson(rpm))
+        n_s = int(rng.binomial(n, 0.5))
+        for series, count, scale, error in ((production, n, 1.0, BASE_ERROR), (shadow, n_s, factor, error_s)):
+            latency = np.exp(rng.normal(math.log(20_000) + load, 0.35, count)) * scale
+            series["Invocations"].append(count)
+            series["Invocation5XXErrors"].append(int(rng.binomial(count, error)))
+            series["InvocationModelErrors"].append(0)
+            series["ModelLatency:p99"].append(float(np.percentile(latency, 99)) if count else None)
+            series["ModelLatency:p50"].append(float(np.percentile(latency, 50)) if count else None)
+    return production, shadow
+
+
+def outcomes(runs: int, minutes: int, rpm: float, factor: float, error_s: float, seed: int) -> dict[str, dict[str, float]]:
+    rng = np.random.default_rng(seed)
+    counts = {judge: {PROMOTE: 0, REJECT: 0, INCONCLUSIVE: 0} for judge in JUDGES}
+    for _ in range(runs):
+        production, shadow = simulate(rng, minutes, rpm, factor, error_s)
+        for judge, decide in JUDGES.items():
+            counts[judge][decide(production, shadow)] += 1
+    return {judge: {d: c / runs for d, c in c_.items()} for judge, c_ in counts.items()}
+
+
+def _shares(r: dict[str, float]) -> str:
+    return f"P{100 * r[PROMOTE]:3.0f}% R{100 * r[REJECT]:3.0f}% I{100 * r[INCONCLUSIVE]:3.0f}%"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200, help="simulated tests per scenario (default 200)")
+    parser.add_argument("--minutes", type=int, default=60, help="test window for the rate table (default 60)")
+    parser.add_argument("--rpm", type=float, default=200, help="production requests per minute (default 200)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    started = time.perf_counter()
+
+    print(f"Decisions over {args.runs} simulated {args.minutes}-minute tests per scenario, "
+          f"{args.rpm:g} production requests/min, shadow 50%  (P = PROMOTE, R = REJECT, I = INCONCLUSIVE)\n")
+    header = f"{'scenario':<28}" + "".join(f"{j:>28}" for j in JUDGES)
+    print(header)
+    false_promote = {j: [] for j in JUDGES}
+    false_reject = {j: [] for j in JUDGES}
+    for i, (name, (factor, error_s, truth)) in enumerate(SCENARIOS.items()):
+        result = outcomes(args.runs, args.minutes, args.rpm, factor, error_s, args.seed + i)
+        cells = "".join(f"{_shares(r):>28}" for r in result.values())
+        print(f"{name:<28}{cells}")
+        for judge, r in result.items():
+            if truth is True:
+                false_promote[judge].append(r[PROMOTE])
+            elif truth is False:
+                false_reject[judge].append(r[REJECT])
+    print()
+    print(f"{'false-promote rate (regressions)':<36}" + "".join(
+        f"{100 * np.mean(v):>27.1f}%" for v in false_promote.values()))
+    print(f"{'false-reject rate (equal / faster)':<36}" + "".join(
+        f"{100 * np.mean(v):>27.1f}%" for v in false_reject.values()))
+
+    grid = (10, 20, 30, 45, 60, 90, 120, 180, 240)
+    power_runs = max(40, args.runs // 2)
+    print(f"\nMinutes of traffic until a judge rejects the regression in >= 95% of {power_runs} tests "
+          f"(grid {', '.join(map(str, grid))}; '>{grid[-1]}' = not within the grid)\n")
+    print(f"{'scenario':<28}" + "".join(f"{j:>28}" for j in JUDGES))
+    for i, (name, (factor, error_s, truth)) in enumerate(SCENARIOS.items()):
+        if truth is not True:
+            continue
+        found = {j: None for j in JUDGES}
+        for minutes in grid:
+            pending = [j for j in JUDGES if found[j] is None]
+            if not pending:
+                break
+            result = outcomes(power_runs, minutes, args.rpm, factor, error_s, args.seed + 100 + i * 17 + minutes)
+            for judge in pending:
+                if result[judge][REJECT] >= 0.95:
+                    found[judge] = minutes
+        print(f"{name:<28}" + "".join(f"{(str(m) if m else '>' + str(grid[-1])):>28}" for m in found.values()))
+    print(f"\n(ran in {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

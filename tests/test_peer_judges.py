@@ -1,0 +1,38 @@
+"""The benchmark's peer judges behave as their originals do on clear cases."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from conftest import ROOT, simulated_traffic
+from shadow_runtime.verdict import INCONCLUSIVE, PROMOTE, REJECT, Criteria, compare
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from peer_judges import kayenta_judge, threshold_judge  # noqa: E402
+
+CRITERIA = Criteria(sampling_percent=50)
+
+
+@pytest.mark.parametrize("judge", [threshold_judge, kayenta_judge])
+def test_peers_promote_equal_variants_and_reject_a_large_regression(judge):
+    assert judge(*simulated_traffic(seed=11), CRITERIA) == PROMOTE
+    assert judge(*simulated_traffic(regression=0.5, seed=12), CRITERIA) == REJECT
+
+
+def test_threshold_rule_waits_for_minimum_traffic():
+    assert threshold_judge(*simulated_traffic(minutes=3, rpm=20), CRITERIA) == INCONCLUSIVE
+
+
+def test_kayenta_promotes_a_regression_the_paired_judge_rejects():
+    """Minute-to-minute load swings hide a 15% regression from an unpaired test, not from a paired one."""
+    production, shadow = simulated_traffic(minutes=8, rpm=30, regression=0.15, seed=4)
+    assert kayenta_judge(production, shadow, CRITERIA) == PROMOTE
+    assert compare(production, shadow, CRITERIA).decision == REJECT
+
+
+def test_kayenta_promotes_thin_data_where_our_judge_waits():
+    """Kayenta passes what it cannot prove different; non-inferiority does not."""
+    production, shadow = simulated_traffic(minutes=8, rpm=30, seed=5)
+    assert kayenta_judge(production, shadow, CRITERIA) == PROMOTE
+    assert compare(production, shadow, CRITERIA).decision == INCONCLUSIVE
