@@ -42,6 +42,7 @@ SCENARIOS = {
     "equal": (1.00, BASE_ERROR, False),
     "shadow 20% faster": (0.80, BASE_ERROR, False),
     "latency +5% (at tolerance)": (1.05, BASE_ERROR, None),
+    "latency +7.5%": (1.075, BASE_ERROR, True),
     "latency +10%": (1.10, BASE_ERROR, True),
     "latency +20%": (1.20, BASE_ERROR, True),
     "latency +50%": (1.50, BASE_ERROR, True),
@@ -70,14 +71,37 @@ def simulate(rng: np.random.Generator, minutes: int, rpm: float, factor: float, 
     return production, shadow
 
 
-def outcomes(runs: int, minutes: int, rpm: float, factor: float, error_s: float, seed: int) -> dict[str, dict[str, float]]:
+EXTENDED = "ours, extending to 2x, 4x"
+
+
+def _first(series: dict[str, list], minutes: int) -> dict[str, list]:
+    return {k: v[:minutes] for k, v in series.items()}
+
+
+def outcomes(runs: int, minutes: int, rpm: float, factor: float, error_s: float, seed: int,
+             extend: bool = False) -> dict[str, dict[str, float]]:
+    """Shares of each decision per judge. With ``extend``, also our verdict as the promotion
+    workflow uses it: an INCONCLUSIVE window is extended to twice, then four times its length."""
     rng = np.random.default_rng(seed)
-    counts = {judge: {PROMOTE: 0, REJECT: 0, INCONCLUSIVE: 0} for judge in JUDGES}
+    judges = list(JUDGES) + ([EXTENDED] if extend else [])
+    counts = {judge: {PROMOTE: 0, REJECT: 0, INCONCLUSIVE: 0} for judge in judges}
+    used = []
     for _ in range(runs):
-        production, shadow = simulate(rng, minutes, rpm, factor, error_s)
+        production, shadow = simulate(rng, minutes * (4 if extend else 1), rpm, factor, error_s)
+        window = (_first(production, minutes), _first(shadow, minutes))
         for judge, decide in JUDGES.items():
-            counts[judge][decide(production, shadow)] += 1
-    return {judge: {d: c / runs for d, c in c_.items()} for judge, c_ in counts.items()}
+            counts[judge][decide(*window)] += 1
+        if extend:
+            for length in (minutes, 2 * minutes, 4 * minutes):
+                decision = JUDGES["ours"](_first(production, length), _first(shadow, length))
+                if decision != INCONCLUSIVE:
+                    break
+            counts[EXTENDED][decision] += 1
+            used.append(length)
+    shares = {judge: {d: c / runs for d, c in c_.items()} for judge, c_ in counts.items()}
+    if extend:
+        shares[EXTENDED]["minutes"] = float(np.mean(used))
+    return shares
 
 
 def _shares(r: dict[str, float]) -> str:
@@ -95,24 +119,40 @@ def main() -> None:
 
     print(f"Decisions over {args.runs} simulated {args.minutes}-minute tests per scenario, "
           f"{args.rpm:g} production requests/min, shadow 50%  (P = PROMOTE, R = REJECT, I = INCONCLUSIVE)\n")
-    header = f"{'scenario':<28}" + "".join(f"{j:>28}" for j in JUDGES)
+    header = f"{'scenario':<28}" + "".join(f"{j:>28}" for j in list(JUDGES) + [EXTENDED])
     print(header)
-    false_promote = {j: [] for j in JUDGES}
-    false_reject = {j: [] for j in JUDGES}
+    everyone = list(JUDGES) + [EXTENDED]
+    false_promote = {j: [] for j in everyone}
+    false_reject = {j: [] for j in everyone}
+    correct = {j: [] for j in everyone}
+    undecided = {j: [] for j in everyone}
+    minutes_used = []
     for i, (name, (factor, error_s, truth)) in enumerate(SCENARIOS.items()):
-        result = outcomes(args.runs, args.minutes, args.rpm, factor, error_s, args.seed + i)
+        result = outcomes(args.runs, args.minutes, args.rpm, factor, error_s, args.seed + i, extend=True)
+        minutes_used.append(result[EXTENDED].pop("minutes"))
         cells = "".join(f"{_shares(r):>28}" for r in result.values())
         print(f"{name:<28}{cells}")
         for judge, r in result.items():
             if truth is True:
                 false_promote[judge].append(r[PROMOTE])
+                correct[judge].append(r[REJECT])
             elif truth is False:
                 false_reject[judge].append(r[REJECT])
+                correct[judge].append(r[PROMOTE])
+            if truth is not None:
+                undecided[judge].append(r[INCONCLUSIVE])
     print()
     print(f"{'false-promote rate (regressions)':<36}" + "".join(
         f"{100 * np.mean(v):>27.1f}%" for v in false_promote.values()))
     print(f"{'false-reject rate (equal / faster)':<36}" + "".join(
         f"{100 * np.mean(v):>27.1f}%" for v in false_reject.values()))
+    print(f"{'wrong decisions (both kinds)':<36}" + "".join(
+        f"{100 * np.mean(false_promote[j] + false_reject[j]):>27.1f}%" for j in everyone))
+    print(f"{'right decisions':<36}" + "".join(f"{100 * np.mean(v):>27.1f}%" for v in correct.values()))
+    print(f"{'inconclusive (asks for more traffic)':<36}" + "".join(
+        f"{100 * np.mean(v):>27.1f}%" for v in undecided.values()))
+    print(f"{'mean minutes of traffic used':<36}" + "".join(f"{args.minutes:>28}" for _ in JUDGES)
+          + f"{np.mean(minutes_used):>28.0f}")
 
     grid = (10, 20, 30, 45, 60, 90, 120, 180, 240)
     power_runs = max(40, args.runs // 2)
