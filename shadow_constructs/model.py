@@ -8,7 +8,7 @@ import io
 import re
 import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -49,19 +49,24 @@ _XGBOOST_REGISTRIES = {
 XGBOOST_VERSIONS = ("1.0-1", "1.2-1", "1.2-2", "1.3-1", "1.5-1", "1.7-1")
 
 
-class ModelImage:
-    """The serving container image of a model. Build one with a ``from_*`` factory."""
+class _ModelSource:
+    """Something a model is made from: bound to the model, it grants the model's role access
+    to exactly itself and returns its URI."""
 
-    def __init__(self, describe: str, bind) -> None:  # use the factories
-        self._describe = describe
+    def __init__(self, description: str, bind: Callable[[Construct, iam.IGrantable], str]) -> None:
+        self.description = description
         self._bind = bind
 
     def __repr__(self) -> str:
-        return f"ModelImage({self._describe})"
+        return f"{type(self).__name__}({self.description})"
 
     def bind(self, scope: Construct, grantee: iam.IGrantable) -> str:
-        """Grant ``grantee`` the right to pull the image; return the image URI."""
+        """Grant ``grantee`` access to this source (pull the image, read the object); return its URI."""
         return self._bind(scope, grantee)
+
+
+class ModelImage(_ModelSource):
+    """The serving container image of a model. Build one with a ``from_*`` factory."""
 
     @staticmethod
     def from_uri(uri: str) -> ModelImage:
@@ -138,19 +143,8 @@ def _grant_pull(grantee: iam.IGrantable, repository_arn: str) -> None:
     iam.Grant.add_to_principal(grantee=grantee, actions=["ecr:GetAuthorizationToken"], resource_arns=["*"])
 
 
-class ModelData:
+class ModelData(_ModelSource):
     """Where a model's ``model.tar.gz`` comes from. Build one with a ``from_*`` factory."""
-
-    def __init__(self, describe: str, bind) -> None:  # use the factories
-        self._describe = describe
-        self._bind = bind
-
-    def __repr__(self) -> str:
-        return f"ModelData({self._describe})"
-
-    def bind(self, scope: Construct, grantee: iam.IGrantable) -> str:
-        """Grant ``grantee`` read access to exactly this object; return its S3 URL."""
-        return self._bind(scope, grantee)
 
     @staticmethod
     def from_s3_url(url: str, *, encryption_key: kms.IKey | None = None) -> ModelData:
@@ -338,7 +332,7 @@ class ServingModel(Construct):
         self.model_name: str = self._resource.attr_model_name
         self.model_arn: str = cdk.Stack.of(self).format_arn(
             service="sagemaker", resource="model", resource_name=self.model_name)
-        self.description = image._describe
+        self.description = image.description
 
     @property
     def grant_principal(self) -> iam.IPrincipal:
