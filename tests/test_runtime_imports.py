@@ -1,0 +1,22 @@
+"""Code under lambda/ deploys as a plain asset: standard library and boto3 only, never CDK."""
+
+from __future__ import annotations
+
+import ast
+import sys
+
+from conftest import ROOT
+
+ALLOWED = set(sys.stdlib_module_names) | {"boto3", "botocore", "shadow_runtime"}
+
+
+def test_runtime_code_imports_only_the_standard_library_and_boto3():
+    offenders = []
+    files = sorted((ROOT / "lambda").rglob("*.py"))
+    assert files
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] not in ALLOWED]
+    assert offenders == []
