@@ -49,11 +49,14 @@ _XGBOOST_REGISTRIES = {
 XGBOOST_VERSIONS = ("1.0-1", "1.2-1", "1.2-2", "1.3-1", "1.5-1", "1.7-1")
 
 
+Grant = Callable[[iam.IGrantable], None]
+
+
 class _ModelSource:
     """Something a model is made from: bound to the model, it grants the model's role access
     to exactly itself and returns its URI."""
 
-    def __init__(self, description: str, bind: Callable[[Construct, iam.IGrantable], str]) -> None:
+    def __init__(self, description: str, bind: Callable[[Construct], tuple[str, Grant]]) -> None:
         self.description = description
         self._bind = bind
 
@@ -62,7 +65,13 @@ class _ModelSource:
 
     def bind(self, scope: Construct, grantee: iam.IGrantable) -> str:
         """Grant ``grantee`` access to this source (pull the image, read the object); return its URI."""
-        return self._bind(scope, grantee)
+        uri, grant = self.bind_with_grant(scope)
+        grant(grantee)
+        return uri
+
+    def bind_with_grant(self, scope: Construct) -> tuple[str, Grant]:
+        """The URI of this source in ``scope``, and a function that grants a principal access to it."""
+        return self._bind(scope)
 
 
 class ModelImage(_ModelSource):
@@ -78,18 +87,17 @@ class ModelImage(_ModelSource):
         if not isinstance(uri, str):
             raise ConfigError("ModelImage", [f"uri must be a string, got {shown(uri)}"])
         if cdk.Token.is_unresolved(uri):
-            return ModelImage("token uri", lambda scope, grantee: uri)
+            return ModelImage("token uri", lambda scope: (uri, lambda grantee: None))
         match = _ECR_URI.fullmatch(uri)
         if not match:
             raise ConfigError("ModelImage", [
                 "uri must be an Amazon ECR image "
                 f"(<account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag|@digest]), got {uri!r}"])
 
-        def bind(scope: Construct, grantee: iam.IGrantable) -> str:
+        def bind(scope: Construct) -> tuple[str, Grant]:
             stack = cdk.Stack.of(scope)
             arn = f"arn:{stack.partition}:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"
-            _grant_pull(grantee, arn)
-            return uri
+            return uri, lambda grantee: _grant_pull(grantee, arn)
 
         return ModelImage(uri, bind)
 
@@ -102,11 +110,10 @@ class ModelImage(_ModelSource):
         problems.check_type("tag_or_digest", tag_or_digest, str, "a string")
         problems.raise_if_any()
 
-        def bind(scope: Construct, grantee: iam.IGrantable) -> str:
-            repository.grant_pull(grantee)
+        def bind(scope: Construct) -> tuple[str, Grant]:
             if tag_or_digest.startswith("sha256:"):
-                return repository.repository_uri_for_digest(tag_or_digest)
-            return repository.repository_uri_for_tag(tag_or_digest)
+                return repository.repository_uri_for_digest(tag_or_digest), repository.grant_pull
+            return repository.repository_uri_for_tag(tag_or_digest), repository.grant_pull
 
         return ModelImage(f"ecr repository:{tag_or_digest}", bind)
 
@@ -121,7 +128,7 @@ class ModelImage(_ModelSource):
             raise ConfigError("ModelImage", [
                 f"version must be one of {', '.join(XGBOOST_VERSIONS)}, got {shown(version)}"])
 
-        def bind(scope: Construct, grantee: iam.IGrantable) -> str:
+        def bind(scope: Construct) -> tuple[str, Grant]:
             stack = cdk.Stack.of(scope)
             mapping = stack.node.try_find_child("SageMakerXGBoostRegistries")
             if mapping is None:
@@ -129,8 +136,9 @@ class ModelImage(_ModelSource):
                     stack, "SageMakerXGBoostRegistries", lazy=True,
                     mapping={region: {"account": account} for region, account in _XGBOOST_REGISTRIES.items()})
             account = mapping.find_in_map(stack.region, "account")
-            _grant_pull(grantee, f"arn:{stack.partition}:ecr:{stack.region}:{account}:repository/sagemaker-xgboost")
-            return f"{account}.dkr.ecr.{stack.region}.{stack.url_suffix}/sagemaker-xgboost:{version}"
+            arn = f"arn:{stack.partition}:ecr:{stack.region}:{account}:repository/sagemaker-xgboost"
+            uri = f"{account}.dkr.ecr.{stack.region}.{stack.url_suffix}/sagemaker-xgboost:{version}"
+            return uri, lambda grantee: _grant_pull(grantee, arn)
 
         return ModelImage(f"sagemaker-xgboost:{version}", bind)
 
@@ -156,15 +164,12 @@ class ModelData(_ModelSource):
         if not isinstance(url, str) or (not cdk.Token.is_unresolved(url) and not _S3_URL.fullmatch(url)):
             raise ConfigError("ModelData", [f"url must be an S3 URL s3://<bucket>/<key>, got {shown(url)}"])
         if cdk.Token.is_unresolved(url):
-            return ModelData("token url", lambda scope, grantee: url)
+            return ModelData("token url", lambda scope: (url, lambda grantee: None))
         match = _S3_URL.fullmatch(url)
 
-        def bind(scope: Construct, grantee: iam.IGrantable) -> str:
+        def bind(scope: Construct) -> tuple[str, Grant]:
             arn = f"arn:{cdk.Stack.of(scope).partition}:s3:::{match['bucket']}/{match['key']}"
-            iam.Grant.add_to_principal(grantee=grantee, actions=["s3:GetObject"], resource_arns=[arn])
-            if encryption_key is not None:
-                encryption_key.grant_decrypt(grantee)
-            return url
+            return url, lambda grantee: _grant_object_read(grantee, arn, encryption_key)
 
         return ModelData(url, bind)
 
@@ -178,12 +183,9 @@ class ModelData(_ModelSource):
             problems.add(f"key must name one object (model.tar.gz), got {key!r}")
         problems.raise_if_any()
 
-        def bind(scope: Construct, grantee: iam.IGrantable) -> str:
-            iam.Grant.add_to_principal(grantee=grantee, actions=["s3:GetObject"],
-                                       resource_arns=[bucket.arn_for_objects(key)])
-            if bucket.encryption_key is not None:
-                bucket.encryption_key.grant_decrypt(grantee)
-            return bucket.s3_url_for_object(key)
+        def bind(scope: Construct) -> tuple[str, Grant]:
+            arn = bucket.arn_for_objects(key)
+            return bucket.s3_url_for_object(key), lambda grantee: _grant_object_read(grantee, arn, bucket.encryption_key)
 
         return ModelData(f"bucket object {key}", bind)
 
@@ -203,14 +205,19 @@ class ModelData(_ModelSource):
             raise ConfigError("ModelData", [
                 f"path must be a .tar.gz archive or a folder to pack into one, got {str(path)!r}"])
 
-        def bind(scope: Construct, grantee: iam.IGrantable) -> str:
+        def bind(scope: Construct) -> tuple[str, Grant]:
             archive = source if source.is_file() else _pack_folder(source)
             asset = s3_assets.Asset(scope, "ModelData", path=str(archive))
-            iam.Grant.add_to_principal(grantee=grantee, actions=["s3:GetObject"],
-                                       resource_arns=[asset.bucket.arn_for_objects(asset.s3_object_key)])
-            return asset.s3_object_url
+            arn = asset.bucket.arn_for_objects(asset.s3_object_key)
+            return asset.s3_object_url, lambda grantee: _grant_object_read(grantee, arn, None)
 
         return ModelData(f"asset {path}", bind)
+
+
+def _grant_object_read(grantee: iam.IGrantable, object_arn: str, key: kms.IKey | None) -> None:
+    iam.Grant.add_to_principal(grantee=grantee, actions=["s3:GetObject"], resource_arns=[object_arn])
+    if key is not None:
+        key.grant_decrypt(grantee)
 
 
 def _pack_folder(folder: Path) -> Path:
@@ -301,8 +308,13 @@ class ServingModel(Construct):
             description=f"Execution role of the SageMaker model {self.node.path}")
         self._grant_runtime_basics()
 
-        self.image_uri = image.bind(self, self.role)
-        self.model_data_url = model_data.bind(self, self.role) if model_data is not None else None
+        self.image_uri, grant_image = image.bind_with_grant(self)
+        self._artifact_grants = [grant_image]
+        self.model_data_url = None
+        if model_data is not None:
+            self.model_data_url, grant_data = model_data.bind_with_grant(self)
+            self._artifact_grants.append(grant_data)
+        self.grant_artifacts(self.role)
 
         self.connections: ec2.Connections | None = None
         vpc_config = None
@@ -363,6 +375,11 @@ class ServingModel(Construct):
                      "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
                      "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
             resources=["*"]))
+
+    def grant_artifacts(self, grantee: iam.IGrantable) -> None:
+        """Let ``grantee`` pull exactly this model's image and read exactly its model data."""
+        for grant in self._artifact_grants:
+            grant(grantee)
 
     def grant_describe(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` read this model's definition (sagemaker:DescribeModel)."""
