@@ -1,15 +1,25 @@
 """shadow-constructs: AWS CDK constructs for shadow-testing SageMaker models."""
 
+from .alarms import ShadowAlarms
 from .capture import CaptureStore, DataCapture
+from .dashboard import ShadowDashboard
 from .deployment import CapacitySize, DeploymentGuardrails, TrafficRouting
 from .endpoint import IShadowEndpoint, ShadowEndpoint, ShadowEndpointBase
 from .errors import ConfigError
+from .managed_test import ExperimentOutcome, ManagedShadowTest
+from .metric_factory import VERDICT_SERIES, ShadowMetricFactory
 from .metrics import ENDPOINT_METRICS, EndpointMetric
 from .model import ModelData, ModelImage, ServingModel
 from .variant import RoutingStrategy, Variant, VariantAutoscaling
 
 __all__ = [
     "ENDPOINT_METRICS",
+    "VERDICT_SERIES",
+    "ExperimentOutcome",
+    "ManagedShadowTest",
+    "ShadowAlarms",
+    "ShadowDashboard",
+    "ShadowMetricFactory",
     "CapacitySize",
     "CaptureStore",
     "ConfigError",

@@ -163,7 +163,15 @@ class _RollbackAlarms:
         if not self.alarms:
             return None
         # The L1 validates and renders this value like a struct it was given: camelCase keys.
-        return {"alarms": [{"alarmName": alarm.alarm_name} for alarm in self.alarms]}
+        return {"alarms": [{"alarmName": _alarm_name(alarm)} for alarm in self.alarms]}
+
+
+def _alarm_name(alarm: cloudwatch.IAlarm) -> str:
+    """An alarm's physical name as a literal when it has one, so that referring to it adds no
+    dependency (alarms on an endpoint's metrics may also guard that endpoint's updates)."""
+    cfn = alarm.node.default_child if hasattr(alarm, "node") else None
+    name = cfn.alarm_name if isinstance(cfn, cloudwatch.CfnAlarm) else None
+    return name if isinstance(name, str) and not cdk.Token.is_unresolved(name) else alarm.alarm_name
 
 
 class ShadowEndpoint(ShadowEndpointBase):
@@ -268,7 +276,9 @@ class ShadowEndpoint(ShadowEndpointBase):
             endpoint_name=endpoint_name,
             deployment_config=self._deployment_config(deployment) if deployment else None,
         )
-        self.endpoint_name = self.resource.attr_endpoint_name
+        # A fixed name is used as is, so metrics and alarms on it need not wait for the endpoint.
+        self._fixed_name = endpoint_name is not None and not cdk.Token.is_unresolved(endpoint_name)
+        self.endpoint_name = endpoint_name if self._fixed_name else self.resource.attr_endpoint_name
         self.endpoint_arn = self.resource.ref  # Ref of AWS::SageMaker::Endpoint is its ARN
         for alarm in deployment.rollback_alarms if deployment else ():
             self.add_rollback_alarm(alarm)
@@ -317,9 +327,15 @@ class ShadowEndpoint(ShadowEndpointBase):
             problems.add(f"rollback alarms take at most 10 alarms; adding {alarm.node.path!r} would make 11")
         problems.raise_if_any()
         self._rollback_alarms.append(alarm)
+        name = _alarm_name(alarm)
+        arn = alarm.alarm_arn if cdk.Token.is_unresolved(name) else cdk.Stack.of(self).format_arn(
+            service="cloudwatch", resource="alarm", resource_name=name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
         for variant in self.variants.values():
             iam.Grant.add_to_principal(grantee=variant.model, actions=["cloudwatch:DescribeAlarms"],
-                                       resource_arns=[alarm.alarm_arn])
+                                       resource_arns=[arn])
+        if self._fixed_name and hasattr(alarm, "node") and cdk.Stack.of(alarm) is cdk.Stack.of(self):
+            # With a fixed endpoint name, alarms on its metrics do not depend on it: create them first.
+            self.resource.node.add_dependency(alarm)
 
     # Validation helpers
 
@@ -481,6 +497,8 @@ class ShadowEndpoint(ShadowEndpointBase):
                 scale_in_cooldown=_seconds(scaling.scale_in_cooldown),
                 scale_out_cooldown=_seconds(scaling.scale_out_cooldown),
                 disable_scale_in=scaling.disable_scale_in))
+        if self._fixed_name:
+            target.add_dependency(self.resource)  # a fixed endpoint name carries no reference to wait on
         self.scalable_targets[name] = target
 
 

@@ -1,32 +1,83 @@
-"""The example shadow test's typed configuration: defaults, cdk.json context, a JSON file."""
+"""The example app's typed configuration: defaults, cdk.json context, a JSON file."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from shadow_constructs import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTEXT_KEY = "shadow-test"
-FILE_CONTEXT_KEY = "shadow-test-config"
+T = TypeVar("T", bound="_Config")
+
+
+class _Config:
+    """Loading and checking shared by the app's configurations (frozen dataclasses)."""
+
+    #: cdk.json context key of the settings, and of an optional JSON file overriding them.
+    CONTEXT_KEY: ClassVar[str]
+    FILE_CONTEXT_KEY: ClassVar[str]
+
+    @classmethod
+    def load(cls: type[T], context: dict[str, Any] | str | None = None, file: str | Path | None = None) -> T:
+        """Defaults, overridden by ``context`` (cdk.json, or a JSON string from ``-c``), then by ``file``."""
+        values: dict[str, Any] = {}
+        sources = [(f"cdk.json context {cls.CONTEXT_KEY!r}", context)]
+        if file is not None:
+            path = Path(file) if Path(file).is_absolute() else ROOT / file
+            try:
+                sources.append((f"config file {file}", json.loads(path.read_text())))
+            except (OSError, json.JSONDecodeError) as error:
+                raise ConfigError(cls.__name__, [f"{cls.FILE_CONTEXT_KEY} must name a readable JSON file, "
+                                                 f"got {str(file)!r} ({error})"]) from None
+        for source, data in sources:
+            if data is None:
+                continue
+            if isinstance(data, str):
+                try:
+                    data = json.loads(data)
+                except json.JSONDecodeError:
+                    raise ConfigError(cls.__name__, [f"{source} must be a JSON object, got {data!r}"]) from None
+            if not isinstance(data, dict):
+                raise ConfigError(cls.__name__, [f"{source} must be a JSON object, got {type(data).__name__}"])
+            values.update(data)
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls: type[T], values: dict[str, Any]) -> T:
+        known = {f.name: f for f in fields(cls)}
+        problems = [f"unknown key {key!r}; known keys: {', '.join(known)}" for key in values if key not in known]
+        problems += [f"{key} must be {known[key].type}, got {value!r}" for key, value in values.items()
+                     if key in known and not _fits(known[key].type, value)]
+        if problems:
+            raise ConfigError(cls.__name__, problems)
+        return cls(**values)
+
+
+def _fits(annotation: str, value: Any) -> bool:
+    kinds = {"str": str, "int": int, "float": float, "bool": bool, "None": type(None)}
+    allowed = tuple(kinds[part.strip()] for part in annotation.split("|"))
+    if isinstance(value, bool) and bool not in allowed:
+        return False
+    return isinstance(value, allowed)
 
 
 @dataclass(frozen=True)
-class ShadowTestConfig:
+class ShadowTestConfig(_Config):
     """Every setting of the example shadow test (the reference churn scenario by default).
 
     Keys are the field names below; set them under ``"shadow-test"`` in cdk.json's context,
-    in a JSON file named by ``-c shadow-test-config=path.json``, or one by one with
-    ``-c shadow-test='{"sampling_percent": 20}'``. Later sources override earlier ones:
-    defaults, cdk.json, the file, then the command line.
+    in a JSON file named by ``-c shadow-test-config=path.json``, or with
+    ``-c shadow-test='{"sampling_percent": 20}'``. Later sources override earlier ones.
     """
 
-    #: Physical endpoint name; None lets CloudFormation generate one.
-    endpoint_name: str | None = None
+    CONTEXT_KEY: ClassVar[str] = "shadow-test"
+    FILE_CONTEXT_KEY: ClassVar[str] = "shadow-test-config"
+
+    #: Physical endpoint name (fixed, so its alarms can exist before it and guard its updates).
+    endpoint_name: str | None = "churn-shadow-test"
     #: SageMaker XGBoost image version serving both models.
     xgboost_version: str = "1.7-1"
     #: Local model.tar.gz of the production model (version 1), relative to the project.
@@ -54,54 +105,45 @@ class ShadowTestConfig:
     traffic_routing_percent: int = 50
     #: Minutes between traffic shifting steps (baking time for all_at_once).
     traffic_routing_wait_minutes: int = 5
+    #: Roll updates back when a shadow regression alarm fires.
+    rollback_on_alarms: bool = True
+    #: Alarm when shadow / production ModelLatency p99 exceeds this.
+    alarm_latency_ratio: int | float = 1.2
+    #: Alarm when the shadow's error rate exceeds production's by this many percentage points.
+    alarm_error_rate_increase: int | float = 1.0
     #: Block the serving containers' outbound network calls.
     network_isolation: bool = True
 
-    @classmethod
-    def load(cls, context: dict[str, Any] | None = None, file: str | Path | None = None) -> ShadowTestConfig:
-        """Defaults, overridden by ``context`` (cdk.json), then by the JSON ``file``."""
-        values: dict[str, Any] = {}
-        for source, data in (("cdk.json context 'shadow-test'", context), (f"config file {file}", None)):
-            if source.startswith("config file") and file is not None:
-                path = Path(file) if Path(file).is_absolute() else ROOT / file
-                try:
-                    data = json.loads(path.read_text())
-                except (OSError, json.JSONDecodeError) as error:
-                    raise ConfigError("ShadowTestConfig", [f"{FILE_CONTEXT_KEY} must name a readable JSON file, "
-                                                            f"got {str(file)!r} ({error})"]) from None
-            if data is None:
-                continue
-            if isinstance(data, str):
-                try:
-                    data = json.loads(data)
-                except json.JSONDecodeError:
-                    raise ConfigError("ShadowTestConfig", [f"{source} must be a JSON object, got {data!r}"]) from None
-            if not isinstance(data, dict):
-                raise ConfigError("ShadowTestConfig", [f"{source} must be a JSON object, got {type(data).__name__}"])
-            values.update(data)
-        return cls.from_dict(values)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ShadowTestConfig:
-        problems = []
-        known = {f.name: f for f in fields(cls)}
-        for key in values:
-            if key not in known:
-                problems.append(f"unknown key {key!r}; known keys: {', '.join(known)}")
-        for key, value in values.items():
-            if key in known and not _fits(known[key].type, value):
-                problems.append(f"{key} must be {known[key].type}, got {value!r}")
-        if problems:
-            raise ConfigError("ShadowTestConfig", problems)
-        return cls(**values)
+@dataclass(frozen=True)
+class ManagedTestConfig(_Config):
+    """The example managed shadow test on an existing endpoint (stack ``ChurnManagedShadowTest``).
 
-    def replace(self, **changes: Any) -> ShadowTestConfig:
-        return dataclasses.replace(self, **changes)
+    Set under ``"managed-test"`` in cdk.json, or in a file named by ``-c managed-test-config=...``.
+    """
 
+    CONTEXT_KEY: ClassVar[str] = "managed-test"
+    FILE_CONTEXT_KEY: ClassVar[str] = "managed-test-config"
 
-def _fits(annotation: str, value: Any) -> bool:
-    kinds = {"str": str, "int": int, "bool": bool, "None": type(None)}
-    allowed = tuple(kinds[part.strip()] for part in annotation.split("|"))
-    if isinstance(value, bool) and bool not in allowed:
-        return False
-    return isinstance(value, allowed)
+    #: The existing endpoint to test on. None leaves the stack out of the app.
+    endpoint_name: str | None = None
+    production_variant_name: str = "AllTraffic"
+    #: Name of the SageMaker model the production variant serves.
+    production_model_name: str = "churn-v1"
+    production_instance_type: str = "ml.m5.xlarge"
+    production_instance_count: int = 2
+    #: Local model.tar.gz of the candidate.
+    shadow_model_artifact: str = "models/churn-v2/model.tar.gz"
+    shadow_variant_name: str = "shadow"
+    shadow_instance_type: str = "ml.m5.xlarge"
+    shadow_instance_count: int = 1
+    xgboost_version: str = "1.7-1"
+    sampling_percent: int = 50
+    #: Test start, ISO 8601 (e.g. "2026-12-01T09:00:00Z"); None starts on creation (then 7 days).
+    start: str | None = None
+    #: Test length in hours, 1-720 (needs start unless 168).
+    duration_hours: int = 168
+    #: "running", "complete" (keep production), "promote" (shadow replaces production) or "cancel".
+    outcome: str = "running"
+    capture_enabled: bool = True
+    destroy_capture_on_removal: bool = False

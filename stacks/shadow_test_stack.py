@@ -16,6 +16,8 @@ from shadow_constructs import (
     ModelData,
     ModelImage,
     ServingModel,
+    ShadowAlarms,
+    ShadowDashboard,
     ShadowEndpoint,
     TrafficRouting,
     Variant,
@@ -61,9 +63,18 @@ class ShadowTestStack(cdk.Stack):
             data_capture=capture,
             deployment=DeploymentGuardrails(traffic_routing=_routing(config)),
         )
+        self.alarms = ShadowAlarms(self, "Alarms", endpoint=self.endpoint,
+                                   latency_ratio_threshold=config.alarm_latency_ratio,
+                                   error_rate_increase_threshold=config.alarm_error_rate_increase)
+        if config.rollback_on_alarms:
+            for alarm in self.alarms.rollback_alarms:
+                self.endpoint.add_rollback_alarm(alarm)
+        self.dashboard = ShadowDashboard(self, "Dashboard", endpoint=self.endpoint)
         cdk.CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
         cdk.CfnOutput(self, "ProductionVariantName", value=self.endpoint.production_variant_name)
         cdk.CfnOutput(self, "ShadowVariantName", value=self.endpoint.shadow_variant_name)
+        cdk.CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
+        cdk.CfnOutput(self, "RegressionAlarm", value=self.alarms.composite.alarm_name)
         if self.endpoint.capture_destination:
             cdk.CfnOutput(self, "CaptureDestination", value=self.endpoint.capture_destination)
 
