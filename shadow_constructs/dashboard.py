@@ -164,9 +164,9 @@ class ShadowDashboard(Construct):
         metrics = []
         for role, variant in self.factory.variants:
             metrics.append(self.factory.metric(name, variant, "SampleCount", label=f"{role} count"))
-            for statistic in ("Average", "p50", "p90", "p99", "Maximum"):
-                metrics.append(self.factory.latency_ms(name, variant, statistic).with_(
-                    label=f"{role} {'mean' if statistic == 'Average' else statistic.lower()} (ms)"))
+            for statistic, shown_as in (("Average", "mean"), ("p50", "p50"), ("p90", "p90"), ("p99", "p99"),
+                                        ("Maximum", "max")):
+                metrics.append(self.factory.latency_ms(name, variant, statistic).with_(label=f"{role} {shown_as} (ms)"))
         return cloudwatch.SingleValueWidget(title=f"{name} over the whole window: count, mean, p50, p90, p99, max",
                                             metrics=metrics, set_period_to_time_range=True, full_precision=False,
                                             width=WIDTH // 2, height=5)

@@ -160,3 +160,33 @@ def test_example_serving_resources_match_the_snapshot(template, snapshot):
                        for logical_id, resource in template["Resources"].items()
                        if resource["Type"].startswith(("AWS::SageMaker::", "AWS::IAM::"))}, indent=1, sort_keys=True)
     assert re.sub(r"[0-9a-f]{64}", "<asset-hash>", text) == snapshot
+
+
+def test_managed_test_stack_is_in_the_example(synthesized):
+    app, _ = synthesized
+    template = json.loads((Path(app.outdir) / "ChurnManagedShadowTest.template.json").read_text())
+    props = only(assertions.Template.from_json(template), "AWS::SageMaker::InferenceExperiment")["Properties"]
+    assert (props["EndpointName"], props["ShadowModeConfig"]["ShadowModelVariants"][0]["SamplingPercentage"]) == \
+        ("churn-production", 50)
+
+
+@pytest.mark.parametrize(("managed", "message"), [
+    ({"endpoint_name": "churn", "outcome": "finish"}, r"outcome must be one of running, complete, promote, cancel"),
+    ({"endpoint_name": "churn", "start": "tomorrow"}, r"start must be an ISO 8601 time like"),
+    ({"endpoint_name": "churn", "duration_hours": 24}, r"a duration other than 7 days needs start"),
+])
+def test_managed_test_config_errors(managed, message):
+    app = cdk.App(outdir=tempfile.mkdtemp(), context={"managed-test": managed, "nag": "false"})
+    with pytest.raises(ConfigError, match=message):
+        build_app(app)
+
+
+def test_managed_test_outcome_from_configuration():
+    app = cdk.App(outdir=tempfile.mkdtemp(), context={
+        "managed-test": {"endpoint_name": "churn", "outcome": "promote", "start": "2026-12-01T09:00:00Z",
+                         "duration_hours": 48}, "nag": "false"})
+    build_app(app)
+    template = assertions.Template.from_json(app.synth().get_stack_by_name("ChurnManagedShadowTest").template)
+    props = only(template, "AWS::SageMaker::InferenceExperiment")["Properties"]
+    assert props["DesiredState"] == "Completed" and [v["VariantName"] for v in props["ModelVariants"]] == ["shadow"]
+    assert props["Schedule"] == {"StartTime": "2026-12-01T09:00:00Z", "EndTime": "2026-12-03T09:00:00Z"}
