@@ -65,9 +65,22 @@ class EndpointPlan:
 
 
 @dataclass
+class ManagedTestPlan:
+    name: str
+    endpoint_name: str
+    source_variant: str
+    variants: list[VariantPlan]
+    sampling_percent: int
+    schedule: str
+    desired_state: str
+    capture: str | None
+
+
+@dataclass
 class StackPlan:
     name: str
     endpoints: list[EndpointPlan]
+    managed_tests: list[ManagedTestPlan] = field(default_factory=list)
     resources: Counter = field(default_factory=Counter)
     resource_paths: dict[str, list[str]] = field(default_factory=dict)
     retained: list[str] = field(default_factory=list)
@@ -174,7 +187,34 @@ def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outd
             variants=variants, capture=capture,
             storage_key=tpl.render(props["KmsKeyId"]) if "KmsKeyId" in props else None,
             deployment=endpoint.get("DeploymentConfig")))
+    for resource in tpl.resources.values():
+        if resource["Type"] == "AWS::SageMaker::InferenceExperiment":
+            stack.managed_tests.append(_managed_test(tpl, resource["Properties"]))
     return stack
+
+
+def _managed_test(tpl: _Template, props: dict[str, Any]) -> ManagedTestPlan:
+    shadow_config = props.get("ShadowModeConfig", {})
+    source = shadow_config.get("SourceModelVariantName", "?")
+    variants = []
+    for v in props.get("ModelVariants", []):
+        infra = v.get("InfrastructureConfig", {}).get("RealTimeInferenceConfig", {})
+        model = v["ModelName"]
+        model_text = tpl.path(model["Fn::GetAtt"][0]) if isinstance(model, dict) and "Fn::GetAtt" in model \
+            else tpl.render(model)
+        variants.append(VariantPlan(
+            role="production" if v["VariantName"] == source else "shadow", name=v["VariantName"],
+            instance_type=infra.get("InstanceType", "?"), instance_count=int(infra.get("InstanceCount", 0)),
+            weight=1.0, model=model_text, image="-", model_data="-"))
+    schedule = props.get("Schedule")
+    storage = props.get("DataStorageConfig")
+    return ManagedTestPlan(
+        name=tpl.render(props.get("Name", "?")), endpoint_name=tpl.render(props.get("EndpointName", "?")),
+        source_variant=source, variants=variants,
+        sampling_percent=next(iter(shadow_config.get("ShadowModelVariants", [])), {}).get("SamplingPercentage", 100),
+        schedule=f"{schedule['StartTime']} to {schedule['EndTime']}" if schedule else "7 days from creation",
+        desired_state=props.get("DesiredState", "Running"),
+        capture=tpl.render(storage["Destination"]) if storage else None)
 
 
 def plan_assembly(outdir: str | Path) -> list[StackPlan]:
@@ -247,6 +287,22 @@ def render_plan(plans: list[StackPlan]) -> str:
                 shadow_hours = hours[ep.shadow.name][0]
                 lines.append(f"               the shadow adds {shadow_hours} instance-hours per day "
                              f"({100 * shadow_hours / max(low - shadow_hours, 1):.0f}% on top of production)")
+        for test in stack.managed_tests:
+            state = test.desired_state
+            if state == "Completed":
+                state += (" - production retained, shadow removed" if any(v.role == "production" for v in test.variants)
+                          else " - shadow PROMOTED, production removed")
+            lines.append(f"  Managed shadow test {test.name} on existing endpoint {test.endpoint_name} ({state})")
+            for v in test.variants:
+                lines.append(f"    {v.role:<10} variant {v.name!r}: {v.instance_count} x {v.instance_type}, model {v.model}")
+            lines.append(f"    sampling   {test.sampling_percent}% of requests to variant {test.source_variant!r} "
+                         "are copied to the shadow")
+            lines.append(f"    schedule   {test.schedule}")
+            lines.append(f"    capture    {test.capture + '/' if test.capture else 'off'}")
+            shadow = next((v for v in test.variants if v.role == "shadow"), None)
+            if shadow:
+                lines.append(f"    cost       the shadow adds {shadow.instance_count * HOURS_PER_DAY} instance-hours per day "
+                             "while the test runs")
         total = sum(stack.resources.values())
         lines.append(f"  Will create {total} resources:")
         for kind, count in sorted(stack.resources.items()):
@@ -266,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shadow-plan: no cloud assembly in {args.outdir!r}; run `cdk synth` first", file=sys.stderr)
         return 2
     plans = plan_assembly(args.outdir)
-    if not any(p.endpoints for p in plans):
+    if not any(p.endpoints or p.managed_tests for p in plans):
         print(f"shadow-plan: no SageMaker endpoint config in {args.outdir!r}", file=sys.stderr)
         return 1
     print(render_plan(plans))

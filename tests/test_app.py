@@ -91,6 +91,9 @@ def test_plan_states_the_test_in_plain_words(synthesized):
     assert "s3://<CaptureStore/Bucket>/datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/" in text
     assert "2 x ml.m5.xlarge" in text and "1 x ml.m5.xlarge" in text
     assert "Kept after cdk destroy" in text and "CaptureStore/Bucket (AWS::S3::Bucket)" in text
+    assert "3 auto-rollback alarm(s)" in text
+    assert "Managed shadow test" in text and "on existing endpoint churn-production (Running)" in text
+    assert "50% of requests to variant 'AllTraffic' are copied to the shadow" in text
 
 
 def test_plan_command_fails_clearly_without_assembly(tmp_path, capsys):
@@ -190,3 +193,6 @@ def test_managed_test_outcome_from_configuration():
     props = only(template, "AWS::SageMaker::InferenceExperiment")["Properties"]
     assert props["DesiredState"] == "Completed" and [v["VariantName"] for v in props["ModelVariants"]] == ["shadow"]
     assert props["Schedule"] == {"StartTime": "2026-12-01T09:00:00Z", "EndTime": "2026-12-03T09:00:00Z"}
+    text = render_plan(plan_assembly(app.outdir))
+    assert "on existing endpoint churn (Completed - shadow PROMOTED, production removed)" in text
+    assert "schedule   2026-12-01T09:00:00Z to 2026-12-03T09:00:00Z" in text
