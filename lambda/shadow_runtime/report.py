@@ -1,0 +1,64 @@
+"""The verdict report: JSON for machines, Markdown for people. Stdlib only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .verdict import Verdict
+
+
+def report_json(verdict: Verdict, context: Mapping[str, Any]) -> str:
+    """The whole verdict and the test's context (endpoint, variants, window) as JSON."""
+    return json.dumps({"context": dict(context), **verdict.to_dict()}, indent=2, sort_keys=True, default=str)
+
+
+def _effect(metric: Mapping[str, Any]) -> tuple[str, str]:
+    if metric["effect"] is None:
+        return "-", "-"
+    low, high = metric["interval"]
+    if metric["kind"] == "error_rate":
+        return f"{metric['effect'] * 100:+.3f} pp", f"{low * 100:+.3f} to {high * 100:+.3f} pp"
+    return f"{metric['effect']:+.1%}", f"{low:+.1%} to {high:+.1%}"
+
+
+def _value(metric: Mapping[str, Any], side: str) -> str:
+    value = metric[side]
+    if value is None:
+        return "-"
+    if metric["kind"] == "error_rate":
+        return f"{value:.3%}"
+    return f"{value / 1000:.2f} ms" if metric["kind"] == "latency" else f"{value:.1f}"
+
+
+def report_markdown(verdict: Verdict, context: Mapping[str, Any]) -> str:
+    """A one-page summary: decision, score, traffic, one row per metric, the reasons."""
+    data = verdict.to_dict()
+    traffic = data["traffic"]
+    share = traffic["observed_share"]
+    lines = [
+        f"# Shadow test verdict: **{data['decision']}** (score {data['score']:g}/100)",
+        "",
+        f"- Endpoint: `{context.get('endpoint_name', '?')}` — production `{context.get('production_variant', '?')}`, "
+        f"shadow `{context.get('shadow_variant', '?')}`",
+        f"- Window: {context.get('start', '?')} to {context.get('end', '?')} ({traffic['minutes']} minutes, "
+        f"{traffic['paired_minutes']} with data on both sides)",
+        f"- Requests: production {traffic['production_invocations']}, shadow {traffic['shadow_invocations']}"
+        + (f" ({share:.1%} of production; expected {traffic['expected_share']:.0%})" if share is not None else ""),
+        "",
+        "| metric | status | production | shadow | shadow change | confidence interval | tolerance |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, metric in sorted(data["metrics"].items(), key=lambda kv: (not kv[1]["critical"], kv[0])):
+        effect, interval = _effect(metric)
+        tolerance = f"+{metric['tolerance'] * 100:.3g} pp" if metric["kind"] == "error_rate" \
+            else f"+{metric['tolerance']:.0%}"
+        name = f"**{key}** (critical)" if metric["critical"] else key
+        lines.append(f"| {name} | {metric['status']} | {_value(metric, 'production')} | {_value(metric, 'shadow')} "
+                     f"| {effect} | {interval} | {tolerance} |")
+    lines += ["", "## Why", ""] + [f"- {reason}" for reason in data["reasons"]]
+    criteria = data["criteria"]
+    lines += ["", f"Confidence {criteria['confidence']:.0%}; critical: {', '.join(criteria['critical'])}; "
+                  f"PROMOTE needs score >= {criteria['pass_score']:g}, REJECT below {criteria['marginal_score']:g}."]
+    return "\n".join(lines) + "\n"
