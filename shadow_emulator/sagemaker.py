@@ -1,0 +1,387 @@
+"""A test double that fills exactly moto's SageMaker gaps for shadow tests. Never used on AWS.
+
+moto 5.2 accepts ShadowProductionVariants but drops them, and has no UpdateEndpoint and no
+InferenceExperiment calls. ``SageMakerDouble`` patches moto's SageMaker responses, while
+installed, to:
+
+* keep a config's ShadowProductionVariants and return them from DescribeEndpointConfig and
+  (as ShadowProductionVariants with current counts) from DescribeEndpoint;
+* UpdateEndpoint: the endpoint goes Updating, then — after ``update_polls`` DescribeEndpoint
+  calls — InService with the new config, or (fault injected) back to InService on the OLD
+  config with a FailureReason (rollback), or Failed. Like SageMaker it refuses to update an
+  endpoint that is not InService, to a config that does not exist, or in a way that removes or
+  retypes a variant registered with Application Auto Scaling;
+* CreateInferenceExperiment / DescribeInferenceExperiment / StopInferenceExperiment /
+  ListInferenceExperiments, with the shadow added to the endpoint while the experiment runs
+  and Promote / Remove / Retain applied when it stops;
+* inject throttling: the next N calls of an operation fail with ThrottlingException.
+
+Every request these patches handle is validated against botocore's model of the SageMaker API
+first, so a malformed request fails here as it would on AWS.
+
+Limits: no real instances, no blue/green traffic shifting or alarm evaluation (an update is a
+number of polls), schedules are recorded but not enforced, and only what the workflow and its
+tests call is covered.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+import botocore.session
+from botocore.validate import ParamValidator
+from moto.core.responses import ActionResult
+from moto.sagemaker import models as sm_models
+from moto.sagemaker.exceptions import SagemakerClientError, ValidationError
+from moto.sagemaker.responses import SageMakerResponse
+
+_MODEL = botocore.session.get_session().get_service_model("sagemaker")
+PATCHED = ("create_endpoint_config", "describe_endpoint_config", "describe_endpoint", "update_endpoint",
+           "create_inference_experiment", "describe_inference_experiment", "stop_inference_experiment",
+           "list_inference_experiments")
+
+
+class ThrottlingError(SagemakerClientError):
+    code = "ThrottlingException"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _parse_timestamps(value: Any, shape) -> Any:
+    """JSON carries timestamps as epoch numbers; botocore's validator wants datetimes."""
+    if shape.type_name == "timestamp" and isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    if shape.type_name == "structure" and isinstance(value, dict):
+        return {k: _parse_timestamps(v, shape.members[k]) if k in shape.members else v for k, v in value.items()}
+    if shape.type_name == "list" and isinstance(value, list):
+        return [_parse_timestamps(v, shape.member) for v in value]
+    if shape.type_name == "map" and isinstance(value, dict):
+        return {k: _parse_timestamps(v, shape.value) for k, v in value.items()}
+    return value
+
+
+def _above_maximum(value: Any, shape, path: str) -> list[str]:
+    """Maximums of the model (botocore's client checks only minimums; the service checks both)."""
+    limit = shape.metadata.get("max")
+    problems = []
+    if limit is not None:
+        if shape.type_name in ("integer", "long", "float", "double") and isinstance(value, (int, float)) and value > limit:
+            problems.append(f"{path} must be at most {limit}, got {value}")
+        elif shape.type_name in ("string", "list") and isinstance(value, (str, list)) and len(value) > limit:
+            problems.append(f"{path} must hold at most {limit} items/characters, got {len(value)}")
+    if shape.type_name == "structure" and isinstance(value, dict):
+        for key, member in value.items():
+            if key in shape.members:
+                problems += _above_maximum(member, shape.members[key], f"{path}.{key}")
+    elif shape.type_name == "list" and isinstance(value, list):
+        for i, member in enumerate(value):
+            problems += _above_maximum(member, shape.member, f"{path}[{i}]")
+    return problems
+
+
+def validate_request(operation: str, params: dict[str, Any]) -> None:
+    """Raise ValidationException unless ``params`` fit botocore's model of ``operation``."""
+    shape = _MODEL.operation_model(operation).input_shape
+    report = ParamValidator().validate(_parse_timestamps(params, shape), shape)
+    if report.has_errors():
+        raise ValidationError(message=f"{operation}: {report.generate_report()}")
+    too_large = _above_maximum(params, shape, operation)
+    if too_large:
+        raise ValidationError(message="; ".join(too_large))
+
+
+class SageMakerDouble:
+    """Install with ``with SageMakerDouble():`` (inside moto's ``mock_aws``) or ``install()`` /
+    ``uninstall()``. One double serves every account and region of the process.
+
+    :param update_polls: DescribeEndpoint calls an update stays in Updating. Default: 2.
+    """
+
+    def __init__(self, update_polls: int = 2) -> None:
+        self.update_polls = update_polls
+        self.shadow_variants: dict[tuple[str, str, str], list[dict]] = {}  # (account, region, config) -> variants
+        self.updates: dict[tuple[str, str, str], dict[str, Any]] = {}     # (account, region, endpoint) -> pending
+        self.faults: dict[str, str] = {}                                   # endpoint -> "rollback" | "fail"
+        self.throttles: dict[str, int] = defaultdict(int)                  # operation -> calls left to throttle
+        self.experiments: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.calls: list[tuple[str, dict]] = []                            # every request handled, in order
+        self._saved: dict[str, Any] = {}
+
+    # Fault injection
+
+    def fail_next_update(self, endpoint_name: str, mode: str = "rollback") -> None:
+        """Make the next UpdateEndpoint of ``endpoint_name`` fail: ``rollback`` (old config keeps
+        serving, status InService with a FailureReason) or ``fail`` (status Failed)."""
+        if mode not in ("rollback", "fail"):
+            raise ValueError(f"mode must be 'rollback' or 'fail', got {mode!r}")
+        self.faults[endpoint_name] = mode
+
+    def throttle(self, operation: str, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``operation`` (e.g. ``UpdateEndpoint``) with ThrottlingException."""
+        self.throttles[operation] += times
+
+    # Installation
+
+    def install(self) -> SageMakerDouble:
+        double = self
+        for name in PATCHED:
+            self._saved[name] = SageMakerResponse.__dict__.get(name)
+
+        def handler(name: str, operation: str, implementation):
+            def method(response: SageMakerResponse):
+                params = response._get_params()
+                double.calls.append((operation, params))
+                if double.throttles[operation] > 0:
+                    double.throttles[operation] -= 1
+                    raise ThrottlingError(f"Rate exceeded for {operation}")
+                validate_request(operation, params)
+                return implementation(response, params)
+            method.__name__ = name
+            return method
+
+        implementations = {
+            "create_endpoint_config": ("CreateEndpointConfig", self._create_endpoint_config),
+            "describe_endpoint_config": ("DescribeEndpointConfig", self._describe_endpoint_config),
+            "describe_endpoint": ("DescribeEndpoint", self._describe_endpoint),
+            "update_endpoint": ("UpdateEndpoint", self._update_endpoint),
+            "create_inference_experiment": ("CreateInferenceExperiment", self._create_experiment),
+            "describe_inference_experiment": ("DescribeInferenceExperiment", self._describe_experiment),
+            "stop_inference_experiment": ("StopInferenceExperiment", self._stop_experiment),
+            "list_inference_experiments": ("ListInferenceExperiments", self._list_experiments),
+        }
+        for name, (operation, implementation) in implementations.items():
+            setattr(SageMakerResponse, name, handler(name, operation, implementation))
+        return self
+
+    def uninstall(self) -> None:
+        for name, original in self._saved.items():
+            if original is None:
+                delattr(SageMakerResponse, name)
+            else:
+                setattr(SageMakerResponse, name, original)
+        self._saved.clear()
+
+    def __enter__(self) -> SageMakerDouble:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
+    # Endpoint configs and endpoints
+
+    @staticmethod
+    def _key(response: SageMakerResponse, name: str) -> tuple[str, str, str]:
+        backend = response.sagemaker_backend
+        return backend.account_id, backend.region_name, name
+
+    def _create_endpoint_config(self, response: SageMakerResponse, params: dict) -> ActionResult:
+        shadows = params.get("ShadowProductionVariants") or []
+        if len(shadows) > 1:
+            raise ValidationError(message="ShadowProductionVariants takes at most one variant")
+        if shadows and len(params["ProductionVariants"]) != 1:
+            raise ValidationError(message="With a shadow variant, ProductionVariants must hold exactly one variant")
+        backend = response.sagemaker_backend
+        backend.validate_production_variants(shadows)
+        config = backend.create_endpoint_config(
+            endpoint_config_name=params["EndpointConfigName"], production_variants=params["ProductionVariants"],
+            data_capture_config=params.get("DataCaptureConfig"), async_inference_config=params.get("AsyncInferenceConfig"),
+            tags=params.get("Tags"), kms_key_id=params.get("KmsKeyId"))
+        self.shadow_variants[self._key(response, params["EndpointConfigName"])] = copy.deepcopy(shadows)
+        return ActionResult({"EndpointConfigArn": config.endpoint_config_arn})
+
+    def _describe_endpoint_config(self, response: SageMakerResponse, params: dict) -> ActionResult:
+        described = response.sagemaker_backend.describe_endpoint_config(params["EndpointConfigName"])
+        shadows = self.shadow_variants.get(self._key(response, params["EndpointConfigName"]))
+        if shadows:
+            described = {**described, "ShadowProductionVariants": copy.deepcopy(shadows)}
+        return ActionResult(described)
+
+    def _describe_endpoint(self, response: SageMakerResponse, params: dict) -> ActionResult:
+        name = params["EndpointName"]
+        backend = response.sagemaker_backend
+        endpoint = backend.endpoints.get(name)
+        pending = self.updates.get(self._key(response, name))
+        if endpoint is not None and pending is not None:
+            pending["polls"] -= 1
+            if pending["polls"] <= 0:
+                self._finish_update(response, endpoint, pending)
+                del self.updates[self._key(response, name)]
+        described = backend.describe_endpoint(name)
+        config_key = self._key(response, described["EndpointConfigName"])
+        shadows = self.shadow_variants.get(config_key) or []
+        extra = [v for e in self.experiments.values() if e["EndpointName"] == name and e["Status"] == "Running"
+                 for v in e["ShadowVariants"]]
+        if shadows or extra:
+            described = {**described, "ShadowProductionVariants": [
+                {"VariantName": v["VariantName"], "CurrentInstanceCount": v.get("InitialInstanceCount", 1),
+                 "DesiredInstanceCount": v.get("InitialInstanceCount", 1),
+                 "CurrentWeight": v.get("InitialVariantWeight", 1.0), "DesiredWeight": v.get("InitialVariantWeight", 1.0)}
+                for v in [*shadows, *extra]]}
+        return ActionResult(described)
+
+    def _update_endpoint(self, response: SageMakerResponse, params: dict) -> ActionResult:
+        name, config_name = params["EndpointName"], params["EndpointConfigName"]
+        backend = response.sagemaker_backend
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            raise ValidationError(message=f"Could not find endpoint '{name}'.")
+        if config_name not in backend.endpoint_configs:
+            raise ValidationError(message=f"Could not find endpoint configuration '{config_name}'.")
+        if endpoint.endpoint_status != "InService":
+            raise ValidationError(message=f"Cannot update in-progress endpoint '{name}' "
+                                          f"(status {endpoint.endpoint_status}).")
+        self._check_autoscaling(response, endpoint, config_name)
+        endpoint.endpoint_status = "Updating"
+        endpoint.last_modified_time = _now()
+        self.updates[self._key(response, name)] = {
+            "config": config_name, "polls": self.update_polls, "fault": self.faults.pop(name, None),
+            "deployment": params.get("DeploymentConfig")}
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    def _check_autoscaling(self, response: SageMakerResponse, endpoint, config_name: str) -> None:
+        from moto.applicationautoscaling.models import applicationautoscaling_backends
+
+        backend = response.sagemaker_backend
+        scaling = applicationautoscaling_backends[backend.account_id][backend.region_name]
+        registered = {target.resource_id.split("/variant/")[-1] for target in scaling.targets.get(
+            "sagemaker:variant:DesiredInstanceCount", {}).values()
+            if target.resource_id.startswith(f"endpoint/{endpoint.endpoint_name}/variant/")}
+        old = self._variants(response, endpoint.endpoint_config_name)
+        new = self._variants(response, config_name)
+        for variant in sorted(registered):
+            if variant not in new or old.get(variant, {}).get("InstanceType") != new[variant].get("InstanceType"):
+                raise ValidationError(message=f"The variant '{variant}' is registered with Application Auto Scaling; "
+                                              "deregister it before removing it or changing its instance type.")
+
+    def _variants(self, response: SageMakerResponse, config_name: str) -> dict[str, dict]:
+        config = response.sagemaker_backend.endpoint_configs.get(config_name)
+        variants = list(config.production_variants) if config else []
+        variants += self.shadow_variants.get(self._key(response, config_name), [])
+        return {v["VariantName"]: v for v in variants}
+
+    def _finish_update(self, response: SageMakerResponse, endpoint, pending: dict) -> None:
+        endpoint.last_modified_time = _now()
+        if pending["fault"] == "rollback":
+            endpoint.endpoint_status = "InService"
+            endpoint.failure_reason = "Update rolled back: the new fleet failed its health checks."
+            return
+        if pending["fault"] == "fail":
+            endpoint.endpoint_status = "Failed"
+            endpoint.failure_reason = "Update failed: the new fleet could not be provisioned."
+            return
+        config = response.sagemaker_backend.endpoint_configs[pending["config"]]
+        endpoint.endpoint_config_name = pending["config"]
+        endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
+        endpoint.data_capture_config = config.data_capture_config
+        endpoint.endpoint_status = "InService"
+        endpoint.failure_reason = None
+
+    # Inference experiments
+
+    def _create_experiment(self, response: SageMakerResponse, params: dict) -> ActionResult:
+        backend = response.sagemaker_backend
+        name, endpoint_name = params["Name"], params["EndpointName"]
+        if endpoint_name not in backend.endpoints:
+            raise ValidationError(message=f"Could not find endpoint '{endpoint_name}'.")
+        key = self._key(response, name)
+        if key in self.experiments:
+            raise ValidationError(message=f"Inference experiment '{name}' already exists.")
+        variants = {v["VariantName"]: v for v in params["ModelVariants"]}
+        shadow_config = params["ShadowModeConfig"]
+        source = shadow_config["SourceModelVariantName"]
+        shadows = shadow_config["ShadowModelVariants"]
+        if source not in variants or any(s["ShadowModelVariantName"] not in variants for s in shadows):
+            raise ValidationError(message="ShadowModeConfig must name variants listed in ModelVariants.")
+        for variant in variants.values():
+            if variant["ModelName"] not in backend._models:
+                raise ValidationError(message=f"Could not find model '{variant['ModelName']}'.")
+        arn = sm_models.arn_formatter("inference-experiment", name, backend.account_id, backend.region_name)
+        now = _now()
+        self.experiments[key] = {
+            **copy.deepcopy(params), "Arn": arn, "Status": "Running", "CreationTime": now, "LastModifiedTime": now,
+            "ShadowVariants": [{"VariantName": s["ShadowModelVariantName"],
+                                "InitialInstanceCount": variants[s["ShadowModelVariantName"]]["InfrastructureConfig"][
+                                    "RealTimeInferenceConfig"]["InstanceCount"],
+                                "InitialVariantWeight": s["SamplingPercentage"] / 100} for s in shadows],
+            "VariantStatus": {v: "Deployed" for v in variants}}
+        return ActionResult({"InferenceExperimentArn": arn})
+
+    def _experiment(self, response: SageMakerResponse, name: str) -> dict[str, Any]:
+        experiment = self.experiments.get(self._key(response, name))
+        if experiment is None:
+            raise ValidationError(message=f"Could not find inference experiment '{name}'.")
+        return experiment
+
+    def _describe_experiment(self, response: SageMakerResponse, params: dict) -> ActionResult:
+        e = self._experiment(response, params["Name"])
+        endpoint = response.sagemaker_backend.endpoints.get(e["EndpointName"])
+        described = {
+            "Arn": e["Arn"], "Name": e["Name"], "Type": e["Type"], "Status": e["Status"], "RoleArn": e["RoleArn"],
+            "CreationTime": e["CreationTime"], "LastModifiedTime": e["LastModifiedTime"],
+            "EndpointMetadata": {"EndpointName": e["EndpointName"],
+                                 "EndpointConfigName": endpoint.endpoint_config_name if endpoint else "",
+                                 "EndpointStatus": endpoint.endpoint_status if endpoint else "Deleting"},
+            "ModelVariants": [{**v, "Status": e["VariantStatus"][v["VariantName"]]} for v in e["ModelVariants"]],
+            "ShadowModeConfig": e["ShadowModeConfig"]}
+        for optional in ("Schedule", "Description", "DataStorageConfig", "KmsKey", "StatusReason", "CompletionTime"):
+            if optional in e:
+                described[optional] = e[optional]
+        return ActionResult(described)
+
+    def _stop_experiment(self, response: SageMakerResponse, params: dict) -> ActionResult:
+        e = self._experiment(response, params["Name"])
+        if e["Status"] != "Running":
+            raise ValidationError(message=f"Inference experiment '{e['Name']}' is {e['Status']}, not Running.")
+        actions = params["ModelVariantActions"]
+        source = e["ShadowModeConfig"]["SourceModelVariantName"]
+        shadow = e["ShadowModeConfig"]["ShadowModelVariants"][0]["ShadowModelVariantName"]
+        if set(actions) != {source, shadow}:
+            raise ValidationError(message=f"ModelVariantActions must give an action for {source!r} and {shadow!r}.")
+        allowed = ({source: "Retain", shadow: "Remove"}, {source: "Remove", shadow: "Promote"})
+        if actions not in allowed:
+            raise ValidationError(message=f"ModelVariantActions {actions} is not a valid outcome: retain production "
+                                          "and remove the shadow, or promote the shadow and remove production.")
+        state = params.get("DesiredState", "Completed")
+        if actions[shadow] == "Promote":
+            self._promote_experiment_shadow(response, e, source, shadow)
+        e.update(Status=state, CompletionTime=_now(), LastModifiedTime=_now(),
+                 VariantStatus={source: "Deployed" if actions[source] == "Retain" else "NotDeployed",
+                                shadow: "Deployed" if actions[shadow] == "Promote" else "NotDeployed"})
+        if "Reason" in params:
+            e["StatusReason"] = params["Reason"]
+        return ActionResult({"InferenceExperimentArn": e["Arn"]})
+
+    def _promote_experiment_shadow(self, response: SageMakerResponse, e: dict, source: str, shadow: str) -> None:
+        """The shadow's model and instances take over the production variant (its name is kept)."""
+        backend = response.sagemaker_backend
+        endpoint = backend.endpoints[e["EndpointName"]]
+        config = backend.endpoint_configs[endpoint.endpoint_config_name]
+        spec = next(v for v in e["ModelVariants"] if v["VariantName"] == shadow)
+        infra = spec["InfrastructureConfig"]["RealTimeInferenceConfig"]
+        promoted = [{**v, "ModelName": spec["ModelName"], "InstanceType": infra["InstanceType"],
+                     "InitialInstanceCount": infra["InstanceCount"]} if v["VariantName"] == source else v
+                    for v in config.production_variants]
+        name = f"{e['Name'][:40]}-promoted"
+        backend.create_endpoint_config(endpoint_config_name=name, production_variants=promoted,
+                                       data_capture_config=config.data_capture_config,
+                                       async_inference_config=config.async_inference_config, tags=[],
+                                       kms_key_id=config.kms_key_id)
+        endpoint.endpoint_config_name = name
+        endpoint.production_variants = endpoint._process_production_variants(promoted)
+
+    def _list_experiments(self, response: SageMakerResponse, params: dict) -> ActionResult:
+        backend = response.sagemaker_backend
+        summaries = [{"Name": e["Name"], "Type": e["Type"], "Status": e["Status"], "CreationTime": e["CreationTime"],
+                      "LastModifiedTime": e["LastModifiedTime"], "RoleArn": e["RoleArn"]}
+                     for (account, region, _), e in sorted(self.experiments.items())
+                     if (account, region) == (backend.account_id, backend.region_name)
+                     and params.get("StatusEquals") in (None, e["Status"])]
+        return ActionResult({"InferenceExperiments": summaries})
+
+
+__all__ = ["SageMakerDouble", "ThrottlingError", "validate_request"]
