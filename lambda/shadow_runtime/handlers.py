@@ -1,0 +1,171 @@
+"""Lambda handlers of the promotion workflow. Each is a thin shell around the pure modules.
+
+Every handler takes and returns JSON-ready dicts (the state machine's payloads); large data
+(the metric series, the reports) goes to S3 and only its location travels in the payload.
+Clients are created per call from the environment, so tests can point them at moto.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import boto3
+
+from . import promotion, report, series
+from .verdict import Criteria, compare
+
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+
+
+def _client(service: str):
+    return boto3.client(service, region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise ValueError(f"expected an s3://bucket/key URI, got {uri!r}")
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key
+
+
+def _put(bucket: str, key: str, body: str, content_type: str) -> str:
+    _client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType=content_type)
+    return f"s3://{bucket}/{key}"
+
+
+def gather_metrics(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """GetMetricData for both variants over the window; the aligned series go to S3.
+
+    Event: ``queries`` (MetricDataQueries, labels ``<role>|<key>``), ``end`` (ISO time),
+    ``minutes``, ``period`` (seconds, default 60), ``report_bucket``, ``report_prefix``.
+    Returns the window and the S3 URI of the series.
+    """
+    period = int(event.get("period", 60))
+    start, end = series.window(event["end"], int(event["minutes"]), period)
+    cloudwatch = _client("cloudwatch")
+    results: list[dict[str, Any]] = []
+    token = None
+    while True:
+        request = {"MetricDataQueries": event["queries"], "StartTime": start, "EndTime": end,
+                   "ScanBy": "TimestampAscending"}
+        if token:
+            request["NextToken"] = token
+        page = cloudwatch.get_metric_data(**request)
+        results += page.get("MetricDataResults", [])
+        token = page.get("NextToken")
+        if not token:
+            break
+    production, shadow = series.align(results, start, end, period)
+    key = f"{event['report_prefix'].rstrip('/')}/series.json"
+    uri = _put(event["report_bucket"], key, json.dumps({"production": production, "shadow": shadow}),
+               "application/json")
+    return {"start": start.isoformat(), "end": end.isoformat(), "series": uri, "minutes": int(event["minutes"])}
+
+
+def judge(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """The verdict over the gathered series; JSON and Markdown reports go next to them in S3.
+
+    Event: ``series`` (S3 URI from gather_metrics), ``criteria`` (Criteria fields), ``context``
+    (endpoint and variant names, window: shown in the report). Returns decision, score, the
+    first reason, and the report URIs.
+    """
+    bucket, key = _split_s3(event["series"])
+    data = json.loads(_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    verdict = compare(data["production"], data["shadow"], Criteria.from_mapping(event.get("criteria")))
+    details = dict(event.get("context") or {})
+    prefix = key.rsplit("/", 1)[0]
+    json_uri = _put(bucket, f"{prefix}/verdict.json", report.report_json(verdict, details), "application/json")
+    markdown_uri = _put(bucket, f"{prefix}/verdict.md", report.report_markdown(verdict, details), "text/markdown")
+    return {"decision": verdict.decision, "score": verdict.score, "summary": verdict.reasons[0],
+            "report_json": json_uri, "report_markdown": markdown_uri}
+
+
+def prepare_update(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Build (idempotently) the endpoint config that promotes or removes the shadow, from the LIVE
+    config, and deregister auto scaling that the update would otherwise trip over.
+
+    Event: ``endpoint_name``, ``action`` (``promote`` | ``remove_shadow``), ``instance_settings``
+    (production | shadow | override), ``override`` (dict). Returns the new and previous config
+    names, the scalable targets deregistered (to restore after), and ``already_applied`` when a
+    previous run already moved the endpoint to the new config.
+    """
+    sagemaker = _client("sagemaker")
+    name = event["endpoint_name"]
+    endpoint = sagemaker.describe_endpoint(EndpointName=name)
+    live_name = endpoint["EndpointConfigName"]
+    action = event["action"]
+    if action not in ("promote", "remove_shadow"):
+        raise ValueError(f"action must be 'promote' or 'remove_shadow', got {action!r}")
+    if _is_ours(live_name, name, action):
+        return {"config_name": live_name, "previous_config_name": live_name, "already_applied": True,
+                "deregistered": [], "restore": []}
+    live = sagemaker.describe_endpoint_config(EndpointConfigName=live_name)
+    new_name = promotion.config_name(name, action, live_name)
+    if action == "promote":
+        request = promotion.promoted_config(live, new_name, event.get("instance_settings", "production"),
+                                            event.get("override"))
+    else:
+        request = promotion.shadow_removed_config(live, new_name)
+    try:
+        sagemaker.describe_endpoint_config(EndpointConfigName=new_name)  # a re-run: already created
+    except sagemaker.exceptions.ClientError:
+        sagemaker.create_endpoint_config(**request)
+    scaling = _client("application-autoscaling")
+    registered = _registered_targets(scaling, name)
+    deregister, restore = promotion.autoscaling_changes(live, request, registered)
+    saved = []
+    for variant in deregister:
+        target = registered[variant]
+        policies = scaling.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=target["ResourceId"],
+                                                     ScalableDimension=SCALABLE_DIMENSION)["ScalingPolicies"]
+        # Deregistering deletes a target's policies on AWS; deleting them first says so explicitly.
+        for policy in policies:
+            scaling.delete_scaling_policy(PolicyName=policy["PolicyName"], ServiceNamespace="sagemaker",
+                                          ResourceId=target["ResourceId"], ScalableDimension=SCALABLE_DIMENSION)
+        scaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=target["ResourceId"],
+                                           ScalableDimension=SCALABLE_DIMENSION)
+        if variant in restore:
+            saved.append({"ResourceId": target["ResourceId"], "MinCapacity": target["MinCapacity"],
+                          "MaxCapacity": target["MaxCapacity"],
+                          "Policies": [_policy_request(p) for p in policies]})
+    return {"config_name": new_name, "previous_config_name": live_name, "already_applied": False,
+            "deregistered": deregister, "restore": saved}
+
+
+def _is_ours(config_name: str, endpoint_name: str, action: str) -> bool:
+    """Whether the live config is one this workflow made for this action (then the update ran already)."""
+    prefix = promotion.config_name(endpoint_name, action, "probe").rsplit("-", 1)[0] + "-"
+    return config_name.startswith(prefix) and len(config_name) == len(prefix) + 10
+
+
+def _registered_targets(scaling, endpoint_name: str) -> dict[str, dict[str, Any]]:
+    targets: dict[str, dict[str, Any]] = {}
+    paginator = scaling.get_paginator("describe_scalable_targets")
+    for page in paginator.paginate(ServiceNamespace="sagemaker", ScalableDimension=SCALABLE_DIMENSION):
+        for target in page["ScalableTargets"]:
+            prefix = f"endpoint/{endpoint_name}/variant/"
+            if target["ResourceId"].startswith(prefix):
+                targets[target["ResourceId"][len(prefix):]] = target
+    return targets
+
+
+def _policy_request(policy: dict[str, Any]) -> dict[str, Any]:
+    keep = ("PolicyName", "PolicyType", "TargetTrackingScalingPolicyConfiguration", "StepScalingPolicyConfiguration")
+    return {k: policy[k] for k in keep if k in policy}
+
+
+def restore_autoscaling(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Register again the scalable targets (and their policies) that prepare_update took down."""
+    scaling = _client("application-autoscaling")
+    restored = []
+    for target in event.get("restore") or []:
+        scaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=target["ResourceId"],
+                                         ScalableDimension=SCALABLE_DIMENSION, MinCapacity=target["MinCapacity"],
+                                         MaxCapacity=target["MaxCapacity"])
+        for policy in target["Policies"]:
+            scaling.put_scaling_policy(ServiceNamespace="sagemaker", ResourceId=target["ResourceId"],
+                                       ScalableDimension=SCALABLE_DIMENSION, **policy)
+        restored.append(target["ResourceId"])
+    return {"restored": restored}
