@@ -10,6 +10,7 @@ from .managed_test import ExperimentOutcome, ManagedShadowTest
 from .metric_factory import VERDICT_SERIES, ShadowMetricFactory
 from .metrics import ENDPOINT_METRICS, EndpointMetric
 from .model import ModelData, ModelImage, ServingModel
+from .promotion_workflow import InconclusiveAction, InstanceSettings, PromotionWorkflow
 from .variant import RoutingStrategy, Variant, VariantAutoscaling
 
 __all__ = [
@@ -27,6 +28,9 @@ __all__ = [
     "DeploymentGuardrails",
     "EndpointMetric",
     "IShadowEndpoint",
+    "InconclusiveAction",
+    "InstanceSettings",
+    "PromotionWorkflow",
     "ModelData",
     "ModelImage",
     "RoutingStrategy",

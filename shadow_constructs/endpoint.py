@@ -337,6 +337,25 @@ class ShadowEndpoint(ShadowEndpointBase):
             # With a fixed endpoint name, alarms on its metrics do not depend on it: create them first.
             self.resource.node.add_dependency(alarm)
 
+    def deployment_config_request(self) -> dict | None:
+        """The endpoint's guardrails as UpdateEndpoint's DeploymentConfig (API member names), or None."""
+        if self.deployment is None:
+            return None
+        routing = self.deployment.traffic_routing
+        traffic: dict = {"Type": routing.kind, "WaitIntervalInSeconds": _seconds(routing.wait)}
+        if routing.size is not None:
+            traffic["CanarySize" if routing.kind == "CANARY" else "LinearStepSize"] = {
+                "Type": routing.size.kind, "Value": routing.size.value}
+        policy: dict = {"TrafficRoutingConfiguration": traffic,
+                        "TerminationWaitInSeconds": _seconds(self.deployment.termination_wait)}
+        if self.deployment.maximum_execution_timeout is not None:
+            policy["MaximumExecutionTimeoutInSeconds"] = _seconds(self.deployment.maximum_execution_timeout)
+        request: dict = {"BlueGreenUpdatePolicy": policy}
+        if self._rollback_alarms:
+            request["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": _alarm_name(a)}
+                                                               for a in self._rollback_alarms]}
+        return request
+
     # Validation helpers
 
     @staticmethod

@@ -16,6 +16,7 @@ from shadow_constructs import (
     ManagedShadowTest,
     ModelData,
     ModelImage,
+    PromotionWorkflow,
     ServingModel,
     ShadowEndpoint,
     Variant,
@@ -64,4 +65,7 @@ class ManagedShadowTestStack(cdk.Stack):
                            instance_type=config.shadow_instance_type, instance_count=config.shadow_instance_count),
             sampling_percent=config.sampling_percent, duration=cdk.Duration.hours(config.duration_hours), start=start,
             data_storage=storage, outcome=OUTCOMES[config.outcome])
+        self.workflow = PromotionWorkflow(self, "Promotion", endpoint=endpoint, managed_test=self.test,
+                                          window=cdk.Duration.hours(config.duration_hours))
         cdk.CfnOutput(self, "ExperimentName", value=self.test.experiment_name)
+        cdk.CfnOutput(self, "PromotionStateMachine", value=self.workflow.state_machine.state_machine_arn)

@@ -15,6 +15,7 @@ from shadow_constructs import (
     DeploymentGuardrails,
     ModelData,
     ModelImage,
+    PromotionWorkflow,
     ServingModel,
     ShadowAlarms,
     ShadowDashboard,
@@ -70,10 +71,12 @@ class ShadowTestStack(cdk.Stack):
             for alarm in self.alarms.rollback_alarms:
                 self.endpoint.add_rollback_alarm(alarm)
         self.dashboard = ShadowDashboard(self, "Dashboard", endpoint=self.endpoint)
+        self.workflow = PromotionWorkflow(self, "Promotion", endpoint=self.endpoint)
         cdk.CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
         cdk.CfnOutput(self, "ProductionVariantName", value=self.endpoint.production_variant_name)
         cdk.CfnOutput(self, "ShadowVariantName", value=self.endpoint.shadow_variant_name)
         cdk.CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
+        cdk.CfnOutput(self, "PromotionStateMachine", value=self.workflow.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "RegressionAlarm", value=self.alarms.composite.alarm_name)
         if self.endpoint.capture_destination:
             cdk.CfnOutput(self, "CaptureDestination", value=self.endpoint.capture_destination)

@@ -58,6 +58,15 @@ def actions_of(statement: dict) -> list[str]:
     return action if isinstance(action, list) else [action]
 
 
+def cfn_lint_findings(template_text: str, regions: tuple[str, ...] = ("us-east-1", "eu-west-1")) -> list[str]:
+    """cfn-lint's findings for a template, with the project's .cfnlintrc.yaml ignores."""
+    import yaml
+    from cfnlint.api import ManualArgs, lint
+
+    ignores = yaml.safe_load((ROOT / ".cfnlintrc.yaml").read_text()).get("ignore_checks", [])
+    return [str(m) for m in lint(template_text, config=ManualArgs(regions=list(regions), ignore_checks=ignores))]
+
+
 def nag_violations(app: cdk.App) -> list[str]:
     """Synthesize ``app`` (which has cdk-nag added) and return every unacknowledged finding."""
     try:

@@ -137,7 +137,9 @@ def test_prepare_deregisters_autoscaling_the_update_would_trip_and_restore_puts_
     remaining = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert remaining == []
     sm.update_endpoint(EndpointName="churn", EndpointConfigName=out["config_name"])  # no longer refused
-    restored = handlers.restore_autoscaling({"restore": out["restore"]})
+    assert [r["ResourceId"] for r in out["rollback"]] == ["endpoint/churn/variant/production",
+                                                          "endpoint/churn/variant/shadow"]
+    restored = handlers.restore_autoscaling({"targets": out["restore"]})
     assert restored == {"restored": ["endpoint/churn/variant/production"]}
     target, = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 4)

@@ -88,8 +88,10 @@ def prepare_update(event: dict[str, Any], context: Any = None) -> dict[str, Any]
 
     Event: ``endpoint_name``, ``action`` (``promote`` | ``remove_shadow``), ``instance_settings``
     (production | shadow | override), ``override`` (dict). Returns the new and previous config
-    names, the scalable targets deregistered (to restore after), and ``already_applied`` when a
-    previous run already moved the endpoint to the new config.
+    names, ``already_applied`` when a previous run already moved the endpoint to the new config,
+    and two lists of scalable targets (with their policies) for restore_autoscaling:
+    ``restore`` — the variants the new config keeps, to register again once the update
+    succeeded — and ``rollback`` — every target taken down, to put back if it failed.
     """
     sagemaker = _client("sagemaker")
     name = event["endpoint_name"]
@@ -100,7 +102,7 @@ def prepare_update(event: dict[str, Any], context: Any = None) -> dict[str, Any]
         raise ValueError(f"action must be 'promote' or 'remove_shadow', got {action!r}")
     if _is_ours(live_name, name, action):
         return {"config_name": live_name, "previous_config_name": live_name, "already_applied": True,
-                "deregistered": [], "restore": []}
+                "deregistered": [], "restore": [], "rollback": []}
     live = sagemaker.describe_endpoint_config(EndpointConfigName=live_name)
     new_name = promotion.config_name(name, action, live_name)
     if action == "promote":
@@ -115,7 +117,7 @@ def prepare_update(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     scaling = _client("application-autoscaling")
     registered = _registered_targets(scaling, name)
     deregister, restore = promotion.autoscaling_changes(live, request, registered)
-    saved = []
+    saved, rollback = [], []
     for variant in deregister:
         target = registered[variant]
         policies = scaling.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=target["ResourceId"],
@@ -126,12 +128,13 @@ def prepare_update(event: dict[str, Any], context: Any = None) -> dict[str, Any]
                                           ResourceId=target["ResourceId"], ScalableDimension=SCALABLE_DIMENSION)
         scaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=target["ResourceId"],
                                            ScalableDimension=SCALABLE_DIMENSION)
+        taken_down = {"ResourceId": target["ResourceId"], "MinCapacity": target["MinCapacity"],
+                      "MaxCapacity": target["MaxCapacity"], "Policies": [_policy_request(p) for p in policies]}
+        rollback.append(taken_down)
         if variant in restore:
-            saved.append({"ResourceId": target["ResourceId"], "MinCapacity": target["MinCapacity"],
-                          "MaxCapacity": target["MaxCapacity"],
-                          "Policies": [_policy_request(p) for p in policies]})
+            saved.append(taken_down)
     return {"config_name": new_name, "previous_config_name": live_name, "already_applied": False,
-            "deregistered": deregister, "restore": saved}
+            "deregistered": deregister, "restore": saved, "rollback": rollback}
 
 
 def _is_ours(config_name: str, endpoint_name: str, action: str) -> bool:
@@ -157,10 +160,14 @@ def _policy_request(policy: dict[str, Any]) -> dict[str, Any]:
 
 
 def restore_autoscaling(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """Register again the scalable targets (and their policies) that prepare_update took down."""
+    """Register again scalable targets (and their policies) that prepare_update took down.
+
+    Event: ``targets`` — prepare_update's ``restore`` after a successful update, its
+    ``rollback`` after a failed one.
+    """
     scaling = _client("application-autoscaling")
     restored = []
-    for target in event.get("restore") or []:
+    for target in event.get("targets") or []:
         scaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=target["ResourceId"],
                                          ScalableDimension=SCALABLE_DIMENSION, MinCapacity=target["MinCapacity"],
                                          MaxCapacity=target["MaxCapacity"])
