@@ -136,7 +136,7 @@ class PromotionWorkflow(Construct):
         self.poll_interval = poll_interval or cdk.Duration.minutes(1)
         problems.check_seconds("poll_interval", self.poll_interval, 1, 3600)
         self.update_timeout = update_timeout or cdk.Duration.hours(2)
-        problems.check_seconds("update_timeout", self.update_timeout, 60, 86400)
+        problems.check_seconds("update_timeout", self.update_timeout, 1, 86400)
         self.retry_interval = retry_interval or cdk.Duration.seconds(2)
         problems.check_seconds("retry_interval", self.retry_interval, 1, 300)
         if test_end is not None and problems.check_type("test_end", test_end, datetime, "a datetime") \
@@ -260,7 +260,7 @@ class PromotionWorkflow(Construct):
             self, "MeteredEndpoint", endpoint.endpoint_name, production_variant_name=endpoint.production_variant_name,
             shadow_variant_name=context["shadow_variant"])  # a managed test's shadow is not in the endpoint's config
         queries = ShadowMetricFactory(metered).metric_data_queries(keys=list(VERDICT_SERIES))
-        prefix = sfn.JsonPath.format("shadow-tests/{}/{}", endpoint.endpoint_name, sfn.JsonPath.execution_name)
+        prefix = f"shadow-tests/{endpoint.endpoint_name}"
 
         failure = self._notify("ReportFailure", "Shadow test workflow failed",
                                sfn.TaskInput.from_object({"endpoint": endpoint.endpoint_name,
@@ -279,11 +279,13 @@ class PromotionWorkflow(Construct):
 
         setup = sfn.Pass(self, "Setup", parameters={
             "minutes": int(self.window.to_minutes()), "extensions": 0,
-            "end": sfn.JsonPath.string_at("$$.Execution.StartTime")}, result_path="$.run")
+            "started": sfn.JsonPath.string_at("$$.Execution.StartTime"),
+            "end": sfn.JsonPath.string_at("$$.State.EnteredTime")}, result_path="$.run")
         gather = guarded(self._invoke("GatherMetrics", "gather", {
             "queries": queries, "end": sfn.JsonPath.string_at("$.run.end"),
             "minutes": sfn.JsonPath.number_at("$.run.minutes"), "period": 60,
-            "report_bucket": self.report_store.bucket_name, "report_prefix": prefix}, "$.gathered"))
+            "report_bucket": self.report_store.bucket_name, "report_prefix": prefix,
+            "run_id": sfn.JsonPath.string_at("$.run.started")}, "$.gathered"))
         judge = guarded(self._invoke("Judge", "judge", {
             "series": sfn.JsonPath.string_at("$.gathered.series"), "criteria": self.criteria,
             "context": {**context, "start": sfn.JsonPath.string_at("$.gathered.start"),
@@ -292,14 +294,17 @@ class PromotionWorkflow(Construct):
             "endpoint": endpoint.endpoint_name, "decision": sfn.JsonPath.string_at("$.verdict.decision"),
             "score": sfn.JsonPath.number_at("$.verdict.score"), "summary": sfn.JsonPath.string_at("$.verdict.summary"),
             "report": sfn.JsonPath.string_at("$.verdict.report_markdown")})))
-        event = guarded(self._sdk("EmitVerdictEvent", "eventbridge", "putEvents", {"Entries": [{
-            "Source": "shadow-constructs", "DetailType": "Shadow test verdict",
-            "Detail": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.verdict")),
-            "EventBusName": "default"}]},
-            [cdk.Stack.of(self).format_arn(service="events", resource="event-bus", resource_name="default")],
-            iam_action="events:PutEvents"))
+        event = guarded(self._retry(tasks.EventBridgePutEvents(
+            self, "EmitVerdictEvent", result_path=sfn.JsonPath.DISCARD, entries=[tasks.EventBridgePutEventsEntry(
+                source="shadow-constructs", detail_type="Shadow test verdict",
+                detail=sfn.TaskInput.from_object({"endpoint": endpoint.endpoint_name,
+                                                  "verdict": sfn.JsonPath.object_at("$.verdict")}))])))
 
-        done = sfn.Succeed(self, "Done")
+        # The execution's output: what was decided and done (and nothing of the working state).
+        done = sfn.Pass(self, "Result", parameters={
+            "decision": sfn.JsonPath.string_at("$.verdict.decision"), "score": sfn.JsonPath.number_at("$.verdict.score"),
+            "report": sfn.JsonPath.string_at("$.verdict.report_markdown"),
+            "outcome": sfn.JsonPath.string_at("$.outcome")}).next(sfn.Succeed(self, "Done"))
         promote = self._act("Promote", "promote", instance_settings, guarded, done)
         remove = self._act("RemoveShadow", "remove_shadow", instance_settings, guarded, done)
         if require_approval:
@@ -311,20 +316,22 @@ class PromotionWorkflow(Construct):
                     "approve": "SendTaskSuccess with {\"approved\": true} and this token; false to keep production",
                     "token": sfn.JsonPath.task_token}),
                 result_path="$.approval")))
-            declined = sfn.Succeed(self, "PromotionDeclined", comment="A person declined; production unchanged.")
+            declined = sfn.Succeed(self, "PromotionDeclined", comment="A person declined; production unchanged.",
+                                   output_path="$.verdict")
             approval.next(sfn.Choice(self, "Approved?").when(
                 sfn.Condition.boolean_equals("$.approval.approved", True), promote).otherwise(declined))
             on_promote: sfn.IChainable = approval
         else:
             on_promote = promote
 
-        kept = sfn.Succeed(self, "KeptAsIs", comment="INCONCLUSIVE; nothing changed.")
+        kept = sfn.Succeed(self, "KeptAsIs", comment="INCONCLUSIVE; nothing changed.", output_path="$.verdict")
         if on_inconclusive is InconclusiveAction.EXTEND and max_extensions > 0:
             wait_more = sfn.Wait(self, "WaitForMoreTraffic", time=sfn.WaitTime.duration(self.extension))
             extend = sfn.Pass(self, "ExtendWindow", parameters={
                 "minutes": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.run.minutes"),
                                                  int(self.extension.to_minutes())),
                 "extensions": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.run.extensions"), 1),
+                "started": sfn.JsonPath.string_at("$.run.started"),
                 "end": sfn.JsonPath.string_at("$$.State.EnteredTime")}, result_path="$.run")
             wait_more.next(extend).next(gather)
             inconclusive: sfn.IChainable = sfn.Choice(self, "ExtendAgain?").when(

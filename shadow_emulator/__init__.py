@@ -3,6 +3,8 @@
 Nothing in ``shadow_constructs`` imports this package.
 """
 
+from .cloudwatch import CloudWatchDouble
+from .lambdas import LambdaDouble
 from .sagemaker import SageMakerDouble, validate_request
 
-__all__ = ["SageMakerDouble", "validate_request"]
+__all__ = ["CloudWatchDouble", "LambdaDouble", "SageMakerDouble", "validate_request"]

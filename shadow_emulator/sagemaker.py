@@ -14,7 +14,9 @@ installed, to:
 * CreateInferenceExperiment / DescribeInferenceExperiment / StopInferenceExperiment /
   ListInferenceExperiments, with the shadow added to the endpoint while the experiment runs
   and Promote / Remove / Retain applied when it stops;
-* inject throttling: the next N calls of an operation fail with ThrottlingException.
+* inject throttling: the next N calls of an operation fail with ThrottlingException;
+* name SageMaker errors in Step Functions aws-sdk tasks as AWS does (``SageMaker.<Name>``;
+  moto's interpreter has no binding for SageMaker and would say ``sagemaker.sagemakerException``).
 
 Every request these patches handle is validated against botocore's model of the SageMaker API
 first, so a malformed request fails here as it would on AWS.
@@ -111,6 +113,7 @@ class SageMakerDouble:
         self.experiments: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.calls: list[tuple[str, dict]] = []                            # every request handled, in order
         self._saved: dict[str, Any] = {}
+        self._saved_error_name: str | None = None
 
     # Fault injection
 
@@ -128,6 +131,12 @@ class SageMakerDouble:
     # Installation
 
     def install(self) -> SageMakerDouble:
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+            state_task_service_aws_sdk as sdk_tasks,
+        )
+
+        self._saved_error_name = sdk_tasks._SERVICE_ERROR_NAMES.get("sagemaker")
+        sdk_tasks._SERVICE_ERROR_NAMES["sagemaker"] = "SageMaker"
         double = self
         for name in PATCHED:
             self._saved[name] = SageMakerResponse.__dict__.get(name)
@@ -159,6 +168,14 @@ class SageMakerDouble:
         return self
 
     def uninstall(self) -> None:
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+            state_task_service_aws_sdk as sdk_tasks,
+        )
+
+        if self._saved_error_name is None:
+            sdk_tasks._SERVICE_ERROR_NAMES.pop("sagemaker", None)
+        else:
+            sdk_tasks._SERVICE_ERROR_NAMES["sagemaker"] = self._saved_error_name
         for name, original in self._saved.items():
             if original is None:
                 delattr(SageMakerResponse, name)

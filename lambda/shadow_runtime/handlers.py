@@ -39,7 +39,8 @@ def gather_metrics(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     """GetMetricData for both variants over the window; the aligned series go to S3.
 
     Event: ``queries`` (MetricDataQueries, labels ``<role>|<key>``), ``end`` (ISO time),
-    ``minutes``, ``period`` (seconds, default 60), ``report_bucket``, ``report_prefix``.
+    ``minutes``, ``period`` (seconds, default 60), ``report_bucket``, ``report_prefix`` and
+    optionally ``run_id`` (a folder per run below the prefix, e.g. the execution's start time).
     Returns the window and the S3 URI of the series.
     """
     period = int(event.get("period", 60))
@@ -58,7 +59,10 @@ def gather_metrics(event: dict[str, Any], context: Any = None) -> dict[str, Any]
         if not token:
             break
     production, shadow = series.align(results, start, end, period)
-    key = f"{event['report_prefix'].rstrip('/')}/series.json"
+    folder = event["report_prefix"].rstrip("/")
+    if event.get("run_id"):
+        folder += "/" + "".join(c if c.isalnum() or c in "-_.:" else "-" for c in str(event["run_id"]))
+    key = f"{folder}/series.json"
     uri = _put(event["report_bucket"], key, json.dumps({"production": production, "shadow": shadow}),
                "application/json")
     return {"start": start.isoformat(), "end": end.isoformat(), "series": uri, "minutes": int(event["minutes"])}

@@ -81,7 +81,7 @@ def shadow_removed_config(live: Mapping[str, Any], name: str) -> dict[str, Any]:
 def _config(live: Mapping[str, Any], name: str, production: list[dict[str, Any]]) -> dict[str, Any]:
     request: dict[str, Any] = {"EndpointConfigName": name, "ProductionVariants": production}
     for key in CARRIED_FIELDS:
-        if key in live:
+        if live.get(key) not in (None, {}, []):  # an empty member (as some emulators return) means "not set"
             request[key] = live[key]
     return request
 

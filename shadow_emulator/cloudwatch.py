@@ -1,0 +1,114 @@
+"""A test double for the CloudWatch gaps shadow tests hit in moto: percentiles, and speed.
+
+moto 5.2's GetMetricData answers Sum, Average, Minimum, Maximum and SampleCount, and fails on
+``pNN`` statistics (ModelLatency:p99). While installed, ``CloudWatchDouble`` computes them from
+the raw values put with PutMetricData: linear interpolation between closest ranks (CloudWatch
+itself approximates percentiles; on a few hundred values a minute the two agree to the nearest
+sample). Values put only as StatisticValues carry no samples; their pNN reads as their Maximum.
+
+It also answers GetMetricData requests made only of MetricStat queries from an index of the
+datapoints (moto rescans every datapoint for every query and period: seconds per request), and
+matches the namespace too (moto ignores it when dimensions are given). Requests with metric
+math go to moto unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from moto.cloudwatch.exceptions import ValidationError
+from moto.cloudwatch.models import CloudWatchBackend, Statistics
+
+_PERCENTILE = re.compile(r"p(\d{1,2}(?:\.\d+)?|100)")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of values by linear interpolation between closest ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("percentile of no values")
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class CloudWatchDouble:
+    """``with CloudWatchDouble():`` inside ``mock_aws`` makes pNN statistics work."""
+
+    def __init__(self) -> None:
+        self._original = None
+        self._original_get_metric_data = None
+
+    def install(self) -> CloudWatchDouble:
+        self._original_get_metric_data = original_get = CloudWatchBackend.get_metric_data
+
+        def get_metric_data(backend: CloudWatchBackend, queries: list[dict[str, Any]], start_time, end_time,
+                            scan_by: str = "TimestampAscending") -> list[dict[str, Any]]:
+            if any("MetricStat" not in q for q in queries):
+                return original_get(backend, queries, start_time, end_time, scan_by)
+            return _indexed_metric_data(backend, queries, start_time, end_time, scan_by)
+
+        CloudWatchBackend.get_metric_data = get_metric_data
+        original = self._original = Statistics.get_statistics_for_type
+
+        def get_statistics_for_type(stats: Statistics, stat: str):
+            match = _PERCENTILE.fullmatch(stat)
+            if match is None:
+                return original(stats, stat)
+            values = stats.metric_single_values_list
+            return percentile(values, float(match.group(1))) if values else stats.maximum
+
+        Statistics.get_statistics_for_type = get_statistics_for_type
+        return self
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            Statistics.get_statistics_for_type = self._original
+            CloudWatchBackend.get_metric_data = self._original_get_metric_data
+            self._original = self._original_get_metric_data = None
+
+    def __enter__(self) -> CloudWatchDouble:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
+
+def _dimensions_key(dimensions) -> tuple:
+    return tuple(sorted((d["Name"], d["Value"]) if isinstance(d, dict) else (d.name, d.value) for d in dimensions))
+
+
+def _indexed_metric_data(backend: CloudWatchBackend, queries, start_time, end_time, scan_by) -> list[dict[str, Any]]:
+    start, end = start_time.replace(microsecond=0), end_time.replace(microsecond=0)
+    if start >= end:
+        raise ValidationError("The parameter EndTime must be greater than StartTime.")
+    index: dict[tuple, list] = defaultdict(list)
+    for datum in backend.get_all_metrics():
+        if start <= datum.timestamp < end:
+            index[(datum.namespace, datum.name, _dimensions_key(datum.dimensions))].append(datum)
+    results = []
+    for query in queries:
+        metric_stat = query["MetricStat"]
+        metric, stat, period = metric_stat["Metric"], metric_stat["Stat"], int(metric_stat["Period"])
+        unit = metric_stat.get("Unit")
+        buckets: dict[int, list] = defaultdict(list)
+        for datum in index.get((metric["Namespace"], metric["MetricName"], _dimensions_key(metric.get("Dimensions", []))), []):
+            if unit is None or datum.unit == unit:
+                buckets[int((datum.timestamp - start).total_seconds()) // period].append(datum)
+        timestamps, values = [], []
+        for slot in sorted(buckets):
+            stats = Statistics([stat], start + timedelta(seconds=slot * period))
+            stats.metric_data = buckets[slot]
+            timestamps.append(stats.timestamp)
+            values.append(stats.get_statistics_for_type(stat))
+        if scan_by == "TimestampDescending":
+            timestamps.reverse()
+            values.reverse()
+        if query.get("ReturnData", True):
+            results.append({"id": query["Id"], "label": query.get("Label") or f"{metric['MetricName']} {stat}",
+                            "values": values, "timestamps": timestamps, "status_code": "Complete"})
+    return results

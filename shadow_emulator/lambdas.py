@@ -1,0 +1,77 @@
+"""A test double that runs the workflow's Lambda functions in-process with their real code.
+
+moto without Docker answers every Invoke with a canned payload. While installed,
+``LambdaDouble`` runs a function whose handler is ``shadow_runtime.<module>.<function>`` by
+importing it from the project's ``lambda/`` folder and calling it with the event, in this
+process (so it talks to the same moto backends). An exception becomes a function error, as on
+AWS: ``FunctionError: Unhandled`` and ``{"errorType", "errorMessage"}``. Other functions keep
+moto's behaviour.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from moto.awslambda.models import LambdaFunction
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "lambda"
+
+
+class LambdaDouble:
+    """Patches both of moto's Lambda paths: the Docker one (per function) and ``use_docker: False``."""
+
+    def __init__(self) -> None:
+        self._originals: dict[str, Any] = {}
+        self.invocations: list[tuple[str, Any]] = []
+
+    def _run(self, handler: str, body: Any, response_headers: Any) -> bytes:
+        module_name, _, name = handler.rpartition(".")
+        event = json.loads(body) if body else {}
+        self.invocations.append((handler, event))
+        try:
+            return json.dumps(getattr(importlib.import_module(module_name), name)(event, None)).encode()
+        except Exception as error:  # noqa: BLE001 - every failure becomes a function error, as on AWS
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error),
+                               "stackTrace": traceback.format_exc().splitlines()[-5:]}).encode()
+
+    def install(self) -> LambdaDouble:
+        if str(RUNTIME_DIR) not in sys.path:
+            sys.path.insert(0, str(RUNTIME_DIR))
+        function_invoke = self._originals["function"] = LambdaFunction.invoke
+        simple_invoke = self._originals["simple"] = LambdaSimpleBackend.invoke
+        double = self
+
+        def invoke_function(function: LambdaFunction, body: Any, request_headers: Any, response_headers: Any):
+            handler = getattr(function, "handler", "") or ""
+            if handler.startswith("shadow_runtime."):
+                return double._run(handler, body, response_headers)
+            return function_invoke(function, body, request_headers, response_headers)
+
+        def invoke_simple(backend: LambdaSimpleBackend, function_name: str, qualifier: Any, body: Any, headers: Any,
+                          response_headers: Any):
+            handler = getattr(backend.get_function(function_name, qualifier), "handler", "") or ""
+            if handler.startswith("shadow_runtime."):
+                return double._run(handler, body, response_headers)
+            return simple_invoke(backend, function_name, qualifier, body, headers, response_headers)
+
+        LambdaFunction.invoke = invoke_function
+        LambdaSimpleBackend.invoke = invoke_simple
+        return self
+
+    def uninstall(self) -> None:
+        if self._originals:
+            LambdaFunction.invoke = self._originals.pop("function")
+            LambdaSimpleBackend.invoke = self._originals.pop("simple")
+
+    def __enter__(self) -> LambdaDouble:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()

@@ -1,0 +1,212 @@
+"""The real PromotionWorkflow definition executed by moto's ASL interpreter, path by path.
+
+Lambda tasks run the real handlers in-process; SageMaker's and CloudWatch's gaps in moto are
+filled by shadow_emulator's doubles. Waits are real, so polls and retries are set to 1 second.
+"""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+import boto3
+import pytest
+import workflow_harness as harness
+from conftest import XGBOOST_URI, new_stack, template_of
+from moto import mock_aws
+
+from shadow_constructs import (
+    DeploymentGuardrails,
+    ExperimentOutcome,
+    InconclusiveAction,
+    ManagedShadowTest,
+    PromotionWorkflow,
+    ServingModel,
+    ShadowEndpoint,
+    Variant,
+)
+from shadow_emulator import CloudWatchDouble, LambdaDouble, SageMakerDouble
+
+FAST = {"window": cdk.Duration.minutes(30), "retry_interval": cdk.Duration.seconds(1),
+        "poll_interval": cdk.Duration.seconds(1), "update_timeout": cdk.Duration.seconds(4),
+        "criteria": {"latency_tolerance": 0.1}, "on_inconclusive": InconclusiveAction.KEEP}
+
+
+def self_service_template(**overrides) -> dict:
+    stack = new_stack()
+    v1, v2 = (ServingModel(stack, n, image=XGBOOST_URI) for n in ("V1", "V2"))
+    endpoint = ShadowEndpoint(stack, "Endpoint", endpoint_name="churn", production=Variant(model=v1, instance_count=2),
+                              shadow=Variant(model=v2), sampling_percent=50, deployment=DeploymentGuardrails())
+    PromotionWorkflow(stack, "Promotion", endpoint=endpoint, **{**FAST, **overrides})
+    return template_of(stack).to_json()
+
+
+@pytest.fixture(scope="module")
+def automatic():
+    return self_service_template()
+
+
+@pytest.fixture(scope="module")
+def with_approval():
+    return self_service_template(require_approval=True)
+
+
+@pytest.fixture
+def world(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", harness.REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+    with mock_aws(config=config), SageMakerDouble(update_polls=2) as sagemaker, CloudWatchDouble(), LambdaDouble():
+        yield sagemaker, boto3.client("sagemaker", region_name=harness.REGION)
+
+
+def production_model(client) -> tuple[str, list]:
+    endpoint = client.describe_endpoint(EndpointName="churn")
+    config = client.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    return config["ProductionVariants"][0]["ModelName"], config.get("ShadowProductionVariants", [])
+
+
+def start(template, client, *, regression=0.0, rpm=400, **run):
+    harness.create_endpoint(client)
+    harness.publish_traffic(30, rpm=rpm, regression=regression)
+    deployed = harness.deploy(template)
+    return deployed, harness.run(deployed["state_machine"], **run)
+
+
+def test_healthy_shadow_is_promoted_keeping_the_variant_name(world, automatic):
+    _, client = world
+    deployed, result = start(automatic, client)
+    assert result["status"] == "SUCCEEDED", harness.failures(result["executionArn"])
+    states = harness.states_entered(result["executionArn"])
+    assert "PromoteUpdateEndpoint" in states and "PromoteRestoreAutoscaling" in states
+    model, shadows = production_model(client)
+    assert (model, shadows) == ("churn-v2", [])
+    endpoint = client.describe_endpoint(EndpointName="churn")
+    assert endpoint["ProductionVariants"][0]["VariantName"] == "production"
+    verdict = harness.state_output(result["executionArn"], "Judge")["verdict"]
+    assert verdict["decision"] == "PROMOTE"
+    bucket, key = verdict["report_markdown"][5:].split("/", 1)
+    report = boto3.client("s3", region_name=harness.REGION).get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    assert report.startswith("# Shadow test verdict: **PROMOTE**")
+
+
+def test_regressed_shadow_is_removed_and_production_untouched(world, automatic):
+    _, client = world
+    _, result = start(automatic, client, regression=0.5)
+    assert result["status"] == "SUCCEEDED", result
+    assert harness.state_output(result["executionArn"], "Judge")["verdict"]["decision"] == "REJECT"
+    assert production_model(client) == ("churn-v1", [])
+    assert "RemoveShadowUpdateEndpoint" in harness.states_entered(result["executionArn"])
+
+
+def test_inconclusive_keeps_everything_as_it_is(world, automatic):
+    _, client = world
+    _, result = start(automatic, client, rpm=4)
+    assert result["status"] == "SUCCEEDED", result
+    assert harness.states_entered(result["executionArn"])[-1] == "KeptAsIs"
+    model, shadows = production_model(client)
+    assert model == "churn-v1" and [s["VariantName"] for s in shadows] == ["shadow"]
+
+
+def test_update_failure_leaves_the_old_production_serving(world, automatic):
+    double, client = world
+    double.fail_next_update("churn", mode="rollback")
+    _, result = start(automatic, client)
+    assert result["status"] == "FAILED"
+    states = harness.states_entered(result["executionArn"])
+    assert "PromoteRolledBack" in states and "PromoteRestoreAfterRollback" in states and states[-1] == "Failed"
+    endpoint = client.describe_endpoint(EndpointName="churn")
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", "shadow-config")
+    assert production_model(client)[0] == "churn-v1"
+
+
+def test_update_that_never_finishes_times_out_without_touching_production(world, automatic):
+    double, client = world
+    double.update_polls = 1000
+    _, result = start(automatic, client)
+    assert result["status"] == "FAILED"
+    assert "PromoteTimedOut" in harness.states_entered(result["executionArn"])
+    assert client.describe_endpoint(EndpointName="churn")["EndpointConfigName"] == "shadow-config"
+
+
+def test_throttled_update_is_retried(world, automatic):
+    double, client = world
+    double.throttle("UpdateEndpoint", times=2)
+    _, result = start(automatic, client)
+    assert result["status"] == "SUCCEEDED", harness.failures(result["executionArn"])
+    updates = [params for op, params in double.calls if op == "UpdateEndpoint"]
+    assert len(updates) == 3
+    assert production_model(client)[0] == "churn-v2"
+
+
+def test_rerun_after_promotion_is_safe(world, automatic):
+    double, client = world
+    deployed, first = start(automatic, client)
+    assert first["status"] == "SUCCEEDED"
+    second = harness.run(deployed["state_machine"])
+    assert second["status"] in ("SUCCEEDED", "FAILED")
+    assert production_model(client) == ("churn-v2", [])  # never reverted, never broken
+
+
+def test_promotion_waits_for_a_person(world, with_approval):
+    _, client = world
+    approved = []
+
+    def approve(execution_arn):
+        token = harness.task_token(execution_arn, "AwaitApproval")
+        if token and not approved:
+            boto3.client("stepfunctions", region_name=harness.REGION).send_task_success(
+                taskToken=token, output=json.dumps({"approved": True}))
+            approved.append(token)
+
+    _, result = start(with_approval, client, on_waiting=approve)
+    assert approved and result["status"] == "SUCCEEDED", result
+    assert production_model(client) == ("churn-v2", [])
+
+
+def test_declined_promotion_changes_nothing(world, with_approval):
+    _, client = world
+
+    def decline(execution_arn):
+        token = harness.task_token(execution_arn, "AwaitApproval")
+        if token:
+            boto3.client("stepfunctions", region_name=harness.REGION).send_task_success(
+                taskToken=token, output=json.dumps({"approved": False}))
+
+    _, result = start(with_approval, client, on_waiting=decline)
+    assert result["status"] == "SUCCEEDED"
+    assert harness.states_entered(result["executionArn"])[-1] == "PromotionDeclined"
+    assert production_model(client)[0] == "churn-v1"
+
+
+def test_managed_test_is_ended_with_stop_inference_experiment(world):
+    double, client = world
+    stack = new_stack()
+    candidate = ServingModel(stack, "Candidate", image=XGBOOST_URI)
+    endpoint = ShadowEndpoint.from_endpoint_name(stack, "Prod", "churn", production_variant_name="AllTraffic")
+    test = ManagedShadowTest(stack, "Test", endpoint=endpoint, production_model="churn-v1",
+                             shadow=Variant(model=candidate), sampling_percent=50,
+                             outcome=ExperimentOutcome.RUNNING, experiment_name="churn-v2-test")
+    PromotionWorkflow(stack, "Promotion", endpoint=endpoint, managed_test=test, **FAST)
+    template = template_of(stack).to_json()
+
+    harness.create_endpoint(client, shadow=False)
+    client.create_inference_experiment(
+        Name="churn-v2-test", Type="ShadowMode", RoleArn=harness.ROLE, EndpointName="churn",
+        ModelVariants=[{"ModelName": m, "VariantName": v, "InfrastructureConfig": {
+            "InfrastructureType": "RealTimeInference",
+            "RealTimeInferenceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1}}}
+            for m, v in (("churn-v1", "AllTraffic"), ("churn-v2", "shadow"))],
+        ShadowModeConfig={"SourceModelVariantName": "AllTraffic",
+                          "ShadowModelVariants": [{"ShadowModelVariantName": "shadow", "SamplingPercentage": 50}]})
+    harness.publish_traffic(30, rpm=400, production="AllTraffic")
+    deployed = harness.deploy(template)
+    result = harness.run(deployed["state_machine"])
+    assert result["status"] == "SUCCEEDED", result
+    experiment = client.describe_inference_experiment(Name="churn-v2-test")
+    assert experiment["Status"] == "Completed"
+    assert {v["VariantName"]: v["Status"] for v in experiment["ModelVariants"]} == \
+        {"AllTraffic": "NotDeployed", "shadow": "Deployed"}
+    stops = [params for op, params in double.calls if op == "StopInferenceExperiment"]
+    assert stops[0]["ModelVariantActions"] == {"AllTraffic": "Remove", "shadow": "Promote"}
