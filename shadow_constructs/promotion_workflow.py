@@ -371,9 +371,9 @@ class PromotionWorkflow(Construct):
     def _act(self, name: str, action: str, instance_settings: InstanceSettings, guarded, done: sfn.IChainable):
         """Promote or remove the shadow: end the managed test, or update the endpoint safely."""
         endpoint = self.endpoint
-        report = self._notify(f"{name}Outcome", f"Shadow test: {action} finished", sfn.TaskInput.from_object({
+        report = guarded(self._notify(f"{name}Outcome", f"Shadow test: {action} finished", sfn.TaskInput.from_object({
             "endpoint": endpoint.endpoint_name, "action": action, "decision": sfn.JsonPath.string_at("$.verdict.decision"),
-            "outcome": sfn.JsonPath.string_at("$.outcome")}))
+            "outcome": sfn.JsonPath.string_at("$.outcome")})))
         report.next(done)
         if self.managed_test is not None:
             test = self.managed_test

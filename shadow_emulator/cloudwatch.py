@@ -60,7 +60,9 @@ class CloudWatchDouble:
             if match is None:
                 return original(stats, stat)
             values = stats.metric_single_values_list
-            return percentile(values, float(match.group(1))) if values else stats.maximum
+            if values:
+                return percentile(values, float(match.group(1)))
+            return max(d.max for d in stats.metric_data if getattr(d, "max", None) is not None)
 
         Statistics.get_statistics_for_type = get_statistics_for_type
         return self

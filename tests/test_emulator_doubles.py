@@ -1,0 +1,105 @@
+"""shadow_emulator's CloudWatch and Lambda doubles."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import numpy as np
+import pytest
+from moto import mock_aws
+
+from shadow_emulator import CloudWatchDouble, LambdaDouble
+from shadow_emulator.cloudwatch import percentile
+
+START = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+
+
+@pytest.fixture
+def cloudwatch(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws(), CloudWatchDouble():
+        yield boto3.client("cloudwatch", region_name="us-east-1")
+
+
+def query(stat: str, namespace: str = "AWS/SageMaker", qid: str = "q") -> dict:
+    return {"Id": qid, "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": "ModelLatency",
+                                                 "Dimensions": [{"Name": "EndpointName", "Value": "churn"}]},
+                                      "Period": 60, "Stat": stat}}
+
+
+def test_percentile_matches_numpy_linear_interpolation():
+    values = list(np.random.default_rng(1).lognormal(0, 1, 333))
+    for q in (0, 50, 90, 99, 99.9, 100):
+        assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_percentile_statistics_per_period(cloudwatch):
+    rng = np.random.default_rng(2)
+    minutes = [list(rng.lognormal(10, 0.3, 120)) for _ in range(3)]
+    for i, values in enumerate(minutes):
+        cloudwatch.put_metric_data(Namespace="AWS/SageMaker", MetricData=[{
+            "MetricName": "ModelLatency", "Dimensions": [{"Name": "EndpointName", "Value": "churn"}],
+            "Timestamp": START + timedelta(minutes=i, seconds=5), "Values": [float(v) for v in values]}])
+    result = cloudwatch.get_metric_data(MetricDataQueries=[query("p99", qid="p99"), query("Average", qid="avg"),
+                                                           query("p99", namespace="Other", qid="other")],
+                                        StartTime=START, EndTime=START + timedelta(minutes=3),
+                                        ScanBy="TimestampAscending")
+    by_id = {r["Id"]: r for r in result["MetricDataResults"]}
+    assert by_id["p99"]["Values"] == pytest.approx([float(np.percentile(v, 99)) for v in minutes])
+    assert by_id["avg"]["Values"] == pytest.approx([float(np.mean(v)) for v in minutes])
+    assert by_id["other"]["Values"] == []  # the namespace is matched too
+
+
+def test_aggregated_values_read_their_maximum_as_percentile(cloudwatch):
+    cloudwatch.put_metric_data(Namespace="AWS/SageMaker", MetricData=[{
+        "MetricName": "ModelLatency", "Dimensions": [{"Name": "EndpointName", "Value": "churn"}],
+        "Timestamp": START + timedelta(seconds=5),
+        "StatisticValues": {"SampleCount": 10, "Sum": 100, "Minimum": 1, "Maximum": 40}}])
+    result = cloudwatch.get_metric_data(MetricDataQueries=[query("p90")], StartTime=START,
+                                        EndTime=START + timedelta(minutes=1))
+    assert result["MetricDataResults"][0]["Values"] == [40]
+
+
+@pytest.fixture
+def lambdas(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws(config={"lambda": {"use_docker": False}}), LambdaDouble() as double:
+        client = boto3.client("lambda", region_name="us-east-1")
+        role = boto3.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("x.py", "")
+        for name, handler in (("restore", "shadow_runtime.handlers.restore_autoscaling"),
+                              ("judge", "shadow_runtime.handlers.judge"), ("other", "x.handler")):
+            client.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler=handler,
+                                   Code={"ZipFile": buffer.getvalue()})
+        yield client, double
+
+
+def test_runtime_handlers_run_in_process(lambdas):
+    client, double = lambdas
+    response = client.invoke(FunctionName="restore", Payload=json.dumps({"targets": []}))
+    assert json.loads(response["Payload"].read()) == {"restored": []}
+    assert "FunctionError" not in response
+    assert double.invocations == [("shadow_runtime.handlers.restore_autoscaling", {"targets": []})]
+
+
+def test_handler_exceptions_become_function_errors(lambdas):
+    client, _ = lambdas
+    response = client.invoke(FunctionName="judge", Payload=json.dumps({"series": "not-s3"}))
+    assert response["FunctionError"] == "Unhandled"
+    error = json.loads(response["Payload"].read())
+    assert error["errorType"] == "ValueError" and "s3://bucket/key" in error["errorMessage"]
+
+
+def test_other_functions_keep_motos_behaviour(lambdas):
+    client, double = lambdas
+    response = client.invoke(FunctionName="other", Payload=json.dumps({"a": 1}))
+    assert json.loads(response["Payload"].read()) == {"a": 1}  # moto's echo
+    assert double.invocations == []
