@@ -113,6 +113,11 @@ class ShadowTestConfig(_Config):
     alarm_error_rate_increase: int | float = 1.0
     #: Block the serving containers' outbound network calls.
     network_isolation: bool = True
+    #: Where the test is: "shadow" (v2 shadows v1), "promoted" (v2 serves, as the workflow left it) or
+    #: "rolled_back" (v1 serves, no shadow). Set it after the workflow acts, so `cdk deploy` follows.
+    phase: str = "shadow"
+    #: Instance settings the promotion gives v2: "production" (production's) or "shadow" (the shadow's).
+    promoted_instance_settings: str = "production"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from shadow_constructs import (
     ConfigError,
     DataCapture,
     DeploymentGuardrails,
+    InstanceSettings,
     ModelData,
     ModelImage,
     PromotionWorkflow,
@@ -53,17 +54,40 @@ class ShadowTestStack(cdk.Stack):
             capture = DataCapture(store=self.capture_store, prefix=config.capture_prefix,
                                   sampling_percent=config.capture_sampling_percent)
 
+        phases = ("shadow", "promoted", "rolled_back")
+        settings = {"production": InstanceSettings.PRODUCTION, "shadow": InstanceSettings.SHADOW}
+        problems = [f"phase must be one of {', '.join(phases)}, got {config.phase!r}"] if config.phase not in phases else []
+        if config.promoted_instance_settings not in settings:
+            problems.append(f"promoted_instance_settings must be production or shadow, "
+                            f"got {config.promoted_instance_settings!r}")
+        if problems:
+            raise ConfigError("ShadowTestConfig", problems)
+        production = Variant(model=self.production_model, instance_type=config.production_instance_type,
+                             instance_count=config.production_instance_count)
+        shadow = Variant(model=self.shadow_model, instance_type=config.shadow_instance_type,
+                         instance_count=config.shadow_instance_count)
+        if config.phase == "promoted":
+            # Exactly what the promotion workflow builds: v2 in the production variant (same name),
+            # with the chosen instance settings, the same capture, no shadow.
+            source = shadow if config.promoted_instance_settings == "shadow" else production
+            production = Variant(model=self.shadow_model, instance_type=source.instance_type,
+                                 instance_count=source.instance_count)
         self.endpoint = ShadowEndpoint(
             self, "Endpoint",
             endpoint_name=config.endpoint_name,
-            production=Variant(model=self.production_model, instance_type=config.production_instance_type,
-                               instance_count=config.production_instance_count),
-            shadow=Variant(model=self.shadow_model, instance_type=config.shadow_instance_type,
-                           instance_count=config.shadow_instance_count),
-            sampling_percent=config.sampling_percent,
+            production=production,
+            shadow=shadow if config.phase == "shadow" else None,
+            sampling_percent=config.sampling_percent if config.phase == "shadow" else None,
             data_capture=capture,
             deployment=DeploymentGuardrails(traffic_routing=_routing(config)),
         )
+        cdk.CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
+        cdk.CfnOutput(self, "ProductionVariantName", value=self.endpoint.production_variant_name)
+        cdk.CfnOutput(self, "Phase", value=config.phase)
+        if self.endpoint.capture_destination:
+            cdk.CfnOutput(self, "CaptureDestination", value=self.endpoint.capture_destination)
+        if config.phase != "shadow":
+            return  # no shadow to watch or promote
         self.alarms = ShadowAlarms(self, "Alarms", endpoint=self.endpoint,
                                    latency_ratio_threshold=config.alarm_latency_ratio,
                                    error_rate_increase_threshold=config.alarm_error_rate_increase)
@@ -71,15 +95,12 @@ class ShadowTestStack(cdk.Stack):
             for alarm in self.alarms.rollback_alarms:
                 self.endpoint.add_rollback_alarm(alarm)
         self.dashboard = ShadowDashboard(self, "Dashboard", endpoint=self.endpoint)
-        self.workflow = PromotionWorkflow(self, "Promotion", endpoint=self.endpoint)
-        cdk.CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
-        cdk.CfnOutput(self, "ProductionVariantName", value=self.endpoint.production_variant_name)
+        self.workflow = PromotionWorkflow(self, "Promotion", endpoint=self.endpoint,
+                                          instance_settings=settings[config.promoted_instance_settings])
         cdk.CfnOutput(self, "ShadowVariantName", value=self.endpoint.shadow_variant_name)
         cdk.CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
         cdk.CfnOutput(self, "PromotionStateMachine", value=self.workflow.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "RegressionAlarm", value=self.alarms.composite.alarm_name)
-        if self.endpoint.capture_destination:
-            cdk.CfnOutput(self, "CaptureDestination", value=self.endpoint.capture_destination)
 
 
 def _routing(config: ShadowTestConfig) -> TrafficRouting:
