@@ -78,6 +78,8 @@ class PromotionWorkflow(Construct):
     :param require_approval: wait for a person (task token, sent to the topic) before promoting.
         Default: False.
     :param instance_settings: ``InstanceSettings`` of the promoted variant. Default: PRODUCTION.
+    :param instance_override: instance settings for the promoted variant instead, as ProductionVariant
+        members, e.g. ``{"InstanceType": "ml.m5.2xlarge", "InitialInstanceCount": 3}``. Default: none.
     :param on_inconclusive: an ``InconclusiveAction``. Default: EXTEND.
     :param extension: how long each extension waits. Default: 1 hour.
     :param max_extensions: Default: 2.
@@ -101,6 +103,7 @@ class PromotionWorkflow(Construct):
         criteria: Mapping[str, Any] | None = None,
         require_approval: bool = False,
         instance_settings: InstanceSettings = InstanceSettings.PRODUCTION,
+        instance_override: Mapping[str, Any] | None = None,
         on_inconclusive: InconclusiveAction = InconclusiveAction.EXTEND,
         extension: cdk.Duration | None = None,
         max_extensions: int = 2,
@@ -128,6 +131,20 @@ class PromotionWorkflow(Construct):
         problems.check_type("require_approval", require_approval, bool, "a bool")
         if not isinstance(instance_settings, InstanceSettings):
             problems.add(f"instance_settings must be an InstanceSettings, got {shown(instance_settings)}")
+        if instance_override is not None:
+            allowed = ("InstanceType", "InitialInstanceCount", "VolumeSizeInGB", "RoutingConfig")
+            if not isinstance(instance_override, Mapping) or not instance_override \
+                    or set(instance_override) - set(allowed):
+                problems.add(f"instance_override must set some of {', '.join(allowed)}, got {shown(instance_override)}"
+                             if not isinstance(instance_override, Mapping) else
+                             f"instance_override must set some of {', '.join(allowed)}, got {sorted(instance_override)}")
+            elif "InstanceType" in instance_override:
+                problems.check_pattern("instance_override InstanceType", instance_override["InstanceType"],
+                                       r"ml\.[a-z][a-z0-9-]*\.[a-z0-9]+", "must be a SageMaker instance type")
+            if isinstance(instance_override, Mapping) and "InitialInstanceCount" in instance_override:
+                problems.check_int_range("instance_override InitialInstanceCount",
+                                         instance_override["InitialInstanceCount"], 1)
+        self.instance_override = dict(instance_override) if isinstance(instance_override, Mapping) else None
         if not isinstance(on_inconclusive, InconclusiveAction):
             problems.add(f"on_inconclusive must be an InconclusiveAction, got {shown(on_inconclusive)}")
         self.extension = extension or cdk.Duration.hours(1)
@@ -389,9 +406,11 @@ class PromotionWorkflow(Construct):
 
         stack = cdk.Stack.of(self)
         configs = stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")
+        settings = {"instance_settings": instance_settings.value}
+        if self.instance_override:
+            settings = {"instance_settings": "override", "override": self.instance_override}
         prepare = guarded(self._invoke(f"{name}Prepare", "prepare", {
-            "endpoint_name": endpoint.endpoint_name, "action": action,
-            "instance_settings": instance_settings.value}, "$.update"))
+            "endpoint_name": endpoint.endpoint_name, "action": action, **settings}, "$.update"))
         update_params: dict[str, Any] = {"EndpointName": endpoint.endpoint_name,
                                          "EndpointConfigName": sfn.JsonPath.string_at("$.update.config_name")}
         if isinstance(endpoint, ShadowEndpoint) and endpoint.deployment is not None:

@@ -118,6 +118,9 @@ class ShadowTestConfig(_Config):
     phase: str = "shadow"
     #: Instance settings the promotion gives v2: "production" (production's) or "shadow" (the shadow's).
     promoted_instance_settings: str = "production"
+    #: Planned end of the test, ISO 8601 ("2026-12-02T09:00:00Z"): EventBridge Scheduler starts the
+    #: promotion workflow then, so a forgotten shadow does not run forever. None: start it yourself.
+    test_end: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import aws_cdk as cdk
@@ -60,6 +61,12 @@ class ShadowTestStack(cdk.Stack):
         if config.promoted_instance_settings not in settings:
             problems.append(f"promoted_instance_settings must be production or shadow, "
                             f"got {config.promoted_instance_settings!r}")
+        test_end = None
+        if config.test_end is not None:
+            try:
+                test_end = datetime.fromisoformat(config.test_end.replace("Z", "+00:00"))
+            except ValueError:
+                problems.append(f"test_end must be an ISO 8601 time like '2026-12-02T09:00:00Z', got {config.test_end!r}")
         if problems:
             raise ConfigError("ShadowTestConfig", problems)
         production = Variant(model=self.production_model, instance_type=config.production_instance_type,
@@ -95,7 +102,7 @@ class ShadowTestStack(cdk.Stack):
             for alarm in self.alarms.rollback_alarms:
                 self.endpoint.add_rollback_alarm(alarm)
         self.dashboard = ShadowDashboard(self, "Dashboard", endpoint=self.endpoint)
-        self.workflow = PromotionWorkflow(self, "Promotion", endpoint=self.endpoint,
+        self.workflow = PromotionWorkflow(self, "Promotion", endpoint=self.endpoint, test_end=test_end,
                                           instance_settings=settings[config.promoted_instance_settings])
         cdk.CfnOutput(self, "ShadowVariantName", value=self.endpoint.shadow_variant_name)
         cdk.CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)

@@ -40,6 +40,15 @@ def test_rolled_back_phase_is_production_without_the_shadow():
     assert "ShadowProductionVariants" not in rolled_back
 
 
+def test_test_end_schedules_the_workflow():
+    app = cdk.App(outdir=tempfile.mkdtemp(), context={"shadow-test": {"test_end": "2026-12-02T09:00:00Z"}, "nag": "false"})
+    build_app(app)
+    template = assertions.Template.from_json(app.synth().get_stack_by_name("ChurnShadowTest").template)
+    assert only(template, "AWS::Scheduler::Schedule")["Properties"]["ScheduleExpression"] == "at(2026-12-02T09:00:00)"
+    with pytest.raises(ConfigError, match=r"test_end must be an ISO 8601 time like"):
+        endpoint_config("shadow", test_end="next week")
+
+
 def test_unknown_phase_is_rejected():
     with pytest.raises(ConfigError, match=r"phase must be one of shadow, promoted, rolled_back, got 'live'"):
         endpoint_config("live")

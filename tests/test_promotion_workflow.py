@@ -96,6 +96,13 @@ def test_functions_get_only_what_they_need(default):
     assert runtimes == {"python3.14"}
 
 
+def test_instance_override_reaches_the_prepare_step():
+    _, _, template = build(instance_override={"InstanceType": "ml.m5.2xlarge", "InitialInstanceCount": 3})
+    prepare = definition(template)["States"]["PromotePrepare"]["Parameters"]
+    assert (prepare["instance_settings"], prepare["override"]) == \
+        ("override", {"InstanceType": "ml.m5.2xlarge", "InitialInstanceCount": 3})
+
+
 def test_approval_and_inconclusive_choices_shape_the_graph():
     _, _, template = build(require_approval=True, on_inconclusive=InconclusiveAction.REMOVE_SHADOW)
     states = definition(template)["States"]
@@ -117,6 +124,9 @@ def test_approval_and_inconclusive_choices_shape_the_graph():
     ({"retry_interval": cdk.Duration.minutes(10)}, r"retry_interval must be between 1 and 300 seconds"),
     ({"test_end": "tomorrow"}, r"test_end must be a datetime, got 'tomorrow'"),
     ({"topic": "arn:aws:sns:us-east-1:1:t"}, r"topic must be an aws_sns.ITopic"),
+    ({"instance_override": {"ModelName": "x"}}, r"instance_override must set some of InstanceType, .*, got \['ModelName'\]"),
+    ({"instance_override": {"InstanceType": "big"}}, r"instance_override InstanceType must be a SageMaker instance type"),
+    ({"instance_override": {"InitialInstanceCount": 0}}, r"instance_override InitialInstanceCount must be at least 1"),
 ])
 def test_bad_workflow_settings_are_rejected(kwargs, message):
     with pytest.raises(ConfigError, match=message):

@@ -210,3 +210,26 @@ def test_managed_test_is_ended_with_stop_inference_experiment(world):
         {"AllTraffic": "NotDeployed", "shadow": "Deployed"}
     stops = [params for op, params in double.calls if op == "StopInferenceExperiment"]
     assert stops[0]["ModelVariantActions"] == {"AllTraffic": "Remove", "shadow": "Promote"}
+
+
+@pytest.fixture(scope="module")
+def resized():
+    return self_service_template(instance_override={"InstanceType": "ml.m5.2xlarge", "InitialInstanceCount": 2})
+
+
+def test_autoscaling_is_taken_down_for_the_update_and_restored_after(world, resized):
+    _, client = world
+    harness.create_endpoint(client)
+    scaling = boto3.client("application-autoscaling", region_name=harness.REGION)
+    dimension = "sagemaker:variant:DesiredInstanceCount"
+    for variant, high in (("production", 4), ("shadow", 2)):
+        scaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=f"endpoint/churn/variant/{variant}",
+                                         ScalableDimension=dimension, MinCapacity=1, MaxCapacity=high)
+    harness.publish_traffic(30, rpm=400)
+    result = harness.run(harness.deploy(resized)["state_machine"])
+    assert result["status"] == "SUCCEEDED", harness.failures(result["executionArn"])
+    endpoint = client.describe_endpoint(EndpointName="churn")
+    config = client.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    assert [(v["ModelName"], v["InstanceType"]) for v in config["ProductionVariants"]] == [("churn-v2", "ml.m5.2xlarge")]
+    targets = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert [(t["ResourceId"], t["MaxCapacity"]) for t in targets] == [("endpoint/churn/variant/production", 4)]
