@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -11,6 +12,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from ._nag import acknowledge_wildcard_resource
 from .errors import ConfigError, Problems, shown
 
 _PREFIX = re.compile(r"[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*")
@@ -199,4 +201,36 @@ class DataCapture:
         self.json_content_types = list(json_content_types)
 
 
-__all__ = ["CaptureStore", "ConfigError", "DataCapture"]
+    def bind(self, scope: Construct, writers: Sequence[iam.IGrantable]) -> BoundCapture:
+        """Resolve where captured data goes in ``scope`` (a new CaptureStore there when neither a
+        store nor a bucket was given) and let each writer put objects, and only put, under the prefix.
+
+        SageMaker writes captured records with the writer's role (a model's execution role, or a
+        managed test's role), encrypting them with the destination's KMS key.
+        """
+        created = CaptureStore(scope, "CaptureStore") if self.store is None and self.bucket is None else None
+        store = self.store or created
+        bucket = store.bucket if store else self.bucket
+        key = store.encryption_key if store else (self.encryption_key or self.bucket.encryption_key)
+        objects = bucket.arn_for_objects(f"{self.prefix}/*")
+        for writer in writers:
+            iam.Grant.add_to_principal(grantee=writer, actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                                       resource_arns=[objects])
+            if key is not None:
+                iam.Grant.add_to_principal(grantee=writer, actions=["kms:GenerateDataKey", "kms:Encrypt"],
+                                           resource_arns=[key.key_arn])
+            acknowledge_wildcard_resource(writer, objects,
+                                          "SageMaker names capture files itself; writes stay under the capture prefix.")
+        return BoundCapture(created_store=created, destination=f"s3://{bucket.bucket_name}/{self.prefix}", key=key)
+
+
+@dataclass(frozen=True)
+class BoundCapture:
+    """A DataCapture resolved in a stack: the store made for it (if any), its S3 URI and KMS key."""
+
+    created_store: CaptureStore | None
+    destination: str
+    key: kms.IKey | None
+
+
+__all__ = ["BoundCapture", "CaptureStore", "ConfigError", "DataCapture"]

@@ -14,7 +14,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from ._nag import acknowledge_wildcard_resource
 from .capture import CaptureStore, DataCapture
 from .deployment import DeploymentGuardrails
 from .errors import ConfigError, Problems, shown
@@ -451,22 +450,10 @@ class ShadowEndpoint(ShadowEndpointBase):
         )
 
     def _capture_config(self, capture: DataCapture, variants: list[Variant]):
-        if capture.store is None and capture.bucket is None:
-            self.capture_store = CaptureStore(self, "CaptureStore")
-        store = capture.store or self.capture_store
-        bucket = store.bucket if store else capture.bucket
-        key = store.encryption_key if store else (capture.encryption_key or capture.bucket.encryption_key)
-        self.capture_destination = f"s3://{bucket.bucket_name}/{capture.prefix}"
-        objects = bucket.arn_for_objects(f"{capture.prefix}/*")
-        for variant in variants:
-            # SageMaker writes captured records with each model's execution role: put only, no reads.
-            iam.Grant.add_to_principal(grantee=variant.model, actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                                       resource_arns=[objects])
-            if key is not None:
-                iam.Grant.add_to_principal(grantee=variant.model, actions=["kms:GenerateDataKey", "kms:Encrypt"],
-                                           resource_arns=[key.key_arn])
-            acknowledge_wildcard_resource(
-                variant.model, objects, "SageMaker names capture files itself; writes stay under the capture prefix.")
+        bound = capture.bind(self, [variant.model for variant in variants])
+        self.capture_store = bound.created_store
+        self.capture_destination = bound.destination
+        key = bound.key
         modes = [m for m, on in (("Input", capture.capture_input), ("Output", capture.capture_output)) if on]
         return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
             enable_capture=True,

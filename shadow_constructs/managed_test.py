@@ -270,20 +270,10 @@ class ManagedShadowTest(Construct):
         self.role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModel"], resources=model_arns))
 
     def _data_storage(self, capture: DataCapture):
-        store = capture.store
-        if store is None and capture.bucket is None:
-            store = CaptureStore(self, "CaptureStore")
-            self.capture_store = store
-        bucket = store.bucket if store else capture.bucket
-        key = store.encryption_key if store else (capture.encryption_key or capture.bucket.encryption_key)
-        objects = bucket.arn_for_objects(f"{capture.prefix}/*")
-        iam.Grant.add_to_principal(grantee=self.role, actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                                   resource_arns=[objects])
-        acknowledge_wildcard_resource(self, objects, "SageMaker names capture files itself; writes stay under the prefix.")
-        if key is not None:
-            iam.Grant.add_to_principal(grantee=self.role, actions=["kms:GenerateDataKey", "kms:Encrypt"],
-                                       resource_arns=[key.key_arn])
-        self.capture_destination = f"s3://{bucket.bucket_name}/{capture.prefix}"
+        bound = capture.bind(self, [self.role])
+        self.capture_store = bound.created_store
+        self.capture_destination = bound.destination
+        key = bound.key
         return sagemaker.CfnInferenceExperiment.DataStorageConfigProperty(
             destination=self.capture_destination, kms_key=key.key_arn if key is not None else None,
             content_type=sagemaker.CfnInferenceExperiment.CaptureContentTypeHeaderProperty(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -54,6 +55,17 @@ class _Config:
         if problems:
             raise ConfigError(cls.__name__, problems)
         return cls(**values)
+
+
+def parse_time(key: str, value: str | None, problems: list[str]) -> datetime | None:
+    """An ISO 8601 time setting ("2026-12-02T09:00:00Z") as a datetime; a problem noted when malformed."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        problems.append(f"{key} must be an ISO 8601 time like '2026-12-02T09:00:00Z', got {value!r}")
+        return None
 
 
 def _fits(annotation: str, value: Any) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import aws_cdk as cdk
@@ -22,7 +21,7 @@ from shadow_constructs import (
     Variant,
 )
 
-from .config import ROOT, ManagedTestConfig
+from .config import ROOT, ManagedTestConfig, parse_time
 
 OUTCOMES = {"running": ExperimentOutcome.RUNNING, "complete": ExperimentOutcome.COMPLETE_KEEP_PRODUCTION,
             "promote": ExperimentOutcome.COMPLETE_PROMOTE_SHADOW, "cancel": ExperimentOutcome.CANCEL}
@@ -38,12 +37,7 @@ class ManagedShadowTestStack(cdk.Stack):
             problems.append("endpoint_name must name the existing endpoint to test on, got None")
         if config.outcome not in OUTCOMES:
             problems.append(f"outcome must be one of {', '.join(OUTCOMES)}, got {config.outcome!r}")
-        start = None
-        if config.start is not None:
-            try:
-                start = datetime.fromisoformat(config.start.replace("Z", "+00:00"))
-            except ValueError:
-                problems.append(f"start must be an ISO 8601 time like '2026-12-01T09:00:00Z', got {config.start!r}")
+        start = parse_time("start", config.start, problems)
         if problems:
             raise ConfigError("ManagedTestConfig", problems)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import aws_cdk as cdk
@@ -26,7 +25,7 @@ from shadow_constructs import (
     Variant,
 )
 
-from .config import ROOT, ShadowTestConfig
+from .config import ROOT, ShadowTestConfig, parse_time
 
 
 class ShadowTestStack(cdk.Stack):
@@ -61,12 +60,7 @@ class ShadowTestStack(cdk.Stack):
         if config.promoted_instance_settings not in settings:
             problems.append(f"promoted_instance_settings must be production or shadow, "
                             f"got {config.promoted_instance_settings!r}")
-        test_end = None
-        if config.test_end is not None:
-            try:
-                test_end = datetime.fromisoformat(config.test_end.replace("Z", "+00:00"))
-            except ValueError:
-                problems.append(f"test_end must be an ISO 8601 time like '2026-12-02T09:00:00Z', got {config.test_end!r}")
+        test_end = parse_time("test_end", config.test_end, problems)
         if problems:
             raise ConfigError("ShadowTestConfig", problems)
         production = Variant(model=self.production_model, instance_type=config.production_instance_type,
