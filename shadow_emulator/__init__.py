@@ -5,6 +5,7 @@ Nothing in ``shadow_constructs`` imports this package.
 
 from .cloudwatch import CloudWatchDouble
 from .lambdas import LambdaDouble
+from .runtime import EndpointRuntimeDouble
 from .sagemaker import SageMakerDouble, validate_request
 
-__all__ = ["CloudWatchDouble", "LambdaDouble", "SageMakerDouble", "validate_request"]
+__all__ = ["CloudWatchDouble", "EndpointRuntimeDouble", "LambdaDouble", "SageMakerDouble", "validate_request"]

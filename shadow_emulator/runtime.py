@@ -1,0 +1,229 @@
+"""A test double for SageMaker real-time inference: InvokeEndpoint with real predictions.
+
+moto's sagemaker-runtime answers every InvokeEndpoint with canned data. While installed,
+``EndpointRuntimeDouble`` serves the endpoint the way SageMaker does for a shadow test:
+
+* the production variant answers, with a REAL prediction: the variant's model archive is read
+  from (emulated) S3 and served in-process — SageMaker's XGBoost image only, by XGBoost; any
+  other image is a clear ModelError naming it;
+* each request is copied to the shadow with probability shadow weight / production weight; the
+  shadow's answer is discarded and its failures never reach the caller;
+* per-variant CloudWatch metrics (Invocations, InvocationsPerInstance, ModelLatency and
+  OverheadLatency as measured, in microseconds, the error counts) are put to the emulated
+  CloudWatch;
+* with data capture on, records go to S3 in SageMaker's format and key layout
+  (``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``), the caller's InferenceId in
+  eventMetadata, buffered and written every ``capture_batch`` records and on ``flush_capture()``.
+
+Limits: one process, no instances (latency is this machine's), CSV input only for the model,
+no multi-model or asynchronous endpoints.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import random
+import tarfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.s3.models import s3_backends
+from moto.sagemaker.models import sagemaker_backends
+from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+from .sagemaker import SageMakerDouble
+
+
+class ModelServingError(Exception):
+    """The double cannot serve this model locally (e.g. not the SageMaker XGBoost image)."""
+
+
+class EndpointRuntimeDouble:
+    """``with EndpointRuntimeDouble(sagemaker_double):`` inside ``mock_aws`` (after the SageMaker double).
+
+    :param sagemaker: the installed SageMakerDouble (it knows the shadow variants moto drops).
+    :param seed: seed of the sampling that copies requests to the shadow. Default: 0.
+    :param capture_batch: records per capture file. Default: 500.
+    """
+
+    def __init__(self, sagemaker: SageMakerDouble, seed: int = 0, capture_batch: int = 500) -> None:
+        self.sagemaker = sagemaker
+        self.random = random.Random(seed)
+        self.capture_batch = capture_batch
+        self.boosters: dict[str, Any] = {}
+        self.counts: Counter = Counter()  # (endpoint, variant, "invocations" | "errors")
+        self._buffers: dict[tuple, list[dict]] = defaultdict(list)
+        self._original = None
+
+    def install(self) -> EndpointRuntimeDouble:
+        self._original = SageMakerRuntimeResponse.__dict__["invoke_endpoint"]
+        double = self
+
+        def invoke_endpoint(response: SageMakerRuntimeResponse):
+            return double._invoke(response)
+
+        SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint
+        return self
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            SageMakerRuntimeResponse.invoke_endpoint = self._original
+            self._original = None
+
+    def __enter__(self) -> EndpointRuntimeDouble:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
+    # Serving
+
+    def _invoke(self, response: SageMakerRuntimeResponse):
+        started = time.perf_counter()
+        account, region = response.current_account, response.region
+        name = response._get_params().get("EndpointName") or response.path.split("/")[2]
+        backend = sagemaker_backends[account][region]
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None or endpoint.endpoint_status not in ("InService", "Updating"):
+            return 400, {"Content-Type": "application/json", "status": 400, "x-amzn-ErrorType": "ValidationError"}, \
+                json.dumps({"__type": "ValidationError", "message": f"Endpoint {name} of account {account} not found."})
+        body = response.body if isinstance(response.body, bytes) else (response.body or "").encode()
+        content_type = response.headers.get("Content-Type", "application/octet-stream")
+        inference_id = response.headers.get("X-Amzn-SageMaker-Inference-Id")
+        config = backend.endpoint_configs[endpoint.endpoint_config_name]
+        production = self._pick(config.production_variants)
+        key = (account, region, endpoint.endpoint_config_name)
+        shadows = list(self.sagemaker.shadow_variants.get(key, []))
+        shadows += [{"VariantName": v["VariantName"], "ModelName": v["ModelName"],
+                     "InitialVariantWeight": s["InitialVariantWeight"]}
+                    for e in self.sagemaker.experiments.values() if e["EndpointName"] == name and e["Status"] == "Running"
+                    for s in e["ShadowVariants"] for v in e["ModelVariants"] if v["VariantName"] == s["VariantName"]]
+
+        status, output, model_us = self._serve(backend, account, name, production, body, content_type)
+        overhead_us = (time.perf_counter() - started) * 1e6 - model_us
+        self._record(account, region, name, production, status, model_us, overhead_us)
+        self._capture(account, config, name, production["VariantName"], body, content_type, output, inference_id)
+        for shadow in shadows:
+            share = shadow.get("InitialVariantWeight", 1.0) / (production.get("InitialVariantWeight") or 1.0)
+            if self.random.random() < share:
+                s_status, s_output, s_model_us = self._serve(backend, account, name, shadow, body, content_type)
+                self._record(account, region, name, shadow, s_status, s_model_us, 1000.0)
+                self._capture(account, config, name, shadow["VariantName"], body, content_type, s_output, inference_id)
+        if status != 200:
+            # moto takes the status from the headers; the error type travels as on AWS.
+            return status, {"Content-Type": "application/json", "status": status, "x-amzn-ErrorType": "ModelError"}, \
+                json.dumps({"__type": "ModelError", "message": output.decode(errors="replace"),
+                            "OriginalStatusCode": status})
+        return 200, {"Content-Type": "text/csv", "x-Amzn-Invoked-Production-Variant": production["VariantName"]}, output
+
+    def _pick(self, variants: list[dict]) -> dict:
+        weights = [v.get("InitialVariantWeight", 1.0) for v in variants]
+        return self.random.choices(variants, weights=weights)[0]
+
+    def _serve(self, backend, account: str, endpoint: str, variant: dict, body: bytes, content_type: str):
+        started = time.perf_counter()
+        try:
+            booster = self._booster(backend, account, variant["ModelName"])
+            import numpy as np
+            import xgboost as xgb
+
+            rows = [[float(x) for x in line.split(",")] for line in body.decode().strip().splitlines() if line.strip()]
+            scores = booster.predict(xgb.DMatrix(np.asarray(rows, dtype=np.float32)))
+            output = "\n".join(f"{s:.6f}" for s in scores).encode()
+            status = 200
+        except ModelServingError as error:
+            output, status = str(error).encode(), 424
+        except (ValueError, UnicodeDecodeError) as error:
+            output, status = f"the model could not read the request ({content_type}): {error}".encode(), 424
+        return status, output, (time.perf_counter() - started) * 1e6
+
+    def _booster(self, backend, account: str, model_name: str):
+        model = backend._models[model_name]
+        container = model.primary_container or {}
+        image, url = container.get("Image", ""), container.get("ModelDataUrl", "")
+        if "sagemaker-xgboost" not in image:
+            raise ModelServingError(f"the local emulator serves SageMaker's XGBoost image only; model {model_name} "
+                                    f"uses {image!r}")
+        if url not in self.boosters:
+            import xgboost as xgb
+
+            bucket, key = url[5:].split("/", 1)
+            archive = s3_backends[account]["aws"].get_object(bucket, key).value
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                raw = tar.extractfile("xgboost-model").read()
+            booster = xgb.Booster()
+            booster.load_model(bytearray(raw))
+            self.boosters[url] = booster
+        return self.boosters[url]
+
+    def _record(self, account, region, endpoint, variant, status, model_us, overhead_us) -> None:
+        name = variant["VariantName"]
+        self.counts[(endpoint, name, "invocations")] += 1
+        if status != 200:
+            self.counts[(endpoint, name, "errors")] += 1
+        dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": name}]
+        instances = max(1, int(variant.get("InitialInstanceCount", 1)))
+        data = [{"MetricName": "Invocations", "Value": 1.0, "Dimensions": dims},
+                {"MetricName": "InvocationsPerInstance", "Value": 1.0 / instances, "Dimensions": dims},
+                {"MetricName": "InvocationModelErrors", "Value": float(status != 200), "Dimensions": dims},
+                {"MetricName": "Invocation4XXErrors", "Value": 0.0, "Dimensions": dims},
+                {"MetricName": "Invocation5XXErrors", "Value": 0.0, "Dimensions": dims},
+                {"MetricName": "OverheadLatency", "Value": max(overhead_us, 1.0), "Unit": "Microseconds",
+                 "Dimensions": dims}]
+        if status == 200:
+            data.append({"MetricName": "ModelLatency", "Value": model_us, "Unit": "Microseconds", "Dimensions": dims})
+        cloudwatch_backends[account][region].put_metric_data("AWS/SageMaker", data)
+
+    # Capture
+
+    def _capture(self, account, config, endpoint, variant, body, content_type, output, inference_id) -> None:
+        capture = config.data_capture_config or {}
+        if not capture.get("EnableCapture", bool(capture)) or not capture.get("DestinationS3Uri"):
+            return
+        if self.random.random() * 100 >= capture.get("InitialSamplingPercentage", 100):
+            return
+        header = capture.get("CaptureContentTypeHeader") or {}
+        encoding = "CSV" if content_type in header.get("CsvContentTypes", []) else \
+            "JSON" if content_type in header.get("JsonContentTypes", []) else "BASE64"
+
+        def part(mode: str, data: bytes, observed: str) -> dict:
+            text = base64.b64encode(data).decode() if encoding == "BASE64" else data.decode(errors="replace")
+            return {"observedContentType": observed, "mode": mode, "data": text, "encoding": encoding}
+
+        modes = {o["CaptureMode"] for o in capture.get("CaptureOptions", [])}
+        record: dict[str, Any] = {"captureData": {}, "eventVersion": "0",
+                                  "eventMetadata": {"eventId": str(uuid.uuid4()),
+                                                    "inferenceTime": datetime.now(UTC).strftime(
+                                                        "%Y-%m-%dT%H:%M:%SZ")}}
+        if inference_id:
+            record["eventMetadata"]["inferenceId"] = inference_id
+        if "Input" in modes:
+            record["captureData"]["endpointInput"] = part("INPUT", body, content_type)
+        if "Output" in modes:
+            record["captureData"]["endpointOutput"] = part("OUTPUT", output, "text/csv")
+        hour = datetime.now(UTC).strftime("%Y/%m/%d/%H")
+        buffer_key = (account, capture["DestinationS3Uri"], endpoint, variant, hour)
+        self._buffers[buffer_key].append(record)
+        if len(self._buffers[buffer_key]) >= self.capture_batch:
+            self._write(buffer_key)
+
+    def _write(self, buffer_key: tuple) -> None:
+        account, destination, endpoint, variant, hour = buffer_key
+        records = self._buffers.pop(buffer_key, [])
+        if not records:
+            return
+        bucket, _, prefix = destination[5:].partition("/")
+        key = "/".join(p for p in (prefix.strip("/"), endpoint, variant, hour) if p) + f"/{uuid.uuid4().hex}.jsonl"
+        body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        s3_backends[account]["aws"].put_object(bucket, key, body)
+
+    def flush_capture(self) -> None:
+        """Write every buffered capture record (SageMaker writes them within minutes; tests want them now)."""
+        for buffer_key in list(self._buffers):
+            self._write(buffer_key)

@@ -1,0 +1,139 @@
+"""shadow_emulator.EndpointRuntimeDouble: real predictions, shadow sampling, metrics, capture records."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import numpy as np
+import pytest
+import xgboost as xgb
+from botocore.exceptions import ClientError
+from conftest import MODELS
+from moto import mock_aws
+
+from shadow_emulator import CloudWatchDouble, EndpointRuntimeDouble, SageMakerDouble
+
+REGION = "us-east-1"
+IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+ROLE = "arn:aws:iam::123456789012:role/sagemaker"
+ROWS = np.random.default_rng(3).uniform([1, 18, 20, 1, 0, 1, 0, 0], [72, 120, 8000, 24, 6, 5, 1, 4], size=(200, 8))
+
+
+def booster(name: str) -> xgb.Booster:
+    with tarfile.open(MODELS / name / "model.tar.gz") as tar:
+        raw = tar.extractfile("xgboost-model").read()
+    model = xgb.Booster()
+    model.load_model(bytearray(raw))
+    return model
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """400 requests through an endpoint with a 50% shadow and full capture."""
+    with mock_aws(), SageMakerDouble() as sagemaker, CloudWatchDouble(), \
+            EndpointRuntimeDouble(sagemaker, seed=11, capture_batch=150) as runtime:
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="models")
+        s3.create_bucket(Bucket="capture")
+        sm = boto3.client("sagemaker", region_name=REGION)
+        for name in ("churn-v1", "churn-v2"):
+            s3.put_object(Bucket="models", Key=f"{name}/model.tar.gz", Body=(MODELS / name / "model.tar.gz").read_bytes())
+            sm.create_model(ModelName=name, ExecutionRoleArn=ROLE,
+                            PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://models/{name}/model.tar.gz"})
+        sm.create_model(ModelName="custom", ExecutionRoleArn=ROLE,
+                        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1"})
+        sm.create_endpoint_config(
+            EndpointConfigName="shadow-config",
+            ProductionVariants=[{"VariantName": "production", "ModelName": "churn-v1", "InstanceType": "ml.m5.xlarge",
+                                 "InitialInstanceCount": 2, "InitialVariantWeight": 1.0}],
+            ShadowProductionVariants=[{"VariantName": "shadow", "ModelName": "churn-v2", "InstanceType": "ml.m5.xlarge",
+                                       "InitialInstanceCount": 1, "InitialVariantWeight": 0.5}],
+            DataCaptureConfig={"EnableCapture": True, "InitialSamplingPercentage": 100,
+                               "DestinationS3Uri": "s3://capture/datacapture",
+                               "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                               "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]}})
+        sm.create_endpoint(EndpointName="churn", EndpointConfigName="shadow-config")
+        runtime_client = boto3.client("sagemaker-runtime", region_name=REGION)
+        answers = []
+        for i in range(400):
+            row = ",".join(f"{v:.2f}" for v in ROWS[i % len(ROWS)])
+            response = runtime_client.invoke_endpoint(EndpointName="churn", ContentType="text/csv", Body=row,
+                                                      InferenceId=f"req-{i}")
+            answers.append((row, response["Body"].read().decode(), response["InvokedProductionVariant"]))
+        runtime.flush_capture()
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        now = datetime.now(UTC)
+        sums = {}
+        for variant in ("production", "shadow"):
+            stats = cloudwatch.get_metric_statistics(
+                Namespace="AWS/SageMaker", MetricName="Invocations", Statistics=["Sum"], Period=3600,
+                StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=1),
+                Dimensions=[{"Name": "EndpointName", "Value": "churn"}, {"Name": "VariantName", "Value": variant}])
+            sums[variant] = sum(p["Sum"] for p in stats["Datapoints"])
+        captured = {}
+        for variant in ("production", "shadow"):
+            objects = s3.list_objects_v2(Bucket="capture", Prefix=f"datacapture/churn/{variant}/")["Contents"]
+            records = [json.loads(line) for o in objects for line in
+                       s3.get_object(Bucket="capture", Key=o["Key"])["Body"].read().decode().splitlines()]
+            captured[variant] = (objects, records)
+        error = None
+        sm.create_endpoint_config(EndpointConfigName="custom-config", ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "custom", "InstanceType": "ml.m5.xlarge",
+             "InitialInstanceCount": 1}])
+        sm.create_endpoint(EndpointName="custom", EndpointConfigName="custom-config")
+        try:
+            runtime_client.invoke_endpoint(EndpointName="custom", ContentType="text/csv", Body="1,2")
+        except ClientError as caught:
+            error = caught
+        yield {"answers": answers, "sums": sums, "captured": captured, "runtime": runtime, "error": error}
+
+
+def test_production_answers_with_version_1_predictions(runs):
+    v1 = booster("churn-v1")
+    for row, answer, variant in runs["answers"][:50]:
+        expected = v1.predict(xgb.DMatrix(np.array([[float(x) for x in row.split(",")]], dtype=np.float32)))[0]
+        assert variant == "production"
+        assert float(answer) == pytest.approx(float(expected), abs=1e-6)
+
+
+def test_shadow_gets_its_sampling_share(runs):
+    sums = runs["sums"]
+    assert sums["production"] == 400
+    # Binomial(400, 0.5): 99.99% of draws lie within +-4 standard deviations (+-40).
+    assert 160 <= sums["shadow"] <= 240
+
+
+def test_capture_records_follow_sagemakers_format_and_layout(runs):
+    objects, records = runs["captured"]["production"]
+    assert len(records) == 400
+    key = objects[0]["Key"]
+    parts = key.split("/")
+    assert parts[:3] == ["datacapture", "churn", "production"] and len(parts) == 8 and key.endswith(".jsonl")
+    record = records[0]
+    assert set(record) == {"captureData", "eventMetadata", "eventVersion"} and record["eventVersion"] == "0"
+    assert record["captureData"]["endpointInput"]["encoding"] == "CSV"
+    assert record["captureData"]["endpointInput"]["mode"] == "INPUT"
+    assert record["captureData"]["endpointOutput"]["mode"] == "OUTPUT"
+    assert record["eventMetadata"]["inferenceId"].startswith("req-")
+
+
+def test_shadow_records_pair_with_production_by_inference_id(runs):
+    _, production = runs["captured"]["production"]
+    _, shadow = runs["captured"]["shadow"]
+    assert len(shadow) == runs["sums"]["shadow"]
+    ids = {r["eventMetadata"]["inferenceId"] for r in production}
+    assert {r["eventMetadata"]["inferenceId"] for r in shadow} <= ids
+    v2 = booster("churn-v2")
+    record = shadow[0]
+    row = record["captureData"]["endpointInput"]["data"]
+    expected = v2.predict(xgb.DMatrix(np.array([[float(x) for x in row.split(",")]], dtype=np.float32)))[0]
+    assert float(record["captureData"]["endpointOutput"]["data"]) == pytest.approx(float(expected), abs=1e-6)
+
+
+def test_images_it_cannot_run_are_named_in_the_error(runs):
+    error = runs["error"]
+    assert error is not None
+    assert "serves SageMaker's XGBoost image only" in str(error) and "mine:1" in str(error)
