@@ -16,7 +16,9 @@ installed, to:
   and Promote / Remove / Retain applied when it stops;
 * inject throttling: the next N calls of an operation fail with ThrottlingException;
 * name SageMaker errors in Step Functions aws-sdk tasks as AWS does (``SageMaker.<Name>``;
-  moto's interpreter has no binding for SageMaker and would say ``sagemaker.sagemakerException``).
+  moto's interpreter has no binding for SageMaker and would say ``sagemaker.sagemakerException``);
+* in moto's CloudFormation: keep an EndpointConfig's ShadowProductionVariants, and give an
+  Endpoint the EndpointName its template asks for (moto generates one).
 
 Every request these patches handle is validated against botocore's model of the SageMaker API
 first, so a malformed request fails here as it would on AWS.
@@ -138,6 +140,7 @@ class SageMakerDouble:
         self._saved_error_name = sdk_tasks._SERVICE_ERROR_NAMES.get("sagemaker")
         sdk_tasks._SERVICE_ERROR_NAMES["sagemaker"] = "SageMaker"
         double = self
+        self._install_cloudformation()
         for name in PATCHED:
             self._saved[name] = SageMakerResponse.__dict__.get(name)
 
@@ -167,7 +170,32 @@ class SageMakerDouble:
             setattr(SageMakerResponse, name, handler(name, operation, implementation))
         return self
 
+    def _install_cloudformation(self) -> None:
+        double = self
+        config_create = sm_models.FakeEndpointConfig.__dict__["create_from_cloudformation_json"]
+        endpoint_create = sm_models.FakeEndpoint.__dict__["create_from_cloudformation_json"]
+        self._saved_cfn = {"config": config_create, "endpoint": endpoint_create}
+
+        def create_config(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            config = config_create.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+            shadows = cloudformation_json["Properties"].get("ShadowProductionVariants") or []
+            sagemaker_backends_of = sm_models.sagemaker_backends[account_id][region_name]
+            sagemaker_backends_of.validate_production_variants(shadows)
+            double.shadow_variants[(account_id, region_name, config.endpoint_config_name)] = copy.deepcopy(shadows)
+            return config
+
+        def create_endpoint(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            name = cloudformation_json["Properties"].get("EndpointName") or resource_name
+            return endpoint_create.__func__(cls, name, cloudformation_json, account_id, region_name, **kwargs)
+
+        sm_models.FakeEndpointConfig.create_from_cloudformation_json = classmethod(create_config)
+        sm_models.FakeEndpoint.create_from_cloudformation_json = classmethod(create_endpoint)
+
     def uninstall(self) -> None:
+        if getattr(self, "_saved_cfn", None):
+            sm_models.FakeEndpointConfig.create_from_cloudformation_json = self._saved_cfn["config"]
+            sm_models.FakeEndpoint.create_from_cloudformation_json = self._saved_cfn["endpoint"]
+            self._saved_cfn = None
         from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
             state_task_service_aws_sdk as sdk_tasks,
         )

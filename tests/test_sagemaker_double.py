@@ -217,3 +217,31 @@ def test_uninstall_restores_moto():
         assert hasattr(SageMakerResponse, "update_endpoint")
     assert not hasattr(SageMakerResponse, "update_endpoint")
     assert SageMakerResponse.__dict__["describe_endpoint"] is before["describe_endpoint"]
+
+
+def test_cloudformation_keeps_shadow_variants_capture_and_the_endpoint_name(monkeypatch):
+    """The example's endpoint deployed through moto's CloudFormation, as `cdk deploy` does locally."""
+    import json as json_
+
+    from conftest import XGBOOST_URI, new_stack, template_of
+
+    from shadow_constructs import DataCapture, ServingModel, ShadowEndpoint, Variant
+
+    stack = new_stack()
+    v1, v2 = (ServingModel(stack, n, image=XGBOOST_URI, model_data=f"s3://m-1/{n}.tar.gz") for n in ("V1", "V2"))
+    ShadowEndpoint(stack, "Endpoint", endpoint_name="churn-local", production=Variant(model=v1, instance_count=2),
+                   shadow=Variant(model=v2), sampling_percent=50, data_capture=DataCapture(), encryption_key=None)
+    template = template_of(stack).to_json()
+    template.pop("Rules", None)
+    template.pop("Parameters", None)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws(), SageMakerDouble():
+        boto3.client("cloudformation", region_name=REGION).create_stack(
+            StackName="local", TemplateBody=json_.dumps(template), Capabilities=["CAPABILITY_IAM"])
+        client = boto3.client("sagemaker", region_name=REGION)
+        endpoint = client.describe_endpoint(EndpointName="churn-local")
+        config = client.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        assert [(v["VariantName"], v["InitialVariantWeight"]) for v in config["ShadowProductionVariants"]] == \
+            [("shadow", 0.5)]
+        assert config["DataCaptureConfig"]["DestinationS3Uri"].endswith("/datacapture")
+        assert endpoint["ShadowProductionVariants"][0]["VariantName"] == "shadow"
