@@ -7,5 +7,7 @@ from .cloudwatch import CloudWatchDouble
 from .lambdas import LambdaDouble
 from .runtime import EndpointRuntimeDouble
 from .sagemaker import SageMakerDouble, validate_request
+from .stepfunctions import StepFunctionsDouble
 
-__all__ = ["CloudWatchDouble", "EndpointRuntimeDouble", "LambdaDouble", "SageMakerDouble", "validate_request"]
+__all__ = ["CloudWatchDouble", "EndpointRuntimeDouble", "LambdaDouble", "SageMakerDouble", "StepFunctionsDouble",
+           "validate_request"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from datetime import UTC, datetime, timedelta
 
@@ -103,3 +104,33 @@ def test_other_functions_keep_motos_behaviour(lambdas):
     response = client.invoke(FunctionName="other", Payload=json.dumps({"a": 1}))
     assert json.loads(response["Payload"].read()) == {"a": 1}  # moto's echo
     assert double.invocations == []
+
+
+def test_state_machines_from_cloudformation_can_be_executed(monkeypatch):
+    from aws_cdk import aws_stepfunctions as sfn
+    from conftest import new_stack, template_of
+
+    from shadow_emulator import StepFunctionsDouble
+
+    stack = new_stack()
+    sfn.StateMachine(stack, "Machine", definition_body=sfn.DefinitionBody.from_chainable(
+        sfn.Pass(stack, "Hello", result=sfn.Result.from_object({"greeting": "hi"}))))
+    template = template_of(stack).to_json()
+    for section in ("Rules", "Parameters"):
+        template.pop(section, None)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), StepFunctionsDouble():
+        boto3.client("cloudformation").create_stack(StackName="s", TemplateBody=json.dumps(template),
+                                                    Capabilities=["CAPABILITY_IAM"])
+        client = boto3.client("stepfunctions")
+        machine, = client.list_state_machines()["stateMachines"]
+        execution = client.start_execution(stateMachineArn=machine["stateMachineArn"])["executionArn"]
+        for _ in range(50):
+            described = client.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.1)
+        assert described["status"] == "SUCCEEDED" and json.loads(described["output"]) == {"greeting": "hi"}
+        boto3.client("cloudformation").delete_stack(StackName="s")
+        assert client.list_state_machines()["stateMachines"] == []
+
