@@ -194,3 +194,11 @@ def test_managed_test_outcome_from_configuration():
     text = render_plan(plan_assembly(app.outdir))
     assert "on existing endpoint churn (Completed - shadow PROMOTED, production removed)" in text
     assert "schedule   2026-12-01T09:00:00Z to 2026-12-03T09:00:00Z" in text
+
+
+def test_managed_stack_needs_an_endpoint_name():
+    from stacks import ManagedShadowTestStack, ManagedTestConfig
+
+    app = cdk.App(outdir=tempfile.mkdtemp())
+    with pytest.raises(ConfigError, match=r"endpoint_name must name the existing endpoint to test on, got None"):
+        ManagedShadowTestStack(app, "Managed", config=ManagedTestConfig())

@@ -253,3 +253,27 @@ def test_add_rollback_alarm_rejects_non_alarms():
 def test_imported_endpoint_rules(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         ShadowEndpoint.from_endpoint_name(STACK, fresh_id(), **kwargs)
+
+
+def test_remaining_value_errors_name_what_was_given():
+    from shadow_constructs import ModelData, ModelImage, ShadowMetricFactory
+
+    with pytest.raises(ConfigError, match=r"uri must be a string, got 42"):
+        ModelImage.from_uri(42)
+    with pytest.raises(ConfigError, match=r"path must be a file or folder path, got 7"):
+        ModelData.from_asset(7)
+    imported = ShadowEndpoint.from_endpoint_name(STACK, fresh_id(), "churn", shadow_variant_name="shadow")
+    with pytest.raises(ConfigError, match=r"name must be an instance metric, got 'Invocations'"):
+        ShadowMetricFactory(imported).instance_metric("Invocations", "shadow")
+
+
+def test_workflow_rejects_wrong_kinds_of_collaborators():
+    from shadow_constructs import PromotionWorkflow
+
+    imported = ShadowEndpoint.from_endpoint_name(STACK, fresh_id(), "churn", shadow_variant_name="shadow")
+    with pytest.raises(ConfigError, match=r"managed_test must be a ManagedShadowTest, got 'exp-1'"):
+        PromotionWorkflow(STACK, fresh_id(), endpoint=imported, managed_test="exp-1")
+    with pytest.raises(ConfigError, match=r"report_store must be a CaptureStore, got 'reports'"):
+        PromotionWorkflow(STACK, fresh_id(), endpoint=imported, report_store="reports")
+    with pytest.raises(ConfigError, match=r"endpoint must be a ShadowEndpoint, got 'churn'"):
+        PromotionWorkflow(STACK, fresh_id(), endpoint="churn")

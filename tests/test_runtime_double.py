@@ -137,3 +137,11 @@ def test_images_it_cannot_run_are_named_in_the_error(runs):
     error = runs["error"]
     assert error is not None
     assert "serves SageMaker's XGBoost image only" in str(error) and "mine:1" in str(error)
+
+
+def test_unknown_endpoint_is_a_validation_error(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws(), SageMakerDouble() as sagemaker, EndpointRuntimeDouble(sagemaker), \
+            pytest.raises(ClientError, match=r"Endpoint nowhere of account 123456789012 not found"):
+        boto3.client("sagemaker-runtime", region_name=REGION).invoke_endpoint(
+            EndpointName="nowhere", ContentType="text/csv", Body="1,2")

@@ -122,3 +122,8 @@ def test_walsh_bisection_equals_listing(n):
 def test_hodges_lehmann_beyond_the_listing_size():
     d = list(RNG.normal(0.1, 1, stats.ENUMERATE_MAX_N + 100))
     assert stats.hodges_lehmann(d) == pytest.approx(float(np.median(walsh_averages(d))), abs=1e-12)
+
+
+def test_walsh_select_rejects_ranks_outside_the_averages():
+    with pytest.raises(ValueError, match=r"k must be between 1 and 6, got 7"):
+        stats.walsh_select([1.0, 2.0, 3.0], 7)
