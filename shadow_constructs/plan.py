@@ -81,6 +81,7 @@ class StackPlan:
     name: str
     endpoints: list[EndpointPlan]
     managed_tests: list[ManagedTestPlan] = field(default_factory=list)
+    workflows: list[str] = field(default_factory=list)
     resources: Counter = field(default_factory=Counter)
     resource_paths: dict[str, list[str]] = field(default_factory=dict)
     retained: list[str] = field(default_factory=list)
@@ -190,6 +191,22 @@ def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outd
     for resource in tpl.resources.values():
         if resource["Type"] == "AWS::SageMaker::InferenceExperiment":
             stack.managed_tests.append(_managed_test(tpl, resource["Properties"]))
+    schedules = [tpl.render(r["Properties"]["ScheduleExpression"]) for r in tpl.resources.values()
+                 if r["Type"] == "AWS::Scheduler::Schedule"]
+    for logical_id, resource in tpl.resources.items():
+        if resource["Type"] == "AWS::StepFunctions::StateMachine":
+            states = tpl.render(resource["Properties"].get("DefinitionString", ""))
+            steps = [name for name in ("AwaitApproval", "WaitForMoreTraffic", "StopExperiment", "UpdateEndpoint")
+                     if name in states]
+            text = f"{tpl.path(logical_id)}: gather metrics, judge, report, then "
+            text += "end the managed test (StopInferenceExperiment)" if "StopExperiment" in steps \
+                else "update the endpoint with its guardrails"
+            if "AwaitApproval" in steps:
+                text += "; promotion waits for a person's approval"
+            if "WaitForMoreTraffic" in steps:
+                text += "; INCONCLUSIVE extends the test"
+            text += f"; starts {schedules[0]}" if schedules else "; started by you (no schedule)"
+            stack.workflows.append(text)
     return stack
 
 
@@ -303,6 +320,8 @@ def render_plan(plans: list[StackPlan]) -> str:
             if shadow:
                 lines.append(f"    cost       the shadow adds {shadow.instance_count * HOURS_PER_DAY} instance-hours per day "
                              "while the test runs")
+        for workflow in stack.workflows:
+            lines.append(f"  Promotion workflow {workflow}")
         total = sum(stack.resources.values())
         lines.append(f"  Will create {total} resources:")
         for kind, count in sorted(stack.resources.items()):

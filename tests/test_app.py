@@ -90,6 +90,9 @@ def test_plan_states_the_test_in_plain_words(synthesized):
     assert "2 x ml.m5.xlarge" in text and "1 x ml.m5.xlarge" in text
     assert "Kept after cdk destroy" in text and "CaptureStore/Bucket (AWS::S3::Bucket)" in text
     assert "3 auto-rollback alarm(s)" in text
+    assert "Promotion workflow Promotion/StateMachine: gather metrics, judge, report, then update the endpoint" in text
+    assert "INCONCLUSIVE extends the test; started by you (no schedule)" in text
+    assert "then end the managed test (StopInferenceExperiment)" in text
     assert "Managed shadow test" in text and "on existing endpoint churn-production (Running)" in text
     assert "50% of requests to variant 'AllTraffic' are copied to the shadow" in text
 
