@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "lambda"))
 MODELS = ROOT / "models"
 XGBOOST_URI = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+SAGEMAKER_ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 
 
 def new_stack(name: str = "Test", *, region: str | None = None) -> cdk.Stack:
@@ -56,6 +57,33 @@ def policy_statements(template: assertions.Template, role_logical_prefix: str) -
 def actions_of(statement: dict) -> list[str]:
     action = statement["Action"]
     return action if isinstance(action, list) else [action]
+
+
+def create_churn_endpoint(sagemaker, *, name: str = "churn", shadow: bool = True, model_data_url=None,
+                          shadow_instance_type: str = "ml.m5.xlarge", capture: dict | None = None) -> None:
+    """The reference endpoint in moto (with shadow_emulator.SageMakerDouble installed): models churn-v1 and
+    churn-v2, churn-v1 in production on 2 x ml.m5.xlarge and, with ``shadow``, churn-v2 as a 50% shadow.
+
+    ``model_data_url(model_name)`` gives each model's archive URL (default: none); ``capture`` is a
+    DataCaptureConfig. Config names: ``shadow-config``, or ``plain-config`` (variant ``AllTraffic``).
+    """
+    for model in ("churn-v1", "churn-v2"):
+        container = {"Image": XGBOOST_URI}
+        if model_data_url is not None:
+            container["ModelDataUrl"] = model_data_url(model)
+        sagemaker.create_model(ModelName=model, ExecutionRoleArn=SAGEMAKER_ROLE, PrimaryContainer=container)
+    config = {"EndpointConfigName": "shadow-config" if shadow else "plain-config",
+              "ProductionVariants": [{"VariantName": "production" if shadow else "AllTraffic", "ModelName": "churn-v1",
+                                      "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 2,
+                                      "InitialVariantWeight": 1.0}]}
+    if shadow:
+        config["ShadowProductionVariants"] = [{"VariantName": "shadow", "ModelName": "churn-v2",
+                                               "InstanceType": shadow_instance_type, "InitialInstanceCount": 1,
+                                               "InitialVariantWeight": 0.5}]
+    if capture is not None:
+        config["DataCaptureConfig"] = capture
+    sagemaker.create_endpoint_config(**config)
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config["EndpointConfigName"])
 
 
 def cfn_lint_findings(template_text: str, regions: tuple[str, ...] = ("us-east-1", "eu-west-1")) -> list[str]:

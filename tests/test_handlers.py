@@ -10,15 +10,13 @@ from unittest import mock
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import simulated_traffic
+from conftest import create_churn_endpoint, simulated_traffic
 from moto import mock_aws
 from shadow_runtime import handlers
 
 from shadow_emulator import SageMakerDouble
 
 REGION = "us-east-1"
-IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 DIM = "sagemaker:variant:DesiredInstanceCount"
 
 
@@ -30,18 +28,9 @@ def aws(monkeypatch):
     with mock_aws(), SageMakerDouble(update_polls=1) as double:
         boto3.client("s3", region_name=REGION).create_bucket(Bucket="reports")
         sm = boto3.client("sagemaker", region_name=REGION)
-        for model in ("churn-v1", "churn-v2"):
-            sm.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE})
-        sm.create_endpoint_config(
-            EndpointConfigName="shadow-config",
-            ProductionVariants=[{"VariantName": "production", "ModelName": "churn-v1", "InstanceType": "ml.m5.xlarge",
-                                 "InitialInstanceCount": 2, "InitialVariantWeight": 1.0}],
-            ShadowProductionVariants=[{"VariantName": "shadow", "ModelName": "churn-v2", "InstanceType": "ml.c5.xlarge",
-                                       "InitialInstanceCount": 1, "InitialVariantWeight": 0.5}],
-            DataCaptureConfig={"EnableCapture": True, "InitialSamplingPercentage": 100,
-                               "DestinationS3Uri": "s3://capture/datacapture",
-                               "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]})
-        sm.create_endpoint(EndpointName="churn", EndpointConfigName="shadow-config")
+        create_churn_endpoint(sm, shadow_instance_type="ml.c5.xlarge", capture={
+            "EnableCapture": True, "InitialSamplingPercentage": 100, "DestinationS3Uri": "s3://capture/datacapture",
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]})
         yield sm, double
 
 

@@ -11,14 +11,12 @@ import numpy as np
 import pytest
 import xgboost as xgb
 from botocore.exceptions import ClientError
-from conftest import MODELS
+from conftest import MODELS, SAGEMAKER_ROLE, create_churn_endpoint
 from moto import mock_aws
 
 from shadow_emulator import CloudWatchDouble, EndpointRuntimeDouble, SageMakerDouble
 
 REGION = "us-east-1"
-IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 ROWS = np.random.default_rng(3).uniform([1, 18, 20, 1, 0, 1, 0, 0], [72, 120, 8000, 24, 6, 5, 1, 4], size=(200, 8))
 
 
@@ -41,21 +39,12 @@ def runs():
         sm = boto3.client("sagemaker", region_name=REGION)
         for name in ("churn-v1", "churn-v2"):
             s3.put_object(Bucket="models", Key=f"{name}/model.tar.gz", Body=(MODELS / name / "model.tar.gz").read_bytes())
-            sm.create_model(ModelName=name, ExecutionRoleArn=ROLE,
-                            PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://models/{name}/model.tar.gz"})
-        sm.create_model(ModelName="custom", ExecutionRoleArn=ROLE,
+        create_churn_endpoint(sm, model_data_url=lambda name: f"s3://models/{name}/model.tar.gz", capture={
+            "EnableCapture": True, "InitialSamplingPercentage": 100, "DestinationS3Uri": "s3://capture/datacapture",
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]}})
+        sm.create_model(ModelName="custom", ExecutionRoleArn=SAGEMAKER_ROLE,
                         PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1"})
-        sm.create_endpoint_config(
-            EndpointConfigName="shadow-config",
-            ProductionVariants=[{"VariantName": "production", "ModelName": "churn-v1", "InstanceType": "ml.m5.xlarge",
-                                 "InitialInstanceCount": 2, "InitialVariantWeight": 1.0}],
-            ShadowProductionVariants=[{"VariantName": "shadow", "ModelName": "churn-v2", "InstanceType": "ml.m5.xlarge",
-                                       "InitialInstanceCount": 1, "InitialVariantWeight": 0.5}],
-            DataCaptureConfig={"EnableCapture": True, "InitialSamplingPercentage": 100,
-                               "DestinationS3Uri": "s3://capture/datacapture",
-                               "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-                               "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]}})
-        sm.create_endpoint(EndpointName="churn", EndpointConfigName="shadow-config")
         runtime_client = boto3.client("sagemaker-runtime", region_name=REGION)
         answers = []
         for i in range(400):

@@ -5,13 +5,12 @@ from __future__ import annotations
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from conftest import SAGEMAKER_ROLE, create_churn_endpoint
 from moto import mock_aws
 
 from shadow_emulator import SageMakerDouble
 
 REGION = "us-east-1"
-IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 
 
 def variant(name: str, model: str, instance_type: str = "ml.m5.xlarge", count: int = 1, weight: float = 1.0) -> dict:
@@ -23,13 +22,7 @@ def variant(name: str, model: str, instance_type: str = "ml.m5.xlarge", count: i
 def sagemaker():
     with mock_aws(), SageMakerDouble(update_polls=2) as double:
         client = boto3.client("sagemaker", region_name=REGION)
-        for model in ("churn-v1", "churn-v2"):
-            client.create_model(ModelName=model, ExecutionRoleArn=ROLE,
-                                PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://m/{model}.tar.gz"})
-        client.create_endpoint_config(EndpointConfigName="shadow-config",
-                                      ProductionVariants=[variant("production", "churn-v1", count=2)],
-                                      ShadowProductionVariants=[variant("shadow", "churn-v2", weight=0.5)])
-        client.create_endpoint(EndpointName="churn", EndpointConfigName="shadow-config")
+        create_churn_endpoint(client, model_data_url=lambda model: f"s3://m/{model}.tar.gz")
         client.create_endpoint_config(EndpointConfigName="promoted",
                                       ProductionVariants=[variant("production", "churn-v2", count=2)])
         yield client, double
@@ -136,7 +129,7 @@ def test_requests_are_validated_against_botocores_model(sagemaker):
 def experiment(name: str = "exp", sampling: int = 50) -> dict:
     infra = {"InfrastructureType": "RealTimeInference",
              "RealTimeInferenceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1}}
-    return {"Name": name, "Type": "ShadowMode", "RoleArn": ROLE, "EndpointName": "plain",
+    return {"Name": name, "Type": "ShadowMode", "RoleArn": SAGEMAKER_ROLE, "EndpointName": "plain",
             "ModelVariants": [{"ModelName": "churn-v1", "VariantName": "AllTraffic", "InfrastructureConfig": infra},
                               {"ModelName": "churn-v2", "VariantName": "shadow", "InfrastructureConfig": infra}],
             "ShadowModeConfig": {"SourceModelVariantName": "AllTraffic", "ShadowModelVariants": [

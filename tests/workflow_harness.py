@@ -17,9 +17,9 @@ from typing import Any
 
 import boto3
 import numpy as np
+from conftest import create_churn_endpoint
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
-IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/workflow"
 
 
@@ -78,18 +78,8 @@ def deploy(template: dict, endpoint_name: str = "churn") -> dict[str, Any]:
 
 
 def create_endpoint(sagemaker, *, shadow: bool = True, name: str = "churn") -> None:
-    for model in ("churn-v1", "churn-v2"):
-        sagemaker.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE})
-    config = {"EndpointConfigName": "shadow-config" if shadow else "plain-config",
-              "ProductionVariants": [{"VariantName": "production" if shadow else "AllTraffic", "ModelName": "churn-v1",
-                                      "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 2,
-                                      "InitialVariantWeight": 1.0}]}
-    if shadow:
-        config["ShadowProductionVariants"] = [{"VariantName": "shadow", "ModelName": "churn-v2",
-                                               "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1,
-                                               "InitialVariantWeight": 0.5}]
-    sagemaker.create_endpoint_config(**config)
-    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config["EndpointConfigName"])
+    """The reference endpoint, without model archives or capture (the workflow reads only metrics)."""
+    create_churn_endpoint(sagemaker, shadow=shadow, name=name)
 
 
 def publish_traffic(minutes: int, *, rpm: int = 200, regression: float = 0.0, endpoint: str = "churn",
