@@ -97,13 +97,12 @@ def prepare_update(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     ``restore`` — the variants the new config keeps, to register again once the update
     succeeded — and ``rollback`` — every target taken down, to put back if it failed.
     """
-    sagemaker = _client("sagemaker")
-    name = event["endpoint_name"]
-    endpoint = sagemaker.describe_endpoint(EndpointName=name)
-    live_name = endpoint["EndpointConfigName"]
     action = event["action"]
     if action not in ("promote", "remove_shadow"):
         raise ValueError(f"action must be 'promote' or 'remove_shadow', got {action!r}")
+    sagemaker = _client("sagemaker")
+    name = event["endpoint_name"]
+    live_name = sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
     if _is_ours(live_name, name, action):
         return {"config_name": live_name, "previous_config_name": live_name, "already_applied": True,
                 "deregistered": [], "restore": [], "rollback": []}
