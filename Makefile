@@ -23,14 +23,27 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # The main job: synthesize the example app with the real CDK CLI (cdk-nag runs inside the
-# synth and fails it on any unacknowledged finding), lint every template, print the plan.
+# synth and fails it on any unacknowledged finding), lint every template, print the plan; then
+# the whole shadow test on the local emulator: deploy that assembly, traffic, promotion
+# workflow, report, destroy (scripts/demo.py). SCENARIO=regressed shadows a much slower model.
+SCENARIO  ?= healthy
+DEMO_PORT ?= 5055
 demo: setup
+	@test -f scenarios/$(SCENARIO).json || { echo "make demo: SCENARIO must be healthy or regressed (a file in scenarios/), got '$(SCENARIO)'" >&2; exit 2; }
 	rm -rf cdk.out
-	$(CDK) synth --quiet --no-notices --no-version-reporting > /dev/null
+	$(CDK) synth --quiet --no-notices --no-version-reporting -c shadow-test-config=scenarios/$(SCENARIO).json > /dev/null
 	@echo "cdk-nag AwsSolutions: no unacknowledged findings"
 	$(BIN)/cfn-lint cdk.out/*.template.json
 	@echo "cfn-lint: no errors in $$(ls cdk.out/*.template.json | wc -l) template(s)"
 	@echo
+	$(BIN)/shadow-plan cdk.out
+	$(BIN)/python scripts/demo.py --scenario $(SCENARIO) --port $(DEMO_PORT) --assembly cdk.out
+
+# Only the synthesis, validation and plan (no emulator).
+synth: setup
+	rm -rf cdk.out
+	$(CDK) synth --quiet --no-notices --no-version-reporting > /dev/null
+	$(BIN)/cfn-lint cdk.out/*.template.json
 	$(BIN)/shadow-plan cdk.out
 
 test: setup
@@ -53,4 +66,4 @@ models: setup
 	$(BIN)/python scripts/build_models.py
 
 clean:
-	rm -rf cdk.out .pytest_cache
+	rm -rf cdk.out .pytest_cache .demo

@@ -1,7 +1,10 @@
 """Train the two churn models of the example shadow test and package them for SageMaker.
 
-Writes ``models/churn-v1/model.tar.gz`` (version 1, in production) and
-``models/churn-v2/model.tar.gz`` (version 2, the candidate). Each archive holds one
+Writes ``models/churn-v1/model.tar.gz`` (version 1, in production),
+``models/churn-v2/model.tar.gz`` (version 2, the candidate) and
+``models/churn-v2-regressed/model.tar.gz`` (a candidate gone wrong: the same data as
+version 2 grown into 800 deep trees, so every prediction costs several times more; the
+demo's ``SCENARIO=regressed`` shadows production with it). Each archive holds one
 file, ``xgboost-model``, in XGBoost's JSON model format: the layout the SageMaker
 XGBoost container (image ``sagemaker-xgboost:1.7-1``) loads in algorithm mode.
 
@@ -39,6 +42,7 @@ FEATURES = (
 VERSIONS = {
     "churn-v1": {"rows": 4000, "params": {"max_depth": 3, "eta": 0.3}, "rounds": 30},
     "churn-v2": {"rows": 12000, "params": {"max_depth": 4, "eta": 0.2}, "rounds": 80},
+    "churn-v2-regressed": {"rows": 12000, "params": {"max_depth": 7, "eta": 0.05}, "rounds": 800},
 }
 
 

@@ -7,13 +7,19 @@ moto's sagemaker-runtime answers every InvokeEndpoint with canned data. While in
   from (emulated) S3 and served in-process — SageMaker's XGBoost image only, by XGBoost; any
   other image is a clear ModelError naming it;
 * each request is copied to the shadow with probability shadow weight / production weight; the
-  shadow's answer is discarded and its failures never reach the caller;
+  shadow's answer is discarded and its failures never reach the caller (a coin decides which
+  variant this one thread serves first, so neither gets the other's warm caches);
 * per-variant CloudWatch metrics (Invocations, InvocationsPerInstance, ModelLatency and
   OverheadLatency as measured, in microseconds, the error counts) are put to the emulated
-  CloudWatch;
+  CloudWatch. Latencies are the CPU time of the serving thread (``time.thread_time``): one
+  Python process serves many requests at once, and wall time would measure waits for the
+  interpreter lock, not the model — on SageMaker each instance's container serves on its own;
 * with data capture on, records go to S3 in SageMaker's format and key layout
   (``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``), the caller's InferenceId in
   eventMetadata, buffered and written every ``capture_batch`` records and on ``flush_capture()``.
+
+A clock (``clock_offset``) lets a replay stamp metrics and capture records as if the traffic had
+arrived earlier: the demo replays 3,000 requests in a minute as the last 20 minutes' traffic.
 
 Limits: one process, no instances (latency is this machine's), CSV input only for the model,
 no multi-model or asynchronous endpoints.
@@ -22,6 +28,7 @@ no multi-model or asynchronous endpoints.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import random
@@ -29,7 +36,7 @@ import tarfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from moto.cloudwatch.models import cloudwatch_backends
@@ -55,11 +62,18 @@ class EndpointRuntimeDouble:
     def __init__(self, sagemaker: SageMakerDouble, seed: int = 0, capture_batch: int = 500) -> None:
         self.sagemaker = sagemaker
         self.random = random.Random(seed)
+        self._order = random.Random(seed + 1)
         self.capture_batch = capture_batch
         self.boosters: dict[str, Any] = {}
         self.counts: Counter = Counter()  # (endpoint, variant, "invocations" | "errors")
         self._buffers: dict[tuple, list[dict]] = defaultdict(list)
         self._original = None
+        #: Added to this machine's clock for metric timestamps and capture times (replays).
+        self.clock_offset = timedelta(0)
+
+    def now(self) -> datetime:
+        """The double's time: UTC now plus ``clock_offset``."""
+        return datetime.now(UTC) + self.clock_offset
 
     def install(self) -> EndpointRuntimeDouble:
         self._original = SageMakerRuntimeResponse.__dict__["invoke_endpoint"]
@@ -85,7 +99,7 @@ class EndpointRuntimeDouble:
     # Serving
 
     def _invoke(self, response: SageMakerRuntimeResponse):
-        started = time.perf_counter()
+        started = time.thread_time()
         account, region = response.current_account, response.region
         name = response._get_params().get("EndpointName") or response.path.split("/")[2]
         backend = sagemaker_backends[account][region]
@@ -105,16 +119,24 @@ class EndpointRuntimeDouble:
                     for e in self.sagemaker.experiments.values() if e["EndpointName"] == name and e["Status"] == "Running"
                     for s in e["ShadowVariants"] for v in e["ModelVariants"] if v["VariantName"] == s["VariantName"]]
 
-        status, output, model_us = self._serve(backend, account, name, production, body, content_type)
-        overhead_us = (time.perf_counter() - started) * 1e6 - model_us
-        self._record(account, region, name, production, status, model_us, overhead_us)
-        self._capture(account, config, name, production["VariantName"], body, content_type, output, inference_id)
-        for shadow in shadows:
-            share = shadow.get("InitialVariantWeight", 1.0) / (production.get("InitialVariantWeight") or 1.0)
-            if self.random.random() < share:
-                s_status, s_output, s_model_us = self._serve(backend, account, name, shadow, body, content_type)
-                self._record(account, region, name, shadow, s_status, s_model_us, 1000.0)
-                self._capture(account, config, name, shadow["VariantName"], body, content_type, s_output, inference_id)
+        copies = [shadow for shadow in shadows if self.random.random() <
+                  shadow.get("InitialVariantWeight", 1.0) / (production.get("InitialVariantWeight") or 1.0)]
+        # On SageMaker the shadow is served apart from production; here one thread serves both, one
+        # after the other, and the second runs on warm caches. A coin decides which goes first.
+        order = [production, *copies] if not copies or self._order.random() < 0.5 else [*copies, production]
+        lookup_us = (time.thread_time() - started) * 1e6
+        answers = {}
+        for variant in order:
+            # SageMaker loads a model when its container starts, not in a request: load before timing.
+            with contextlib.suppress(ModelServingError, KeyError):
+                self._booster(backend, account, variant["ModelName"])
+            begun = time.thread_time()
+            v_status, v_output, v_model_us = self._serve(backend, account, name, variant, body, content_type)
+            self._capture(account, config, name, variant["VariantName"], body, content_type, v_output, inference_id)
+            overhead_us = (time.thread_time() - begun) * 1e6 - v_model_us + (lookup_us if variant is production else 0)
+            self._record(account, region, name, variant, v_status, v_model_us, overhead_us)
+            answers[id(variant)] = (v_status, v_output)
+        status, output = answers[id(production)]  # the shadows' answers and failures never reach the caller
         if status != 200:
             # moto takes the status from the headers; the error type travels as on AWS.
             return status, {"Content-Type": "application/json", "status": status, "x-amzn-ErrorType": "ModelError"}, \
@@ -127,7 +149,7 @@ class EndpointRuntimeDouble:
         return self.random.choices(variants, weights=weights)[0]
 
     def _serve(self, backend, account: str, endpoint: str, variant: dict, body: bytes, content_type: str):
-        started = time.perf_counter()
+        started = time.thread_time()
         try:
             booster = self._booster(backend, account, variant["ModelName"])
             import numpy as np
@@ -141,7 +163,7 @@ class EndpointRuntimeDouble:
             output, status = str(error).encode(), 424
         except (ValueError, UnicodeDecodeError) as error:
             output, status = f"the model could not read the request ({content_type}): {error}".encode(), 424
-        return status, output, (time.perf_counter() - started) * 1e6
+        return status, output, (time.thread_time() - started) * 1e6
 
     def _booster(self, backend, account: str, model_name: str):
         model = backend._models[model_name]
@@ -153,12 +175,17 @@ class EndpointRuntimeDouble:
         if url not in self.boosters:
             import xgboost as xgb
 
-            bucket, key = url[5:].split("/", 1)
-            archive = s3_backends[account]["aws"].get_object(bucket, key).value
-            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-                raw = tar.extractfile("xgboost-model").read()
-            booster = xgb.Booster()
-            booster.load_model(bytearray(raw))
+            try:
+                bucket, key = url[5:].split("/", 1)
+                archive = s3_backends[account]["aws"].get_object(bucket, key).value
+                with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                    raw = tar.extractfile("xgboost-model").read()
+                booster = xgb.Booster()
+                booster.load_model(bytearray(raw))
+            except Exception as error:  # noqa: BLE001 - any unreadable archive is the model's failure, as on AWS
+                raise ModelServingError(f"model {model_name} could not be loaded from {url!r}: "
+                                        f"{type(error).__name__}: {error}") from None
+            booster.set_param({"nthread": 1})  # one request, one core: no OpenMP contention between requests
             self.boosters[url] = booster
         return self.boosters[url]
 
@@ -178,6 +205,9 @@ class EndpointRuntimeDouble:
                  "Dimensions": dims}]
         if status == 200:
             data.append({"MetricName": "ModelLatency", "Value": model_us, "Unit": "Microseconds", "Dimensions": dims})
+        stamp = self.now().replace(tzinfo=None)  # moto keeps naive UTC datetimes
+        for datum in data:
+            datum["Timestamp"] = stamp
         cloudwatch_backends[account][region].put_metric_data("AWS/SageMaker", data)
 
     # Capture
@@ -199,7 +229,7 @@ class EndpointRuntimeDouble:
         modes = {o["CaptureMode"] for o in capture.get("CaptureOptions", [])}
         record: dict[str, Any] = {"captureData": {}, "eventVersion": "0",
                                   "eventMetadata": {"eventId": str(uuid.uuid4()),
-                                                    "inferenceTime": datetime.now(UTC).strftime(
+                                                    "inferenceTime": self.now().strftime(
                                                         "%Y-%m-%dT%H:%M:%SZ")}}
         if inference_id:
             record["eventMetadata"]["inferenceId"] = inference_id
@@ -207,7 +237,7 @@ class EndpointRuntimeDouble:
             record["captureData"]["endpointInput"] = part("INPUT", body, content_type)
         if "Output" in modes:
             record["captureData"]["endpointOutput"] = part("OUTPUT", output, "text/csv")
-        hour = datetime.now(UTC).strftime("%Y/%m/%d/%H")
+        hour = self.now().strftime("%Y/%m/%d/%H")
         buffer_key = (account, capture["DestinationS3Uri"], endpoint, variant, hour)
         self._buffers[buffer_key].append(record)
         if len(self._buffers[buffer_key]) >= self.capture_batch:

@@ -69,7 +69,7 @@ def parse_time(key: str, value: str | None, problems: list[str]) -> datetime | N
 
 
 def _fits(annotation: str, value: Any) -> bool:
-    kinds = {"str": str, "int": int, "float": float, "bool": bool, "None": type(None)}
+    kinds = {"str": str, "int": int, "float": float, "bool": bool, "dict": dict, "None": type(None)}
     allowed = tuple(kinds[part.strip()] for part in annotation.split("|"))
     if isinstance(value, bool) and bool not in allowed:
         return False
@@ -133,6 +133,15 @@ class ShadowTestConfig(_Config):
     #: Planned end of the test, ISO 8601 ("2026-12-02T09:00:00Z"): EventBridge Scheduler starts the
     #: promotion workflow then, so a forgotten shadow does not run forever. None: start it yourself.
     test_end: str | None = None
+    #: Minutes of traffic the promotion workflow judges, ending when it runs (10 or more).
+    promotion_window_minutes: int = 60
+    #: Verdict criteria (``shadow_runtime.verdict.Criteria`` fields, e.g. {"latency_tolerance": 0.1});
+    #: None: the defaults, with the sampling share filled in by the workflow.
+    promotion_criteria: dict | None = None
+    #: What an INCONCLUSIVE verdict does: "extend" (judge again later), "remove_shadow" or "keep".
+    promotion_on_inconclusive: str = "extend"
+    #: Seconds between DescribeEndpoint calls while the workflow's UpdateEndpoint runs.
+    promotion_poll_seconds: int = 60
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from shadow_constructs import (
     ConfigError,
     DataCapture,
     DeploymentGuardrails,
+    InconclusiveAction,
     InstanceSettings,
     ModelData,
     ModelImage,
@@ -61,6 +62,10 @@ class ShadowTestStack(cdk.Stack):
             problems.append(f"promoted_instance_settings must be production or shadow, "
                             f"got {config.promoted_instance_settings!r}")
         test_end = parse_time("test_end", config.test_end, problems)
+        inconclusive = {action.value: action for action in InconclusiveAction}
+        if config.promotion_on_inconclusive not in inconclusive:
+            problems.append(f"promotion_on_inconclusive must be one of {', '.join(inconclusive)}, "
+                            f"got {config.promotion_on_inconclusive!r}")
         if problems:
             raise ConfigError("ShadowTestConfig", problems)
         production = Variant(model=self.production_model, instance_type=config.production_instance_type,
@@ -96,8 +101,13 @@ class ShadowTestStack(cdk.Stack):
             for alarm in self.alarms.rollback_alarms:
                 self.endpoint.add_rollback_alarm(alarm)
         self.dashboard = ShadowDashboard(self, "Dashboard", endpoint=self.endpoint)
-        self.workflow = PromotionWorkflow(self, "Promotion", endpoint=self.endpoint, test_end=test_end,
-                                          instance_settings=settings[config.promoted_instance_settings])
+        self.workflow = PromotionWorkflow(
+            self, "Promotion", endpoint=self.endpoint, test_end=test_end,
+            instance_settings=settings[config.promoted_instance_settings],
+            window=cdk.Duration.minutes(config.promotion_window_minutes),
+            criteria=config.promotion_criteria,
+            on_inconclusive=inconclusive[config.promotion_on_inconclusive],
+            poll_interval=cdk.Duration.seconds(config.promotion_poll_seconds))
         cdk.CfnOutput(self, "ShadowVariantName", value=self.endpoint.shadow_variant_name)
         cdk.CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
         cdk.CfnOutput(self, "PromotionStateMachine", value=self.workflow.state_machine.state_machine_arn)

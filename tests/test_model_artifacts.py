@@ -34,7 +34,7 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-@pytest.mark.parametrize("name", ["churn-v1", "churn-v2"])
+@pytest.mark.parametrize("name", ["churn-v1", "churn-v2", "churn-v2-regressed"])
 def test_model_answers_headerless_csv_rows_with_probabilities(name):
     booster = booster_of(name)
     rows = "5,99.0,495.0,1,4,1,1,2\n60,30.0,1800.0,24,0,4,0,0\n"
@@ -53,5 +53,11 @@ def test_candidate_ranks_churners_better_than_production():
 
 def test_build_script_reproduces_the_committed_archives(tmp_path):
     build_models.main(["--out", str(tmp_path)])
-    for name in ("churn-v1", "churn-v2"):
+    for name in ("churn-v1", "churn-v2", "churn-v2-regressed"):
         assert (tmp_path / name / "model.tar.gz").read_bytes() == (MODELS / name / "model.tar.gz").read_bytes()
+
+
+def test_regressed_candidate_is_a_much_larger_model_than_version_2():
+    # What makes SCENARIO=regressed slower: ten times the trees, deeper, so each prediction walks far more nodes.
+    sizes = {name: len(booster_of(name).get_dump()) for name in ("churn-v2", "churn-v2-regressed")}
+    assert sizes["churn-v2-regressed"] == 800 and sizes["churn-v2"] == 80

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 from botocore.exceptions import ClientError
-from conftest import MODELS, SAGEMAKER_ROLE, create_churn_endpoint
+from conftest import MODELS, SAGEMAKER_ROLE, XGBOOST_URI, create_churn_endpoint
 from moto import mock_aws
 
 from shadow_emulator import CloudWatchDouble, EndpointRuntimeDouble, SageMakerDouble
@@ -68,6 +68,32 @@ def runs():
             records = [json.loads(line) for o in objects for line in
                        s3.get_object(Bucket="capture", Key=o["Key"])["Body"].read().decode().splitlines()]
             captured[variant] = (objects, records)
+        # A replay: the clock set 3 hours back stamps metrics and capture records then.
+        runtime.clock_offset = timedelta(hours=-3)
+        for i in range(6):
+            runtime_client.invoke_endpoint(EndpointName="churn", ContentType="text/csv", Body="5,99,495,1,4,1,1,2",
+                                           InferenceId=f"late-{i}")
+        runtime.flush_capture()
+        runtime.clock_offset = timedelta(0)
+        then = now - timedelta(hours=3)
+        late_stats = cloudwatch.get_metric_statistics(
+            Namespace="AWS/SageMaker", MetricName="Invocations", Statistics=["Sum"], Period=600,
+            StartTime=then - timedelta(minutes=5), EndTime=then + timedelta(minutes=5),
+            Dimensions=[{"Name": "EndpointName", "Value": "churn"}, {"Name": "VariantName", "Value": "production"}])
+        late_keys = [o["Key"] for o in s3.list_objects_v2(Bucket="capture", Prefix="datacapture/churn/production/")["Contents"]
+                     if b"late-0" in s3.get_object(Bucket="capture", Key=o["Key"])["Body"].read()]
+        # A shadow whose archive is missing: its failures stay with the shadow.
+        sm.create_model(ModelName="lost", ExecutionRoleArn=SAGEMAKER_ROLE, PrimaryContainer={
+            "Image": XGBOOST_URI, "ModelDataUrl": "s3://models/lost/model.tar.gz"})
+        sm.create_endpoint_config(EndpointConfigName="lost-config", ProductionVariants=[
+            {"VariantName": "production", "ModelName": "churn-v1", "InstanceType": "ml.m5.xlarge",
+             "InitialInstanceCount": 1, "InitialVariantWeight": 1.0}], ShadowProductionVariants=[
+            {"VariantName": "shadow", "ModelName": "lost", "InstanceType": "ml.m5.xlarge",
+             "InitialInstanceCount": 1, "InitialVariantWeight": 1.0}])
+        sm.create_endpoint(EndpointName="lost", EndpointConfigName="lost-config")
+        lost_answers = [runtime_client.invoke_endpoint(EndpointName="lost", ContentType="text/csv",
+                                                       Body="5,99,495,1,4,1,1,2")["Body"].read().decode()
+                        for _ in range(3)]
         error = None
         sm.create_endpoint_config(EndpointConfigName="custom-config", ProductionVariants=[
             {"VariantName": "AllTraffic", "ModelName": "custom", "InstanceType": "ml.m5.xlarge",
@@ -77,7 +103,9 @@ def runs():
             runtime_client.invoke_endpoint(EndpointName="custom", ContentType="text/csv", Body="1,2")
         except ClientError as caught:
             error = caught
-        yield {"answers": answers, "sums": sums, "captured": captured, "runtime": runtime, "error": error}
+        yield {"answers": answers, "sums": sums, "captured": captured, "runtime": runtime, "error": error,
+               "late_sum": sum(p["Sum"] for p in late_stats["Datapoints"]), "late_keys": late_keys, "then": then,
+               "lost_answers": lost_answers}
 
 
 def test_production_answers_with_version_1_predictions(runs):
@@ -134,3 +162,17 @@ def test_unknown_endpoint_is_a_validation_error(monkeypatch):
             pytest.raises(ClientError, match=r"Endpoint nowhere of account 123456789012 not found"):
         boto3.client("sagemaker-runtime", region_name=REGION).invoke_endpoint(
             EndpointName="nowhere", ContentType="text/csv", Body="1,2")
+
+
+def test_a_clock_offset_stamps_metrics_and_capture_records_in_the_past(runs):
+    assert runs["late_sum"] == 6  # the six replayed production requests, three hours back
+    assert len(runs["late_keys"]) == 1
+    assert runs["late_keys"][0].startswith(f"datacapture/churn/production/{runs['then']:%Y/%m/%d/%H}/")
+
+
+def test_a_shadow_that_cannot_load_its_model_never_reaches_the_caller(runs):
+    # production (churn-v1) answers all three; the shadow's ModelError is counted, not returned.
+    assert all(0 < float(answer) < 1 for answer in runs["lost_answers"])
+    counts = runs["runtime"].counts
+    assert counts[("lost", "production", "invocations")] == 3 and counts[("lost", "production", "errors")] == 0
+    assert counts[("lost", "shadow", "invocations")] == 3 and counts[("lost", "shadow", "errors")] == 3

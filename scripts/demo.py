@@ -1,0 +1,473 @@
+"""The whole shadow test, offline: deploy, traffic, verdict, promotion, teardown (``make demo``).
+
+1. starts the local AWS emulator (``python -m shadow_emulator``: moto's server plus this
+   project's SageMaker, CloudWatch, Lambda and Step Functions doubles) on localhost;
+2. ``cdk bootstrap`` and ``cdk deploy ChurnShadowTest`` into it with the real CDK CLI (the model
+   archives travel as CDK assets into the emulated S3);
+3. sends the reference traffic, CSV rows each with an InferenceId, through sagemaker-runtime
+   InvokeEndpoint: real XGBoost predictions from the deployed archives, the shadow gets its
+   sampled share, both variants' records are captured to S3. The traffic is replayed as the
+   last ``--minutes`` minutes (the emulator's clock runs behind for it), since the verdict
+   needs ten or more minutes of paired metrics and the demo has three;
+4. starts the deployed promotion state machine, follows it to its end and prints the report,
+   the endpoint's final config and where the capture files are;
+5. ``cdk destroy``, and stops the emulator — also on failure or Ctrl-C.
+
+``--scenario regressed`` deploys the app with ``scenarios/regressed.json``: the shadow serves a
+much larger model (``models/churn-v2-regressed``), so the same run ends in REJECT and production
+is untouched. Nothing here can reach AWS: every call goes to the emulator on localhost, with
+made-up credentials and no profile.
+
+    .venv/bin/python scripts/demo.py [--scenario healthy|regressed] [--requests 3000] [--port 5055]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.build_models import churn_data  # noqa: E402
+from shadow_emulator.server import port_in_use  # noqa: E402
+
+STACK = "ChurnShadowTest"
+ACCOUNT, REGION = "123456789012", "us-east-1"
+SCENARIOS = ("healthy", "regressed")
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+
+
+class DemoError(Exception):
+    """A failure the demo explains in one line (no traceback)."""
+
+
+@dataclass
+class DemoResult:
+    """What a run did, for the caller (and the integration test)."""
+
+    scenario: str
+    requests: int = 0
+    #: Requests answered 200 by the production variant with one probability each.
+    production_answers: int = 0
+    #: Requests served per variant, as the emulator counted them.
+    served: dict[str, int] = field(default_factory=dict)
+    execution_status: str = ""
+    decision: str = ""
+    report_markdown: str = ""
+    #: The endpoint after the workflow: config name, production and shadow variants.
+    final_config: dict[str, Any] = field(default_factory=dict)
+    initial_config: dict[str, Any] = field(default_factory=dict)
+    #: Captured records and files per variant.
+    captured_records: dict[str, int] = field(default_factory=dict)
+    captured_files: dict[str, int] = field(default_factory=dict)
+    capture_destination: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Console:
+    """Step headers and a progress bar; quiet mode keeps only the headers (tests)."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.tty = sys.stdout.isatty()
+        self._last_bucket = -1
+
+    def step(self, number: int, total: int, text: str) -> None:
+        print(f"\n[{number}/{total}] {text}", flush=True)
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            print(f"      {text}", flush=True)
+
+    def progress(self, done: int, total: int, suffix: str = "") -> None:
+        if self.quiet:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        text = f"      [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {suffix}"
+        if self.tty:
+            print("\r" + text, end="\n" if done >= total else "", flush=True)
+        else:  # CI logs: every 10%
+            bucket = 10 * done // max(total, 1)
+            if bucket != self._last_bucket:
+                self._last_bucket = bucket
+                print(text, flush=True)
+
+
+class Emulator:
+    """``python -m shadow_emulator`` in a child process, its output in a log file."""
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        self.port, self.log_path = port, log_path
+        self.url = f"http://localhost:{port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        if port_in_use("localhost", self.port):
+            raise DemoError(f"port {self.port} is already in use: stop what listens there, or choose another port "
+                            f"(make demo DEMO_PORT=5056)")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("w")
+        self.process = subprocess.Popen([sys.executable, "-m", "shadow_emulator", "--port", str(self.port)],
+                                        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                self.control("GET", "health")
+                return
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        raise DemoError(f"the emulator did not answer on {self.url} within {timeout:.0f} s; see {self.log_path}")
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise DemoError(f"the emulator stopped (exit code {self.process.returncode}): {self.last_log_line()} "
+                            f"(log: {self.log_path})")
+
+    def last_log_line(self) -> str:
+        try:
+            lines = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            return "no log"
+        return lines[-1].strip() if lines else "no output"
+
+    def control(self, method: str, route: str, payload: dict | None = None) -> dict:
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(f"{self.url}/_shadow_emulator/{route}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class Demo:
+    """One run of the lifecycle against a fresh emulator."""
+
+    STEPS = 6
+
+    def __init__(self, scenario: str = "healthy", requests: int = 3000, minutes: int = 20, port: int = 5055,
+                 workdir: Path | None = None, assembly: Path | None = None, keep: bool = False,
+                 console: Console | None = None, seed: int = 2026) -> None:
+        if scenario not in SCENARIOS:
+            raise DemoError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+        if not 10 <= minutes <= 120:
+            raise DemoError(f"minutes must be 10-120 (the verdict needs ten paired minutes), got {minutes!r}")
+        if requests < 20 * minutes:
+            raise DemoError(f"requests must be at least 20 per minute ({20 * minutes} for {minutes} minutes), "
+                            f"got {requests!r}")
+        self.scenario, self.requests, self.minutes, self.seed = scenario, requests, minutes, seed
+        self.workdir = Path(workdir or ROOT / ".demo").resolve()
+        self.assembly = assembly
+        self.keep = keep
+        self.console = console or Console()
+        self.emulator = Emulator(port, self.workdir / "emulator.log")
+        self.result = DemoResult(scenario=scenario)
+        self.env = self._aws_env()
+        self._clients: dict[str, Any] = {}
+
+    # Set-up
+
+    def _aws_env(self) -> dict[str, str]:
+        """The CLI's and boto3's environment: the emulator only, made-up credentials, no profile."""
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith("AWS_") and key not in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION")}
+        env.update({
+            "AWS_ENDPOINT_URL": self.emulator.url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+            "AWS_CONFIG_FILE": str(self.workdir / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.workdir / "no-aws-credentials"),
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_CLI_TELEMETRY": "true",
+        })
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def client(self, service: str):
+        if service not in self._clients:
+            import boto3
+            from botocore.config import Config
+
+            session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                            region_name=REGION)
+            self._clients[service] = session.client(
+                service, endpoint_url=self.emulator.url,
+                config=Config(retries={"max_attempts": 2}, max_pool_connections=8, read_timeout=120))
+        return self._clients[service]
+
+    def _context_args(self) -> list[str]:
+        return ["-c", f"shadow-test-config=scenarios/{self.scenario}.json",
+                "-c", 'managed-test={"endpoint_name": null}']
+
+    def cdk(self, *args: str, what: str) -> str:
+        if not CDK.exists() or shutil.which("node", path=self.env["PATH"]) is None:
+            raise DemoError(f"the CDK CLI is missing ({CDK.relative_to(ROOT)}{'' if CDK.exists() else ' not found'}; "
+                            f"node {'found' if shutil.which('node') else 'not found'}): run `make setup`")
+        app = ["--app", str(self.assembly)] if self.assembly else ["--output", str(self.workdir / "cdk.out")]
+        command = [str(CDK), *args, *app, "--no-notices", "--no-version-reporting", "--ci"]
+        if not self.assembly:
+            command += self._context_args()
+        self.emulator.check_alive()
+        completed = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True,
+                                   stdin=subprocess.DEVNULL)
+        log = self.workdir / f"cdk-{args[0]}.log"
+        log.write_text(completed.stdout + completed.stderr)
+        if completed.returncode != 0:
+            self.emulator.check_alive()
+            lines = [line for line in (completed.stdout + completed.stderr).splitlines() if line.strip()]
+            raise DemoError(f"cdk {args[0]} failed ({what}): {lines[-1].strip() if lines else 'no output'} "
+                            f"(full output: {log})")
+        return completed.stdout + completed.stderr
+
+    # The lifecycle
+
+    def run(self) -> DemoResult:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        total = time.monotonic()
+        try:
+            self._timed("emulator", self.start_emulator)
+            self._timed("deploy", self.deploy)
+            self._timed("traffic", self.send_traffic)
+            self._timed("workflow", self.promote)
+            self._timed("inspect", self.inspect)
+            if not self.keep:
+                self._timed("destroy", self.destroy)
+        finally:
+            self.emulator.stop()
+        self.result.seconds["total"] = round(time.monotonic() - total, 1)
+        self.console.line(f"emulator stopped; {self.result.seconds['total']:.0f} s in all "
+                          f"({', '.join(f'{k} {v:.0f} s' for k, v in self.result.seconds.items() if k != 'total')})")
+        return self.result
+
+    def _timed(self, name: str, step) -> None:
+        started = time.monotonic()
+        step()
+        self.result.seconds[name] = round(time.monotonic() - started, 1)
+
+    def start_emulator(self) -> None:
+        self.console.step(1, self.STEPS, f"Starting the local AWS emulator on {self.emulator.url} "
+                                         f"(moto + shadow_emulator doubles)")
+        self.emulator.start()
+        self.console.line(f"ready; its log: {self.emulator.log_path}")
+
+    def deploy(self) -> None:
+        self.console.step(2, self.STEPS, f"cdk bootstrap and cdk deploy {STACK} (scenario {self.scenario}) "
+                                         f"into the emulator")
+        self.cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", what="bootstrap the emulated account")
+        self.console.line(f"bootstrapped aws://{ACCOUNT}/{REGION}")
+        self.cdk("deploy", STACK, "--require-approval", "never", "--method=direct", what=f"deploy {STACK}")
+        resources = {}
+        for page in self.client("cloudformation").get_paginator("list_stack_resources").paginate(StackName=STACK):
+            for resource in page["StackResourceSummaries"]:
+                resources.setdefault(resource["ResourceType"], []).append(resource["PhysicalResourceId"])
+        machines = resources.get("AWS::StepFunctions::StateMachine", [])
+        if len(machines) != 1:
+            raise DemoError(f"expected one promotion state machine in {STACK}, found {len(machines)}")
+        self.state_machine = machines[0]
+        endpoints = self.client("sagemaker").list_endpoints()["Endpoints"]
+        if len(endpoints) != 1:
+            raise DemoError(f"expected one endpoint after the deploy, found {[e['EndpointName'] for e in endpoints]}")
+        self.endpoint = endpoints[0]["EndpointName"]
+        self.result.initial_config = self.endpoint_config()
+        production, shadow = self.result.initial_config["production"], self.result.initial_config["shadow"]
+        self.console.line(f"deployed: {sum(len(v) for v in resources.values())} resources; endpoint {self.endpoint}: "
+                          f"production {_variant_text(production[0])}, shadow {_variant_text(shadow[0])}")
+        capture = self.result.initial_config.get("capture") or {}
+        self.result.capture_destination = capture.get("DestinationS3Uri", "")
+
+    def endpoint_config(self) -> dict[str, Any]:
+        sagemaker = self.client("sagemaker")
+        endpoint = sagemaker.describe_endpoint(EndpointName=self.endpoint)
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        return {"status": endpoint["EndpointStatus"], "config_name": endpoint["EndpointConfigName"],
+                "production": [_variant(v) for v in config["ProductionVariants"]],
+                "shadow": [_variant(v) for v in config.get("ShadowProductionVariants", [])],
+                "capture": config.get("DataCaptureConfig")}
+
+    def send_traffic(self) -> None:
+        per_minute = math.ceil(self.requests / self.minutes)
+        self.console.step(3, self.STEPS, f"Sending {self.requests} CSV requests through InvokeEndpoint, replayed as the "
+                                         f"last {self.minutes} minutes ({per_minute} a minute)")
+        features, _ = churn_data(self.requests, seed=self.seed)
+        rows = [",".join(f"{value:g}" for value in row) for row in features.tolist()]
+        runtime = self.client("sagemaker-runtime")
+        production_variant = self.result.initial_config["production"][0]["VariantName"]
+        now = datetime.now(UTC)
+        first_minute = (now - timedelta(minutes=self.minutes)).replace(second=0, microsecond=0)
+
+        def invoke(index: int) -> bool:
+            response = runtime.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv", Accept="text/csv",
+                                               Body=rows[index].encode(), InferenceId=f"demo-{index:06d}")
+            body = response["Body"].read().decode()
+            return response.get("InvokedProductionVariant") == production_variant and _is_probability(body)
+
+        answered = 0
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for minute in range(self.minutes):
+                batch = range(minute * per_minute, min(self.requests, (minute + 1) * per_minute))
+                if not batch:
+                    break
+                moment = first_minute + timedelta(minutes=minute, seconds=1)
+                self.emulator.control("POST", "clock", {"offset_seconds": (moment - datetime.now(UTC)).total_seconds()})
+                try:
+                    answered += sum(pool.map(invoke, batch))
+                except Exception as error:  # a dead emulator explains itself; anything else is a real failure
+                    self.emulator.check_alive()
+                    raise DemoError(f"InvokeEndpoint failed: {error}") from error
+                self.console.progress(batch.stop, self.requests, f"requests (emulated {moment:%H:%M} UTC)")
+        self.emulator.control("POST", "clock", {"offset_seconds": 0})
+        self.emulator.control("POST", "flush")
+        counts = self.emulator.control("GET", "counts")["counts"].get(self.endpoint, {})
+        self.result.requests = self.requests
+        self.result.production_answers = answered
+        self.result.served = {variant: numbers.get("invocations", 0) for variant, numbers in counts.items()}
+        served = ", ".join(f"{variant} {number}" for variant, number in sorted(self.result.served.items()))
+        self.console.line(f"{answered}/{self.requests} answered by production with a prediction; served: {served}")
+
+    def promote(self) -> None:
+        self.console.step(4, self.STEPS, "Running the promotion workflow (Step Functions) to its verdict")
+        sfn = self.client("stepfunctions")
+        name = f"demo-{self.scenario}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        execution = sfn.start_execution(stateMachineArn=self.state_machine, name=name, input="{}")["executionArn"]
+        seen = 0
+        deadline = time.monotonic() + 600
+        while True:
+            self.emulator.check_alive()
+            events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+            for event in events[seen:]:
+                entered = event.get("stateEnteredEventDetails")
+                if entered:
+                    self.console.line(f"-> {entered['name']}")
+            seen = len(events)
+            status = sfn.describe_execution(executionArn=execution)
+            if status["status"] != "RUNNING":
+                break
+            if time.monotonic() > deadline:
+                raise DemoError(f"the promotion workflow is still running after 10 minutes: {execution}")
+            time.sleep(0.5)
+        self.result.execution_status = status["status"]
+        if status["status"] != "SUCCEEDED":
+            raise DemoError(f"the promotion workflow ended {status['status']}: {status.get('error', '')} "
+                            f"{status.get('cause', '')}".strip())
+        output = json.loads(status.get("output") or "{}")
+        self.result.decision = output.get("decision", "")
+        report = output.get("report") or output.get("report_markdown") or ""
+        if report.startswith("s3://"):
+            bucket, key = report[5:].split("/", 1)
+            self.result.report_markdown = self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        self.console.line(f"execution {name}: {status['status']}, decision {self.result.decision}")
+        if self.result.report_markdown and not self.console.quiet:
+            print("\n" + "\n".join(f"      | {line}" for line in self.result.report_markdown.splitlines()), flush=True)
+            print(f"      (report: {report})", flush=True)
+
+    def inspect(self) -> None:
+        self.console.step(5, self.STEPS, "The endpoint after the workflow, and the captured data")
+        self.result.final_config = final = self.endpoint_config()
+        self.console.line(f"{self.endpoint}: {final['status']} on {final['config_name']}")
+        for variant in final["production"]:
+            self.console.line(f"  production: {_variant_text(variant)}")
+        for variant in final["shadow"]:
+            self.console.line(f"  shadow:     {_variant_text(variant)}")
+        if not final["shadow"]:
+            self.console.line("  shadow:     none")
+        destination = self.result.capture_destination
+        if not destination:
+            self.console.line("data capture is off")
+            return
+        bucket, _, prefix = destination[5:].partition("/")
+        base = "/".join(p for p in (prefix.strip("/"), self.endpoint) if p) + "/"
+        s3 = self.client("s3")
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base):
+            for item in page.get("Contents", []):
+                variant = item["Key"][len(base):].split("/", 1)[0]
+                lines = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().count(b"\n")
+                self.result.captured_files[variant] = self.result.captured_files.get(variant, 0) + 1
+                self.result.captured_records[variant] = self.result.captured_records.get(variant, 0) + lines
+        for variant in sorted(self.result.captured_records):
+            self.console.line(f"captured s3://{bucket}/{base}{variant}/yyyy/mm/dd/hh/: "
+                              f"{self.result.captured_records[variant]} records in "
+                              f"{self.result.captured_files[variant]} files")
+
+    def destroy(self) -> None:
+        self.console.step(6, self.STEPS, f"cdk destroy {STACK}")
+        self.cdk("destroy", STACK, "--force", what=f"destroy {STACK}")
+        self.console.line("destroyed (a real account keeps the capture bucket: it is retained by default)")
+
+
+def _variant(variant: dict[str, Any]) -> dict[str, Any]:
+    return {key: variant.get(key) for key in ("VariantName", "ModelName", "InstanceType", "InitialInstanceCount",
+                                              "InitialVariantWeight")}
+
+
+def _variant_text(variant: dict[str, Any]) -> str:
+    return (f"{variant['VariantName']} = {variant['ModelName']} on {variant['InitialInstanceCount']} x "
+            f"{variant['InstanceType']}")
+
+
+def _is_probability(body: str) -> bool:
+    try:
+        return 0.0 <= float(body.strip()) <= 1.0
+    except ValueError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=SCENARIOS, default=os.environ.get("SCENARIO") or "healthy",
+                        help="healthy: v2 shadows v1 and is promoted; regressed: a much slower v2 is rejected "
+                             "(default: $SCENARIO or healthy)")
+    parser.add_argument("--requests", type=int, default=3000, help="requests to send (default: 3000)")
+    parser.add_argument("--minutes", type=int, default=20, help="minutes the traffic is replayed over (default: 20)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT") or 5055),
+                        help="the emulator's port (default: $DEMO_PORT or 5055)")
+    parser.add_argument("--assembly", type=Path, help="deploy this synthesized cloud assembly (default: synthesize)")
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".demo", help="logs and cdk.out (default: .demo)")
+    parser.add_argument("--keep", action="store_true", help="skip cdk destroy (the emulator still stops)")
+    args = parser.parse_args(argv)
+    if args.scenario not in SCENARIOS:
+        print(f"demo: SCENARIO must be one of {', '.join(SCENARIOS)}, got {args.scenario!r}", file=sys.stderr)
+        return 2
+    try:
+        demo = Demo(args.scenario, args.requests, args.minutes, args.port, args.workdir, args.assembly, args.keep)
+        result = demo.run()
+    except DemoError as error:
+        print(f"\ndemo failed: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ndemo interrupted; the emulator is stopped", file=sys.stderr)
+        return 130
+    expected = {"healthy": "PROMOTE", "regressed": "REJECT"}[args.scenario]
+    print(f"\nShadow test ({args.scenario}): {result.decision}; endpoint now serves "
+          f"{', '.join(v['ModelName'] for v in result.final_config['production'])}"
+          f"{'' if result.final_config['shadow'] else ' with no shadow'}.")
+    if result.decision != expected:
+        print(f"demo: expected {expected} for the {args.scenario} scenario, got {result.decision}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

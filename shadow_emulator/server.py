@@ -1,0 +1,164 @@
+"""The local AWS emulator the demo deploys into: moto's server plus this package's doubles.
+
+``EmulatorServer`` serves moto's whole API on ``http://localhost:PORT`` (the address the CDK CLI
+and boto3 reach with ``AWS_ENDPOINT_URL``), with every double of this package installed:
+SageMaker shadow variants, UpdateEndpoint and inference experiments (``SageMakerDouble``),
+pNN statistics in GetMetricData (``CloudWatchDouble``), the workflow's Lambda functions run
+with their real code (``LambdaDouble``), state machines deployed by CloudFormation executable
+(``StepFunctionsDouble``), and InvokeEndpoint answered with real predictions
+(``EndpointRuntimeDouble``). Step Functions executes ASL; Lambda never needs Docker.
+
+A few control routes, under ``/_shadow_emulator/``, serve the demo driver (they are no AWS API):
+``GET health``, ``POST clock`` ``{"offset_seconds": -1200}`` (metric and capture timestamps
+then run that far behind this machine's clock: a replay), ``POST flush`` (write buffered capture
+records now) and ``GET counts`` (requests served per endpoint and variant).
+
+Run it on its own with ``python -m shadow_emulator --port 5055``. A test double, never deployed:
+the constructs know nothing of it. Its limits are listed in the README ("The local emulator").
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import threading
+from datetime import timedelta
+from typing import Any
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from .cloudwatch import CloudWatchDouble
+from .lambdas import LambdaDouble
+from .runtime import EndpointRuntimeDouble
+from .sagemaker import SageMakerDouble
+from .stepfunctions import StepFunctionsDouble
+
+CONTROL_PREFIX = "/_shadow_emulator/"
+#: What moto needs to run the workflow: ASL executed for real, Lambda without Docker.
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+
+class PortInUseError(Exception):
+    """The emulator's port is taken by another program."""
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((socket.gethostbyname(host), port)) == 0
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (for tests that start their own emulator)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class EmulatorServer:
+    """moto's server with the doubles, in a thread of this process.
+
+    :param host: where to listen. Default ``localhost`` (the CDK CLI needs a host name, not 127.0.0.1).
+    :param port: TCP port. Default 5055.
+    :param seed: seed of the runtime double's shadow and capture sampling. Default 0.
+    :param update_polls: DescribeEndpoint calls an UpdateEndpoint stays ``Updating``. Default 2.
+    """
+
+    def __init__(self, host: str = "localhost", port: int = 5055, seed: int = 0, update_polls: int = 2) -> None:
+        self.host, self.port = host, port
+        self.sagemaker = SageMakerDouble(update_polls=update_polls)
+        self.runtime = EndpointRuntimeDouble(self.sagemaker, seed=seed)
+        self._doubles: list[Any] = [self.sagemaker, CloudWatchDouble(), LambdaDouble(), StepFunctionsDouble(), self.runtime]
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> EmulatorServer:
+        """Listen (PortInUseError if the port is taken), install the doubles, configure moto."""
+        if port_in_use(self.host, self.port):
+            raise PortInUseError(f"port {self.port} on {self.host} is already in use")
+        from moto.moto_api._internal.models import moto_api_backend
+
+        moto_api_backend.set_config(MOTO_CONFIG)  # what POST /moto-api/config sets
+        # The workflow's Lambda handlers run inside this process and call AWS with boto3: here.
+        os.environ.setdefault("AWS_ENDPOINT_URL", self.url)
+        # moto's Step Functions calls its service integrations (SNS, EventBridge, ...) at localhost:MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(self.port)
+        for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                           ("AWS_DEFAULT_REGION", "us-east-1")):
+            os.environ.setdefault(key, value)
+        try:
+            self._server = make_server(self.host, self.port, self._application(), threaded=True,
+                                       request_handler=MotoRequestHandler)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise PortInUseError(f"port {self.port} on {self.host} is already in use") from None
+            raise
+        for double in self._doubles:
+            double.install()
+        self._thread = threading.Thread(target=self._server.serve_forever, name="shadow-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and take the doubles out (everything emulated is gone)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        for double in reversed(self._doubles):
+            double.uninstall()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # The control routes
+
+    def _application(self):
+        moto_app = DomainDispatcherApplication(create_backend_app)
+
+        def application(environ: dict[str, Any], start_response):
+            path = environ.get("PATH_INFO", "")
+            if not path.startswith(CONTROL_PREFIX):
+                return moto_app(environ, start_response)
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            status, payload = self._control(environ["REQUEST_METHOD"], path[len(CONTROL_PREFIX):], body)
+            data = json.dumps(payload).encode()
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+            return [data]
+
+        return application
+
+    def _control(self, method: str, route: str, body: bytes) -> tuple[str, dict[str, Any]]:
+        if method == "GET" and route == "health":
+            return "200 OK", {"status": "ok"}
+        if method == "GET" and route == "counts":
+            counts: dict[str, dict[str, dict[str, int]]] = {}
+            for (endpoint, variant, kind), number in self.runtime.counts.items():
+                counts.setdefault(endpoint, {}).setdefault(variant, {})[kind] = number
+            return "200 OK", {"counts": counts}
+        if method == "POST" and route == "flush":
+            self.runtime.flush_capture()
+            return "200 OK", {"flushed": True}
+        if method == "POST" and route == "clock":
+            try:
+                offset = float(json.loads(body or b"{}")["offset_seconds"])
+            except (ValueError, KeyError, TypeError):
+                return "400 Bad Request", {"error": f"expected {{\"offset_seconds\": <number>}}, got {body[:200]!r}"}
+            self.runtime.clock_offset = timedelta(seconds=offset)
+            return "200 OK", {"offset_seconds": offset}
+        return "404 Not Found", {"error": f"no control route {method} {CONTROL_PREFIX}{route}"}

@@ -1,0 +1,99 @@
+"""The demo's whole lifecycle, as `make demo` runs it, with less traffic: both scenarios.
+
+Each test starts the emulator (``python -m shadow_emulator``) on a free port, bootstraps and
+deploys the example app with the real CDK CLI, sends real traffic through InvokeEndpoint,
+runs the deployed promotion workflow to its end, inspects the endpoint and the captured data,
+and destroys the stack.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from scripts.demo import Console, Demo, DemoError
+from shadow_emulator.server import free_port
+
+REQUESTS, MINUTES, SAMPLING = 1500, 10, 0.5
+
+
+def run(scenario: str, tmp_path_factory) -> Demo:
+    demo = Demo(scenario, requests=REQUESTS, minutes=MINUTES, port=free_port(),
+                workdir=tmp_path_factory.mktemp(f"demo-{scenario}"), console=Console(quiet=True))
+    demo.run()
+    return demo
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory):
+    return run("healthy", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def regressed(tmp_path_factory):
+    return run("regressed", tmp_path_factory)
+
+
+def assert_traffic_and_capture(demo: Demo) -> None:
+    result = demo.result
+    production = result.initial_config["production"][0]["VariantName"]
+    shadow = result.initial_config["shadow"][0]["VariantName"]
+    # Every request got a production answer (a probability), whatever the shadow did.
+    assert result.requests == REQUESTS and result.production_answers == REQUESTS
+    assert result.served[production] == REQUESTS
+    # The shadow got its sampled share: binomial(1500, 0.5) within 4.5 standard deviations.
+    bound = 4.5 * math.sqrt(REQUESTS * SAMPLING * (1 - SAMPLING))
+    assert abs(result.served[shadow] - REQUESTS * SAMPLING) < bound
+    # Capture samples 100%: one record per request served, under each variant's own prefix.
+    assert result.captured_records == {production: REQUESTS, shadow: result.served[shadow]}
+    assert all(result.captured_files[variant] >= 1 for variant in (production, shadow))
+    assert result.capture_destination.startswith("s3://") and result.capture_destination.endswith("/datacapture")
+    assert result.execution_status == "SUCCEEDED"
+    assert set(result.seconds) >= {"deploy", "traffic", "workflow", "destroy"}
+
+
+def test_healthy_candidate_is_promoted_into_the_production_variant(healthy):
+    result = healthy.result
+    assert result.decision == "PROMOTE"
+    assert "verdict: **PROMOTE**" in result.report_markdown
+    before, after = result.initial_config, result.final_config
+    assert after["status"] == "InService" and after["config_name"] != before["config_name"]
+    # v2 now serves in the production variant, on production's instances; the shadow is gone.
+    assert after["production"] == [{**before["production"][0], "ModelName": before["shadow"][0]["ModelName"]}]
+    assert after["shadow"] == []
+    assert_traffic_and_capture(healthy)
+
+
+def test_regressed_candidate_is_rejected_and_production_untouched(regressed):
+    result = regressed.result
+    assert result.decision == "REJECT"
+    assert "ModelLatency:p50** (critical) | higher" in result.report_markdown
+    before, after = result.initial_config, result.final_config
+    assert after["status"] == "InService"
+    assert after["production"] == before["production"]  # same model, instances and weight
+    assert after["shadow"] == []
+    assert_traffic_and_capture(regressed)
+
+
+def test_a_taken_port_is_a_one_line_error(tmp_path):
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        demo = Demo("healthy", requests=REQUESTS, minutes=MINUTES, port=port, workdir=tmp_path,
+                    console=Console(quiet=True))
+        with pytest.raises(DemoError, match=rf"port {port} is already in use"):
+            demo.run()
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"scenario": "broken"}, "scenario must be one of healthy, regressed, got 'broken'"),
+    ({"minutes": 5}, r"minutes must be 10-120 \(the verdict needs ten paired minutes\), got 5"),
+    ({"requests": 100}, r"requests must be at least 20 per minute \(400 for 20 minutes\), got 100"),
+])
+def test_bad_settings_are_refused_before_anything_starts(kwargs, message, tmp_path):
+    with pytest.raises(DemoError, match=message):
+        Demo(**{"scenario": "healthy", "workdir": tmp_path, **kwargs})
