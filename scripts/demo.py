@@ -111,8 +111,8 @@ class Console:
 class Emulator:
     """``python -m shadow_emulator`` in a child process, its output in a log file."""
 
-    def __init__(self, port: int, log_path: Path) -> None:
-        self.port, self.log_path = port, log_path
+    def __init__(self, port: int, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.port, self.log_path, self.env = port, log_path, env or dict(os.environ)
         self.url = f"http://localhost:{port}"
         self.process: subprocess.Popen | None = None
 
@@ -124,7 +124,7 @@ class Emulator:
         log = self.log_path.open("w")
         self.process = subprocess.Popen([sys.executable, "-m", "shadow_emulator", "--port", str(self.port)],
                                         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        env={**self.env, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
@@ -188,6 +188,7 @@ class Demo:
         self.emulator = Emulator(port, self.workdir / "emulator.log")
         self.result = DemoResult(scenario=scenario)
         self.env = self._aws_env()
+        self.emulator.env = self.env
         self._clients: dict[str, Any] = {}
 
     # Set-up
@@ -224,8 +225,8 @@ class Demo:
 
     def cdk(self, *args: str, what: str) -> str:
         if not CDK.exists() or shutil.which("node", path=self.env["PATH"]) is None:
-            raise DemoError(f"the CDK CLI is missing ({CDK.relative_to(ROOT)}{'' if CDK.exists() else ' not found'}; "
-                            f"node {'found' if shutil.which('node') else 'not found'}): run `make setup`")
+            raise DemoError(f"the CDK CLI is missing ({CDK} {'found' if CDK.exists() else 'not found'}; node "
+                            f"{'found' if shutil.which('node', path=self.env['PATH']) else 'not found'}): run `make setup`")
         app = ["--app", str(self.assembly)] if self.assembly else ["--output", str(self.workdir / "cdk.out")]
         command = [str(CDK), *args, *app, "--no-notices", "--no-version-reporting", "--ci"]
         if not self.assembly:

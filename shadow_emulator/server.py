@@ -81,19 +81,23 @@ class EmulatorServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> EmulatorServer:
-        """Listen (PortInUseError if the port is taken), install the doubles, configure moto."""
+        """Listen (PortInUseError if the port is taken), install the doubles, configure moto.
+
+        Meant for a process of its own (``python -m shadow_emulator``): it points this process's AWS
+        environment (``AWS_*``) at itself.
+        """
         if port_in_use(self.host, self.port):
             raise PortInUseError(f"port {self.port} on {self.host} is already in use")
         from moto.moto_api._internal.models import moto_api_backend
 
         moto_api_backend.set_config(MOTO_CONFIG)  # what POST /moto-api/config sets
-        # The workflow's Lambda handlers run inside this process and call AWS with boto3: here.
-        os.environ.setdefault("AWS_ENDPOINT_URL", self.url)
-        # moto's Step Functions calls its service integrations (SNS, EventBridge, ...) at localhost:MOTO_PORT.
-        os.environ["MOTO_PORT"] = str(self.port)
-        for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                           ("AWS_DEFAULT_REGION", "us-east-1")):
-            os.environ.setdefault(key, value)
+        # The workflow's Lambda handlers run inside this process and call AWS with boto3: here, and only
+        # here, whatever profile or endpoint the user's environment names. moto's Step Functions calls its
+        # service integrations (SNS, EventBridge, ...) at localhost:MOTO_PORT.
+        for key in [key for key in os.environ if key.startswith("AWS_")]:
+            del os.environ[key]
+        os.environ.update({"AWS_ENDPOINT_URL": self.url, "MOTO_PORT": str(self.port), "AWS_ACCESS_KEY_ID": "testing",
+                           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
         try:
             self._server = make_server(self.host, self.port, self._application(), threaded=True,
                                        request_handler=MotoRequestHandler)

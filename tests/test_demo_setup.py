@@ -1,0 +1,80 @@
+"""The demo's app configurations (scenarios/*.json) and its one-line failures, without an emulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import assertions
+from conftest import only
+
+import scripts.demo as demo_module
+from app import build_app
+from scripts.demo import Console, Demo, DemoError, Emulator
+from shadow_constructs import ConfigError
+
+
+def synthesize(context: dict) -> assertions.Template:
+    app = cdk.App(outdir=tempfile.mkdtemp(), context={"nag": "false", **context})
+    build_app(app)
+    return assertions.Template.from_json(app.synth().get_stack_by_name("ChurnShadowTest").template)
+
+
+@pytest.fixture(scope="module")
+def scenarios():
+    return {name: synthesize({"shadow-test-config": f"scenarios/{name}.json"}) for name in ("healthy", "regressed")}
+
+
+def definition(template: assertions.Template) -> str:
+    parts = only(template, "AWS::StepFunctions::StateMachine")["Properties"]["DefinitionString"]["Fn::Join"][1]
+    return "".join(part if isinstance(part, str) else "<token>" for part in parts)
+
+
+def models(template: assertions.Template) -> dict[str, str]:
+    return {logical_id.split("Model")[0]: json.dumps(resource["Properties"]["PrimaryContainer"]["ModelDataUrl"])
+            for logical_id, resource in template.find_resources("AWS::SageMaker::Model").items()}
+
+
+def test_scenarios_configure_the_workflow_for_a_short_local_test(scenarios):
+    for template in scenarios.values():
+        text = definition(template)
+        assert '"minutes":30' in text  # the judged window
+        assert '"latency_tolerance":0.3' in text and '"error_rate_tolerance":0.01' in text
+        assert '"Seconds":2' in text  # DescribeEndpoint polling during the update
+        assert "WaitForMoreTraffic" not in text and '"KeptAsIs"' in text  # INCONCLUSIVE keeps the endpoint
+
+
+def test_regressed_scenario_changes_only_the_shadows_model(scenarios):
+    healthy, regressed = models(scenarios["healthy"]), models(scenarios["regressed"])
+    assert healthy["Production"] == regressed["Production"]
+    assert healthy["Shadow"] != regressed["Shadow"]
+
+
+def test_new_workflow_settings_are_checked():
+    with pytest.raises(ConfigError, match=r"promotion_on_inconclusive must be one of extend, remove_shadow, keep, "
+                                          r"got 'wait'"):
+        synthesize({"shadow-test": {"promotion_on_inconclusive": "wait"}})
+    with pytest.raises(ConfigError, match=r"promotion_criteria must be dict \| None, got 0.3"):
+        synthesize({"shadow-test": {"promotion_criteria": 0.3}})
+    with pytest.raises(ConfigError, match=r"window must be"):
+        synthesize({"shadow-test": {"promotion_window_minutes": 5}})
+
+
+def test_a_missing_cdk_cli_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo_module, "CDK", tmp_path / "node_modules" / ".bin" / "cdk")
+    demo = Demo("healthy", workdir=tmp_path, console=Console(quiet=True))
+    with pytest.raises(DemoError, match=r"the CDK CLI is missing .* run `make setup`"):
+        demo.cdk("bootstrap", "aws://123456789012/us-east-1", what="bootstrap")
+
+
+def test_an_emulator_that_died_is_named_with_its_last_words(tmp_path):
+    emulator = Emulator(5999, tmp_path / "emulator.log")
+    (tmp_path / "emulator.log").write_text("starting\nMemoryError: out of memory\n\n")
+    emulator.process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    emulator.process.wait()
+    with pytest.raises(DemoError, match=r"the emulator stopped \(exit code 3\): MemoryError: out of memory \(log: "):
+        emulator.check_alive()
