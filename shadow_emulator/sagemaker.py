@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -69,10 +71,21 @@ def _parse_timestamps(value: Any, shape) -> Any:
     return value
 
 
+@functools.cache
+def _pattern(expression: str) -> re.Pattern | None:
+    try:
+        return re.compile(expression)
+    except re.error:  # a Java-only construct (e.g. \\p{...}): not checked here
+        return None
+
+
 def _above_maximum(value: Any, shape, path: str) -> list[str]:
-    """Maximums of the model (botocore's client checks only minimums; the service checks both)."""
+    """Maximums and patterns of the model (botocore's client checks only minimums; the service checks all)."""
     limit = shape.metadata.get("max")
     problems = []
+    pattern = shape.metadata.get("pattern") if shape.type_name == "string" and isinstance(value, str) else None
+    if pattern and _pattern(pattern) is not None and not _pattern(pattern).fullmatch(value):
+        problems.append(f"{path} must match {pattern}, got {value!r}")
     if limit is not None:
         if shape.type_name in ("integer", "long", "float", "double") and isinstance(value, (int, float)) and value > limit:
             problems.append(f"{path} must be at most {limit}, got {value}")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 from conftest import simulated_traffic
+from moto.sagemaker.exceptions import ValidationError
 from shadow_runtime import promotion, report, series
 from shadow_runtime.verdict import compare
+
+from shadow_emulator import validate_request
 
 SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
 START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -83,10 +87,20 @@ def test_config_names_are_deterministic_and_valid():
     name = promotion.config_name("churn-shadow-test", "promote", "execution-1")
     assert name == promotion.config_name("churn-shadow-test", "promote", "execution-1")
     assert name != promotion.config_name("churn-shadow-test", "promote", "execution-2")
-    long = promotion.config_name("x" * 63, "remove-shadow", "e")
-    assert len(long) <= 63
-    for candidate in (name, long):
+    long = promotion.config_name("x" * 63, "remove_shadow", "e")
+    assert len(long) <= 63 and "-remove-shadow-" in long
+    odd = promotion.config_name("churn_test--", "remove_shadow", "e")
+    for candidate in (name, long, odd):
+        # botocore's pattern for EndpointConfigName, as SageMaker checks it (the double does too)
+        assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", candidate), candidate
         valid("DescribeEndpointConfig", {"EndpointConfigName": candidate})
+        validate_request("CreateEndpointConfig", {"EndpointConfigName": candidate, "ProductionVariants": [
+            {"VariantName": "production", "ModelName": "churn-v1"}]})
+
+
+def test_the_double_checks_name_patterns_like_sagemaker():
+    with pytest.raises(ValidationError, match=r"EndpointConfigName must match"):
+        validate_request("DescribeEndpointConfig", {"EndpointConfigName": "churn-remove_shadow-1"})
 
 
 def test_autoscaling_changes_for_removed_and_retyped_variants():

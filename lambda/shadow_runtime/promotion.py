@@ -29,8 +29,9 @@ INSTANCE_SETTINGS = ("production", "shadow", "override")
 def config_name(endpoint_name: str, action: str, token: str) -> str:
     """A deterministic, valid EndpointConfigName: re-running the same step reuses the same name."""
     digest = hashlib.sha256(f"{endpoint_name}|{action}|{token}".encode()).hexdigest()[:10]
-    base = re.sub(r"[^a-zA-Z0-9-]", "-", endpoint_name).strip("-")[: 63 - len(action) - 12]
-    return f"{base}-{action}-{digest}"
+    label = re.sub(r"[^a-zA-Z0-9]+", "-", action).strip("-")  # SageMaker names allow letters, digits, hyphens
+    base = re.sub(r"[^a-zA-Z0-9-]", "-", endpoint_name).strip("-")[: 63 - len(label) - 12].rstrip("-")
+    return f"{base}-{label}-{digest}"
 
 
 def _variant(source: Mapping[str, Any]) -> dict[str, Any]:
