@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -68,16 +70,74 @@ def gather_metrics(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     return {"start": start.isoformat(), "end": end.isoformat(), "series": uri, "minutes": int(event["minutes"])}
 
 
+def hour_partitions(start: str, end: str) -> tuple[str, str]:
+    """The first and last capture hour (``yyyy/MM/dd/HH``, the key layout's) of the window [start, end)."""
+    begin, finish = series.utc(start), series.utc(end)
+    if finish <= begin:
+        raise ValueError(f"the window must end after it starts, got {start} to {end}")
+    return begin.strftime("%Y/%m/%d/%H"), (finish - timedelta(microseconds=1)).strftime("%Y/%m/%d/%H")
+
+
+def agreement_from_results(pages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``all`` row of the label-agreement query (GetQueryResults pages): share and count of predictions."""
+    rows = [row for page in pages for row in page["ResultSet"]["Rows"]]
+    if not rows:
+        raise ValueError("the agreement query returned no rows, not even its header")
+    header = [cell.get("VarCharValue") for cell in rows[0]["Data"]]
+    missing = sorted({"scope", "predictions", "agreement"} - set(header))
+    if missing:
+        raise ValueError(f"the agreement query must return scope, predictions and agreement; missing {missing} in {header}")
+    for row in rows[1:]:
+        values = dict(zip(header, (cell.get("VarCharValue") for cell in row["Data"]), strict=False))
+        if values["scope"] == "all":
+            predictions = int(float(values["predictions"] or 0))
+            return {"agreement": float(values["agreement"]) if predictions else None, "predictions": predictions}
+    return {"agreement": None, "predictions": 0}
+
+
+def measure_agreement(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Run the label-agreement query (CaptureAnalytics) on Athena over the judged window.
+
+    Event: ``query`` (Athena SQL whose two ``?`` are the first and last capture hour),
+    ``workgroup``, ``start`` and ``end`` (the window, ISO 8601, as gather_metrics returns it),
+    ``poll_seconds`` (default 2) and ``timeout_seconds`` (default 240; the function's own
+    timeout must be longer). Returns ``agreement`` (share 0-1, None without paired predictions),
+    ``predictions``, the hours scanned and the query execution's id. A failed, cancelled or
+    overdue query is an error (the workflow then stops without changing the endpoint).
+    """
+    first, last = hour_partitions(event["start"], event["end"])
+    athena = _client("athena")
+    execution_id = athena.start_query_execution(
+        QueryString=event["query"], WorkGroup=event["workgroup"],
+        ExecutionParameters=[f"'{first}'", f"'{last}'"])["QueryExecutionId"]
+    deadline = time.monotonic() + float(event.get("timeout_seconds", 240))
+    while True:
+        status = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]["Status"]
+        if status["State"] == "SUCCEEDED":
+            break
+        if status["State"] in ("FAILED", "CANCELLED"):
+            raise RuntimeError(f"the agreement query {execution_id} ended {status['State']}: "
+                               f"{status.get('StateChangeReason', 'no reason given')}")
+        if time.monotonic() > deadline:
+            athena.stop_query_execution(QueryExecutionId=execution_id)
+            raise TimeoutError(f"the agreement query {execution_id} ran longer than {event.get('timeout_seconds', 240)} s")
+        time.sleep(float(event.get("poll_seconds", 2)))
+    pages = list(athena.get_paginator("get_query_results").paginate(QueryExecutionId=execution_id))
+    return {**agreement_from_results(pages), "hours": [first, last], "query_execution_id": execution_id}
+
+
 def judge(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """The verdict over the gathered series; JSON and Markdown reports go next to them in S3.
 
     Event: ``series`` (S3 URI from gather_metrics), ``criteria`` (Criteria fields), ``context``
-    (endpoint and variant names, window: shown in the report). Returns decision, score, the
+    (endpoint and variant names, window: shown in the report), optionally ``agreement``
+    (measure_agreement's result, judged when the criteria set ``min_agreement``). Returns decision, score, the
     first reason, and the report URIs.
     """
     bucket, key = _split_s3(event["series"])
     data = json.loads(_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
-    verdict = compare(data["production"], data["shadow"], Criteria.from_mapping(event.get("criteria")))
+    verdict = compare(data["production"], data["shadow"], Criteria.from_mapping(event.get("criteria")),
+                      agreement=event.get("agreement"))
     details = dict(event.get("context") or {})
     prefix = key.rsplit("/", 1)[0]
     json_uri = _put(bucket, f"{prefix}/verdict.json", report.report_json(verdict, details), "application/json")

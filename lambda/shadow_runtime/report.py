@@ -18,6 +18,8 @@ def _effect(metric: Mapping[str, Any]) -> tuple[str, str]:
     if metric["effect"] is None:
         return "-", "-"
     low, high = metric["interval"]
+    if metric["kind"] == "agreement":
+        return f"{metric['effect']:.2%} agree", f"{low:.2%} to {high:.2%}"
     if metric["kind"] == "error_rate":
         return f"{metric['effect'] * 100:+.3f} pp", f"{low * 100:+.3f} to {high * 100:+.3f} pp"
     return f"{metric['effect']:+.1%}", f"{low:+.1%} to {high:+.1%}"
@@ -29,6 +31,8 @@ def _value(metric: Mapping[str, Any], side: str) -> str:
         return "-"
     if metric["kind"] == "error_rate":
         return f"{value:.3%}"
+    if metric["kind"] == "agreement":
+        return f"{value:.2%}"
     return f"{value / 1000:.2f} ms" if metric["kind"] == "latency" else f"{value:.1f}"
 
 
@@ -53,7 +57,7 @@ def report_markdown(verdict: Verdict, context: Mapping[str, Any]) -> str:
     for key, metric in sorted(data["metrics"].items(), key=lambda kv: (not kv[1]["critical"], kv[0])):
         effect, interval = _effect(metric)
         tolerance = f"+{metric['tolerance'] * 100:.3g} pp" if metric["kind"] == "error_rate" \
-            else f"+{metric['tolerance']:.0%}"
+            else f"min {metric['tolerance']:.2%}" if metric["kind"] == "agreement" else f"+{metric['tolerance']:.0%}"
         name = f"**{key}** (critical)" if metric["critical"] else key
         lines.append(f"| {name} | {metric['status']} | {_value(metric, 'production')} | {_value(metric, 'shadow')} "
                      f"| {effect} | {interval} | {tolerance} |")

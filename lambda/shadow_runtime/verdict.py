@@ -38,10 +38,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .stats import newcombe_difference, signed_rank_estimate, signed_rank_test
+from .stats import newcombe_difference, signed_rank_estimate, signed_rank_test, wilson_interval
 
 PROMOTE, REJECT, INCONCLUSIVE = "PROMOTE", "REJECT", "INCONCLUSIVE"
 PASS, HIGHER, LOWER, UNDECIDED, NO_DATA = "pass", "higher", "lower", "inconclusive", "no data"
+#: Status of PredictionAgreement shown below ``min_agreement`` (a regression, like HIGHER).
+BELOW = "below minimum"
+REGRESSED = (HIGHER, BELOW)
+#: The prediction-level criterion: share of paired predictions (by InferenceId, from the captured
+#: data) on which production and shadow give the same label.
+AGREEMENT = "PredictionAgreement"
 
 COUNT_METRICS = ("Invocations", "InvocationsPerInstance", "Invocation4XXErrors", "Invocation5XXErrors",
                  "InvocationModelErrors")
@@ -53,7 +59,7 @@ _STATISTIC = re.compile(r"Average|Minimum|Maximum|p\d{1,2}(\.\d+)?|p100")
 
 DEFAULT_WEIGHTS = {
     "ModelLatency:p99": 3.0, "Invocation5XXErrors": 3.0, "InvocationModelErrors": 3.0,
-    "Invocation4XXErrors": 1.0,
+    "Invocation4XXErrors": 1.0, AGREEMENT: 3.0,
 }
 
 
@@ -85,6 +91,12 @@ class Criteria:
     :param min_shadow_invocations: shadow requests needed before PROMOTE. Default 300.
     :param pass_score: lowest score that may PROMOTE. Default 95.
     :param marginal_score: below it, REJECT. Default 75.
+    :param min_agreement: lowest share of paired predictions on which the shadow must give
+        production's label (0-1), judged on the captured data (``agreement`` of ``compare``);
+        critical when set. Shown below it (upper confidence bound under it) is a regression;
+        not shown at or above it (lower bound under it) is inconclusive. Default None: not judged.
+    :param min_agreement_predictions: paired predictions needed before PROMOTE when
+        ``min_agreement`` is set. Default 100.
     """
 
     sampling_percent: float = 100.0
@@ -98,6 +110,8 @@ class Criteria:
     min_shadow_invocations: int = 300
     pass_score: float = 95.0
     marginal_score: float = 75.0
+    min_agreement: float | None = None
+    min_agreement_predictions: int = 100
 
     def __post_init__(self) -> None:
         problems = []
@@ -118,6 +132,9 @@ class Criteria:
         number("min_shadow_invocations", 0, 10 ** 12, integer=True)
         number("pass_score", 0, 100)
         number("marginal_score", 0, 100)
+        if self.min_agreement is not None:
+            number("min_agreement", 0, 1)
+        number("min_agreement_predictions", 0, 10 ** 12, integer=True)
         if not problems and self.marginal_score > self.pass_score:
             problems.append(f"marginal_score must not exceed pass_score, got {self.marginal_score} > {self.pass_score}")
         if isinstance(self.critical, str) or not all(isinstance(k, str) for k in self.critical):
@@ -148,12 +165,16 @@ class Criteria:
         return cls(**values)
 
     def is_critical(self, key: str) -> bool:
+        if key == AGREEMENT and self.min_agreement is not None:
+            return True
         return key in self.critical or f"{key.split(':')[0]}:*" in self.critical
 
     def weight(self, key: str) -> float:
         return float(self.weights.get(key, _default_weight(key)))
 
     def tolerance(self, key: str) -> float:
+        if key == AGREEMENT:
+            return self.min_agreement if self.min_agreement is not None else 0.0
         name = key.split(":")[0]
         if name in ERROR_METRICS:
             return self.error_rate_tolerance
@@ -188,6 +209,10 @@ class MetricResult:
         tag = " (critical)" if self.critical else ""
         if self.status == NO_DATA or self.effect is None:
             return f"{self.key}{tag}: no data{' - ' + self.note if self.note else ''}"
+        if self.kind == "agreement":
+            return (f"{self.key}{tag}: {self.status} - the shadow gave production's label on {self.effect:.2%} of "
+                    f"{self.n} paired predictions (CI {self.interval[0]:.2%} to {self.interval[1]:.2%}; "
+                    f"minimum {self.tolerance:.2%}){'; ' + self.note if self.note else ''}")
         if self.kind == "error_rate":
             effect = f"{self.shadow:.3%} vs {self.production:.3%} ({self.effect * 100:+.3f} pp, " \
                      f"CI {self.interval[0] * 100:+.3f} to {self.interval[1] * 100:+.3f} pp; " \
@@ -223,6 +248,8 @@ class Verdict:
 def _key_problem(key: Any) -> str | None:
     if not isinstance(key, str):
         return f"metric keys must be strings, got {key!r}"
+    if key == AGREEMENT:
+        return None
     name, _, statistic = key.partition(":")
     if name in COUNT_METRICS:
         if statistic:
@@ -341,6 +368,26 @@ def _judge_rate(key: str, errors_p: float, calls_p: float, errors_s: float, call
                         production=k_p / n_p, shadow=k_s / n_s, **base)
 
 
+def _judge_agreement(agreement: Mapping[str, Any] | None, criteria: Criteria, alpha_higher: float) -> MetricResult:
+    base = {"key": AGREEMENT, "kind": "agreement", "critical": True, "weight": criteria.weight(AGREEMENT),
+            "tolerance": criteria.tolerance(AGREEMENT)}
+    if not agreement or not agreement.get("predictions"):
+        return MetricResult(status=NO_DATA, note="no paired predictions in the captured data", **base)
+    n, rate = int(agreement["predictions"]), float(agreement["agreement"])
+    if n < 0 or not 0 <= rate <= 1:
+        raise ValueError(f"agreement must hold a rate 0-1 over predictions >= 0, got {dict(agreement)!r}")
+    agreed = round(rate * n)
+    alpha = 1 - criteria.confidence
+    low, high = wilson_interval(agreed, n, criteria.confidence)
+    low_ni, _ = wilson_interval(agreed, n, 1 - 2 * alpha)            # one-sided, like non-inferiority
+    _, high_below = wilson_interval(agreed, n, 1 - 2 * alpha_higher)  # one-sided, Bonferroni, like HIGHER
+    minimum = base["tolerance"]
+    status = BELOW if high_below < minimum else PASS if low_ni >= minimum else UNDECIDED
+    note = "" if n >= criteria.min_agreement_predictions else \
+        f"{n} paired predictions, fewer than the {criteria.min_agreement_predictions} needed"
+    return MetricResult(status=status, effect=rate, interval=(low, high), n=n, shadow=rate, note=note, **base)
+
+
 def _median(ordered: list[float]) -> float | None:
     if not ordered:
         return None
@@ -349,7 +396,8 @@ def _median(ordered: list[float]) -> float | None:
 
 
 def compare(production: Mapping[str, Sequence[float | None]], shadow: Mapping[str, Sequence[float | None]],
-            criteria: Criteria | Mapping[str, Any] | None = None) -> Verdict:
+            criteria: Criteria | Mapping[str, Any] | None = None,
+            agreement: Mapping[str, Any] | None = None) -> Verdict:
     """Judge the shadow against production over aligned per-minute series.
 
     :param production: metric key -> per-minute values (None for a missing minute). Keys are
@@ -359,6 +407,8 @@ def compare(production: Mapping[str, Sequence[float | None]], shadow: Mapping[st
         latencies in microseconds). Any subset may be given.
     :param shadow: the same keys and minutes for the shadow variant.
     :param criteria: a ``Criteria``, a mapping of its fields, or None for the defaults.
+    :param agreement: ``{"agreement": share 0-1, "predictions": paired count}`` measured on the
+        captured data; judged (critical) when ``criteria.min_agreement`` is set. Default None.
     :raises ValueError: for unknown keys, mismatched lengths, negative or non-numeric values.
     """
     if not isinstance(criteria, Criteria):
@@ -367,7 +417,8 @@ def compare(production: Mapping[str, Sequence[float | None]], shadow: Mapping[st
     calls_p = sum(prod.get("Invocations", []))
     calls_s = sum(shad.get("Invocations", []))
     judged_keys = [k for k in sorted(prod) if k not in ("Invocations", "InvocationsPerInstance")]
-    alpha_higher = (1 - criteria.confidence) / max(1, len(judged_keys))  # Bonferroni over judged metrics
+    judged_count = len(judged_keys) + (criteria.min_agreement is not None)
+    alpha_higher = (1 - criteria.confidence) / max(1, judged_count)  # Bonferroni over judged metrics
 
     metrics: dict[str, MetricResult] = {}
     for key in judged_keys:
@@ -380,6 +431,8 @@ def compare(production: Mapping[str, Sequence[float | None]], shadow: Mapping[st
             metrics[key] = _judge_rate(key, sum(prod[key]), calls_p, sum(shad[key]), calls_s, criteria, alpha_higher)
         else:
             metrics[key] = _judge_paired(key, prod[key], shad[key], criteria, alpha_higher)
+    if criteria.min_agreement is not None:
+        metrics[AGREEMENT] = _judge_agreement(agreement, criteria, alpha_higher)
     for key in criteria.critical:
         given = any(k.startswith(key[:-1]) for k in metrics) if key.endswith(":*") else key in metrics
         if not given:
@@ -388,26 +441,30 @@ def compare(production: Mapping[str, Sequence[float | None]], shadow: Mapping[st
                                         tolerance=criteria.tolerance(key), note="not given")
 
     scored = [m for m in metrics.values() if m.status != NO_DATA and m.weight > 0]
-    points = {PASS: 1.0, LOWER: 1.0, UNDECIDED: 0.5, HIGHER: 0.0}
+    points = {PASS: 1.0, LOWER: 1.0, UNDECIDED: 0.5, HIGHER: 0.0, BELOW: 0.0}
     total_weight = sum(m.weight for m in scored)
     score = round(100 * sum(points[m.status] * m.weight for m in scored) / total_weight, 1) if total_weight else 0.0
     # REJECT on score only for regressions shown, never for lack of data: undecided counts as passed here.
-    best_case = round(100 * sum(m.weight for m in scored if m.status != HIGHER) / total_weight, 1) if total_weight else 100.0
+    best_case = round(100 * sum(m.weight for m in scored if m.status not in REGRESSED) / total_weight, 1) \
+        if total_weight else 100.0
 
-    paired_minutes = max((m.n for m in metrics.values() if m.kind != "error_rate"), default=0)
+    paired_minutes = max((m.n for m in metrics.values() if m.kind not in ("error_rate", "agreement")), default=0)
     expected_share = criteria.sampling_percent / 100
     traffic = {"minutes": minutes, "paired_minutes": paired_minutes, "production_invocations": int(calls_p),
                "shadow_invocations": int(calls_s), "expected_share": expected_share,
                "observed_share": (calls_s / calls_p) if calls_p else None}
 
     reasons: list[str] = []
-    critical_higher = [m for m in metrics.values() if m.critical and m.status == HIGHER]
+    critical_higher = [m for m in metrics.values() if m.critical and m.status in REGRESSED]
     critical_unproven = [m for m in metrics.values() if m.critical and m.status not in (PASS, LOWER)]
     thin = []
     if "Invocations" in prod and calls_s < criteria.min_shadow_invocations:
         thin.append(f"the shadow served {int(calls_s)} requests, fewer than the {criteria.min_shadow_invocations} needed")
     if "Invocations" not in prod:
         thin.append("no Invocations series, so the traffic cannot be checked")
+    measured = metrics.get(AGREEMENT)
+    if measured is not None and measured.status != NO_DATA and measured.n < criteria.min_agreement_predictions:
+        thin.append(measured.note)
     if paired_minutes < criteria.min_minutes:
         thin.append(f"{paired_minutes} paired minutes of data, fewer than the {criteria.min_minutes} needed")
 
