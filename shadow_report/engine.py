@@ -321,9 +321,43 @@ def _in_window(capture_file: CaptureFile, settings: ReportSettings) -> bool:
     return not (settings.end and capture_file.hour - timedelta(hours=1) >= settings.end)
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """A comparison: the report (plain data, as written to report.json) and what the plots draw."""
+
+    report: dict[str, Any]
+    histogram: list[tuple[float, float, int]]
+    """Differences shadow − production: (bin start, bin end, predictions), 40 equal bins from min to max."""
+    scatter: list[tuple[float, float]]
+    """Up to SCATTER_POINTS (production, shadow) predictions, a repeatable uniform sample."""
+
+
+SCATTER_POINTS = 5000
+HISTOGRAM_BINS = 40
+
+
+def _histogram(connection) -> list[tuple[float, float, int]]:
+    low, high = connection.execute("SELECT min(s - p), max(s - p) FROM predictions WHERE p IS NOT NULL").fetchone()
+    if low is None:
+        return []
+    if high == low:
+        return [(low, high, connection.execute("SELECT count(p) FROM predictions").fetchone()[0])]
+    width = (high - low) / HISTOGRAM_BINS
+    counts = dict(connection.execute(
+        "SELECT least(floor((s - p - $low) / $width)::INTEGER, $last), count(*) FROM predictions WHERE p IS NOT NULL GROUP BY ALL",
+        {"low": low, "width": width, "last": HISTOGRAM_BINS - 1}).fetchall())
+    return [(low + i * width, low + (i + 1) * width, counts.get(i, 0)) for i in range(HISTOGRAM_BINS)]
+
+
+def _scatter(connection) -> list[tuple[float, float]]:
+    return connection.execute(
+        f"SELECT p, s FROM (SELECT p, s FROM predictions WHERE p IS NOT NULL) "
+        f"USING SAMPLE reservoir({SCATTER_POINTS} ROWS) REPEATABLE (7)").fetchall()
+
+
 def analyse(files: Sequence[CaptureFile], settings: ReportSettings, scratch: str, *,
-            progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Compare production and shadow over ``files``; returns the report as plain data (see module docstring).
+            progress: Callable[[int, int], None] | None = None) -> Analysis:
+    """Compare production and shadow over ``files`` (see the module docstring for every definition).
 
     ``scratch`` is an empty folder for DuckDB's database and spill files; ``progress(done_bytes, total_bytes)``
     is called after each batch of files.
@@ -352,7 +386,8 @@ def analyse(files: Sequence[CaptureFile], settings: ReportSettings, scratch: str
         connection.execute(_PAIRS, {"production": production, "shadow": shadow})
         connection.execute(_PREDICTIONS, {"threshold": float(settings.threshold)})
         connection.execute(_SCOPED)
-        return _assemble(connection, settings, endpoint, production, shadow, selected)
+        report = _assemble(connection, settings, endpoint, production, shadow, selected)
+        return Analysis(report=report, histogram=_histogram(connection), scatter=_scatter(connection))
     finally:
         connection.close()
 
