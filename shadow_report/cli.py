@@ -88,11 +88,12 @@ class ProgressBar:
 def run(argv: list[str] | None = None) -> dict[str, str]:
     """Parse ``argv``, compare, write the outputs; returns {kind: path}. Raises ReportError on bad input."""
     try:
+        import duckdb  # noqa: F401
+        import matplotlib  # noqa: F401
+
         from .engine import ReportSettings, analyse
         from .render import write_all
         from .sources import discover, download_s3, temporary_folder
-        import duckdb  # noqa: F401
-        import matplotlib  # noqa: F401
     except ImportError as missing:
         raise ReportError(f"shadow-report needs {missing.name}: pip install 'shadow-constructs[report]'") from None
     args = parser().parse_args(argv)
