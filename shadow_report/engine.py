@@ -145,13 +145,15 @@ WITH raw AS (
                   auto_detect = false, strict_mode = false, filename = true, max_line_size = 67108864)
     WHERE line IS NOT NULL AND trim(line) <> ''
 ), parsed AS (
-    SELECT f.variant, f.hour, r.filename, r.line, CASE WHEN json_valid(r.line) THEN json_type(r.line) = 'OBJECT' ELSE false END AS ok
-    FROM raw r JOIN files f ON f.path = r.filename
-), fields AS (
-    SELECT *, CASE WHEN ok THEN json_extract_string(line, [
+    -- One JSON parse per line: try() gives NULL for lines that are not JSON.
+    SELECT f.variant, f.hour, r.filename, r.line, try(json_extract_string(r.line, [
         '$.eventMetadata.inferenceId', '$.eventMetadata.eventId', '$.eventMetadata.inferenceTime',
         '$.captureData.endpointOutput.encoding', '$.captureData.endpointOutput.data',
-        '$.captureData.endpointOutput.observedContentType']) END AS f
+        '$.captureData.endpointOutput.observedContentType', '$.captureData', '$.eventMetadata'])) AS f
+    FROM raw r JOIN files f ON f.path = r.filename
+), fields AS (
+    -- A record is a JSON object with captureData or eventMetadata (what a JSON SerDe reads as a row).
+    SELECT *, f IS NOT NULL AND starts_with(ltrim(line), '{') AND (f[7] IS NOT NULL OR f[8] IS NOT NULL) AS ok
     FROM parsed
 ), decoded AS (
     SELECT variant, hour, filename, line, ok, f[1] AS inference_id, f[2] AS event_id,
@@ -168,6 +170,7 @@ WITH raw AS (
 ), tokenised AS (
     SELECT *, CASE
         WHEN text IS NULL THEN NULL
+        WHEN NOT is_json AND NOT regexp_matches(text, '[,\r\n"]') THEN CASE WHEN trim(text) <> '' THEN [trim(text)] END
         WHEN NOT is_json THEN list_filter(list_transform(string_split_regex(trim(text), '\s*[,\r\n]+\s*'),
                                                          lambda t: trim(t, '"')), lambda t: t <> '')
         WHEN NOT json_valid(text) THEN NULL
@@ -180,6 +183,8 @@ WITH raw AS (
     FROM arrays
 ), typed AS (
     SELECT *, list_transform(tokens, lambda t: try_cast(t AS DOUBLE)) AS nums,
+        list_bool_and(list_transform(list_transform(tokens, lambda t: try_cast(t AS DOUBLE)),
+                                     lambda v: v IS NOT NULL AND isfinite(v))) AS all_numbers,
         CASE WHEN NOT ok THEN 'malformed'
              WHEN ($start IS NOT NULL AND ts < $start) OR ($end IS NOT NULL AND ts >= $end) THEN 'outside_window'
              WHEN coalesce(inference_id, '') = '' THEN 'missing_inference_id'
@@ -190,9 +195,8 @@ WITH raw AS (
     FROM tokenised
 )
 SELECT variant, hour, filename, status, inference_id, event_id, ts,
-       CASE WHEN status <> 'ok' THEN NULL
-            WHEN list_bool_and(list_transform(nums, lambda v: v IS NOT NULL AND isfinite(v))) THEN 'numeric' ELSE 'label' END,
-       CASE WHEN status = 'ok' AND list_bool_and(list_transform(nums, lambda v: v IS NOT NULL AND isfinite(v))) THEN nums END,
+       CASE WHEN status <> 'ok' THEN NULL WHEN all_numbers THEN 'numeric' ELSE 'label' END,
+       CASE WHEN status = 'ok' AND all_numbers THEN nums END,
        CASE WHEN status = 'ok' THEN tokens END,
        CASE WHEN status NOT IN ('ok', 'outside_window') THEN left(line, 300) END
 FROM typed
@@ -227,7 +231,7 @@ FROM pairs WHERE pk = 'label' AND sk = 'label' AND len(pt) = len(st)
 
 # Every measure, overall (scope 'all') and per hour, from the compared predictions.
 _SCOPED = """
-CREATE VIEW scoped AS
+CREATE TABLE scoped AS
 SELECT 'all' AS scope, p, s, pl, sl FROM predictions
 UNION ALL
 SELECT strftime(hour, '%Y-%m-%dT%H:00:00Z'), p, s, pl, sl FROM predictions
@@ -248,19 +252,18 @@ SELECT scope,
 FROM scoped GROUP BY scope
 """
 
+# Both samples of a scope have the same size n (predictions are paired), so the gap between the two empirical
+# distribution functions at x is (#production ≤ x − #shadow ≤ x) / n: a running sum of +1 / −1, ties included by
+# the RANGE frame. Every scope sums to 0, so one running sum ordered by (scope, x) restarts at 0 for each scope:
+# no PARTITION BY, which DuckDB runs three times slower here.
 _KS = """
 WITH v AS (
-    SELECT scope, p AS x, 1 AS is_p FROM scoped WHERE p IS NOT NULL
-    UNION ALL SELECT scope, s, 0 FROM scoped WHERE s IS NOT NULL
-), g AS (
-    SELECT scope, x, sum(is_p) AS np, sum(1 - is_p) AS ns FROM v GROUP BY scope, x
+    SELECT scope, p AS x, 1 AS side FROM scoped WHERE p IS NOT NULL
+    UNION ALL SELECT scope, s, -1 FROM scoped WHERE s IS NOT NULL
 ), c AS (
-    SELECT scope,
-           sum(np) OVER w / sum(np) OVER (PARTITION BY scope) AS cp,
-           sum(ns) OVER w / sum(ns) OVER (PARTITION BY scope) AS cs
-    FROM g WINDOW w AS (PARTITION BY scope ORDER BY x ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    SELECT scope, sum(side) OVER (ORDER BY scope, x RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS gap FROM v
 )
-SELECT scope, max(abs(cp - cs)) AS ks FROM c GROUP BY scope
+SELECT scope, max(abs(gap)) / (count(*) / 2) AS ks FROM c GROUP BY scope
 """
 
 _PSI = """
