@@ -56,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--start", type=_time("--start"), help="first inference time included, ISO 8601 (default: all)")
     cli.add_argument("--end", type=_time("--end"), help="first inference time excluded, ISO 8601 (default: all)")
     cli.add_argument("--out", default="shadow-report", help="output folder (default: ./shadow-report)")
-    cli.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit; it spills to disk beyond (default: 1GB)")
+    cli.add_argument("--memory-limit", default="256MB", help="DuckDB memory limit; it spills to disk beyond (default: 256MB)")
     progress = cli.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="always show the progress bar (default: on inputs of 32 MB or more)")

@@ -31,6 +31,7 @@ Definitions (the Athena named queries of ``CaptureAnalytics`` compute the same o
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,7 +58,7 @@ class ReportSettings:
     :param threshold: probability at or above which a numeric prediction is label "1". Default: 0.5.
     :param start: first inference time included (UTC if naive). Default: no lower bound.
     :param end: first inference time excluded (UTC if naive). Default: no upper bound.
-    :param memory_limit: DuckDB's memory limit; beyond it DuckDB spills to a scratch folder. Default: ``1GB``.
+    :param memory_limit: DuckDB's memory limit; beyond it DuckDB spills to a scratch folder. Default: ``256MB``.
     :param samples: examples kept per problem kind. Default: 5.
     """
 
@@ -68,7 +69,7 @@ class ReportSettings:
     threshold: float = 0.5
     start: datetime | None = None
     end: datetime | None = None
-    memory_limit: str = "1GB"
+    memory_limit: str = "256MB"
     samples: int = 5
     threads: int | None = None
 
@@ -76,6 +77,8 @@ class ReportSettings:
         for name, value in (("tolerance", self.tolerance), ("threshold", self.threshold)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
                 raise ReportError(f"--{name} must be a number >= 0, got {value!r}")
+        if not isinstance(self.memory_limit, str) or not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", self.memory_limit):
+            raise ReportError(f"--memory-limit must be a size like 256MB or 2GB, got {self.memory_limit!r}")
         self.start = _utc(self.start)
         self.end = _utc(self.end)
         if self.start and self.end and self.start >= self.end:

@@ -100,6 +100,7 @@ def test_progress_bar_on_stderr(tmp_path, capsys):
      "shadow-report: error: argument --start: --start must be an ISO 8601 time like 2026-11-25T14:00:00Z, got 'yesterday'"),
     (["{base}/labels", "--tolerance", "-0.1"], "shadow-report: error: argument --tolerance: --tolerance must be a number >= 0, got '-0.1'"),
     (["{base}/labels", "--out", "{base}/a-file"], "shadow-report: error: --out '{base}/a-file' exists and is not a folder"),
+    (["{base}/labels", "--memory-limit", "lots"], "shadow-report: error: --memory-limit must be a size like 256MB or 2GB, got 'lots'"),
     (["s3:///nobucket"], "shadow-report: error: source 's3:///nobucket' is not an s3://bucket/prefix URI"),
     ([], "shadow-report: error: the following arguments are required: source"),
 ])
