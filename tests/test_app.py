@@ -214,3 +214,13 @@ def test_example_dashboard_body_matches_the_snapshot(template, snapshot):
     body = "".join(p if isinstance(p, str) else json.dumps(p, sort_keys=True) for p in parts)
     assert "production p99 (ms)" in body and "Shadow - production: error rate" in body
     assert body == snapshot
+
+
+def test_example_compares_answers_in_athena(template):
+    found = assertions.Template.from_json(template)
+    parameters = only(found, "AWS::Glue::Table")["Properties"]["TableInput"]["Parameters"]
+    assert (parameters["projection.endpoint.values"], parameters["projection.variant.values"]) == \
+        ("churn-shadow-test", "production,shadow")
+    assert parameters["storage.location.template"]["Fn::Join"][1][-1] == "/datacapture/${endpoint}/${variant}/${datehour}/"
+    assert len(found.find_resources("AWS::Athena::NamedQuery")) == 5
+    assert "AnalyticsWorkGroup" in template["Outputs"]
