@@ -152,11 +152,15 @@ WITH raw AS (
     SELECT f.variant, f.hour, r.filename, r.line, try(json_extract_string(r.line, [
         '$.eventMetadata.inferenceId', '$.eventMetadata.eventId', '$.eventMetadata.inferenceTime',
         '$.captureData.endpointOutput.encoding', '$.captureData.endpointOutput.data',
-        '$.captureData.endpointOutput.observedContentType', '$.captureData', '$.eventMetadata'])) AS f
+        '$.captureData.endpointOutput.observedContentType'])) AS f
     FROM raw r JOIN files f ON f.path = r.filename
 ), fields AS (
-    -- A record is a JSON object with captureData or eventMetadata (what a JSON SerDe reads as a row).
-    SELECT *, f IS NOT NULL AND starts_with(ltrim(line), '{') AND (f[7] IS NOT NULL OR f[8] IS NOT NULL) AS ok
+    -- A record is a JSON object with captureData or eventMetadata (what a JSON SerDe reads as a row). Any field
+    -- above proves one of them; only lines with none are looked at again (CASE evaluates branches lazily).
+    SELECT *, CASE WHEN f IS NULL OR NOT starts_with(ltrim(line), '{') THEN false
+                   WHEN f[1] IS NOT NULL OR f[2] IS NOT NULL OR f[3] IS NOT NULL OR f[4] IS NOT NULL OR f[5] IS NOT NULL
+                        OR f[6] IS NOT NULL THEN true
+                   ELSE json_exists(line, '$.captureData') OR json_exists(line, '$.eventMetadata') END AS ok
     FROM parsed
 ), decoded AS (
     SELECT variant, hour, filename, line, ok, f[1] AS inference_id, f[2] AS event_id,
@@ -184,10 +188,10 @@ WITH raw AS (
              THEN json_extract_string(arr, '$[*]')
         END AS tokens
     FROM arrays
+), numbered AS (
+    SELECT *, list_transform(tokens, lambda t: try_cast(t AS DOUBLE)) AS nums FROM tokenised
 ), typed AS (
-    SELECT *, list_transform(tokens, lambda t: try_cast(t AS DOUBLE)) AS nums,
-        list_bool_and(list_transform(list_transform(tokens, lambda t: try_cast(t AS DOUBLE)),
-                                     lambda v: v IS NOT NULL AND isfinite(v))) AS all_numbers,
+    SELECT *, list_bool_and(list_transform(nums, lambda v: v IS NOT NULL AND isfinite(v))) AS all_numbers,
         CASE WHEN NOT ok THEN 'malformed'
              WHEN ($start IS NOT NULL AND ts < $start) OR ($end IS NOT NULL AND ts >= $end) THEN 'outside_window'
              WHEN coalesce(inference_id, '') = '' THEN 'missing_inference_id'
@@ -195,12 +199,12 @@ WITH raw AS (
              WHEN encoding IS NULL OR encoding NOT IN ('CSV', 'JSON', 'BASE64') THEN 'unknown_encoding'
              WHEN tokens IS NULL OR len(tokens) = 0 THEN 'undecodable_output'
              ELSE 'ok' END AS status
-    FROM tokenised
+    FROM numbered
 )
 SELECT variant, hour, filename, status, inference_id, event_id, ts,
        CASE WHEN status <> 'ok' THEN NULL WHEN all_numbers THEN 'numeric' ELSE 'label' END,
        CASE WHEN status = 'ok' AND all_numbers THEN nums END,
-       CASE WHEN status = 'ok' THEN tokens END,
+       CASE WHEN status = 'ok' AND NOT all_numbers THEN tokens END,
        CASE WHEN status NOT IN ('ok', 'outside_window') THEN left(line, 300) END
 FROM typed
 """
