@@ -10,7 +10,8 @@ Definitions (the Athena named queries of ``CaptureAnalytics`` compute the same o
   ``<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``;
 - a record is *usable* when it is a JSON object with an ``eventMetadata.inferenceId`` and an
   ``endpointOutput`` whose ``data`` decodes under its ``encoding`` (CSV, JSON or BASE64). Otherwise it is
-  counted under the first problem that applies, in this order: ``malformed`` (not a JSON object),
+  counted under the first problem that applies, in this order: ``malformed`` (not UTF-8, or not a JSON object
+  with captureData or eventMetadata),
   ``missing_inference_id``, ``no_output``, ``unknown_encoding``, ``undecodable_output``; a second record
   with the same inferenceId in a variant is a ``duplicate_inference_id`` (the earliest by inferenceTime,
   then eventId, is kept). Records outside ``start``/``end`` are counted as ``outside_window`` and left out;
@@ -145,7 +146,8 @@ INSERT INTO records
 WITH raw AS (
     SELECT filename, line
     FROM read_csv($files, columns = {'line': 'VARCHAR'}, delim = '\x01', quote = '', escape = '', header = false,
-                  auto_detect = false, strict_mode = false, filename = true, max_line_size = 67108864)
+                  auto_detect = false, strict_mode = false, filename = true, max_line_size = 67108864,
+                  ignore_errors = true, store_rejects = true)  -- lines that are not UTF-8: counted below, not lost
     WHERE line IS NOT NULL AND trim(line) <> ''
 ), parsed AS (
     -- One JSON parse per line: try() gives NULL for lines that are not JSON.
@@ -207,6 +209,13 @@ SELECT variant, hour, filename, status, inference_id, event_id, ts,
        CASE WHEN status = 'ok' AND NOT all_numbers THEN tokens END,
        CASE WHEN status NOT IN ('ok', 'outside_window') THEN left(line, 300) END
 FROM typed
+"""
+
+# Lines the reader rejected (not UTF-8, longer than 64 MiB) are malformed records of their file.
+_REJECTED = """
+INSERT INTO records
+SELECT f.variant, f.hour, s.file_path, 'malformed', NULL, NULL, f.hour, NULL, NULL, NULL, left(coalesce(e.csv_line, ''), 300)
+FROM reject_errors e JOIN reject_scans s ON s.scan_id = e.scan_id AND s.file_id = e.file_id JOIN files f ON f.path = s.file_path
 """
 
 _DUPLICATES = """
@@ -392,6 +401,8 @@ def analyse(files: Sequence[CaptureFile], settings: ReportSettings, scratch: str
             done += sum(f.size for f in batch)
             if progress:
                 progress(done, total)
+        if connection.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'reject_errors'").fetchone()[0]:
+            connection.execute(_REJECTED)
         connection.execute(_DUPLICATES)
         connection.execute(_PAIRS, {"production": production, "shadow": shadow})
         connection.execute(_PREDICTIONS, {"threshold": float(settings.threshold)})

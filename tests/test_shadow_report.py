@@ -141,8 +141,11 @@ def test_blank_lines_and_no_output_records(tmp_path):
     write_file(tmp_path, "e", "production", "2026/01/02/03", "f", [record("a", "0.5"), "", "   ",
                                                                    '{"captureData": {}, "eventMetadata": {"inferenceId": "b"}}',
                                                                    "[1, 2]"])
-    write_file(tmp_path, "e", "shadow", "2026/01/02/03", "f", [record("a", "0.5")])
+    shadow = write_file(tmp_path, "e", "shadow", "2026/01/02/03", "f", [record("a", "0.5")])
+    shadow.write_bytes(shadow.read_bytes() + b"\xff\xfe not utf-8\n" + record("b", "0.5").encode() + b"\n")
     report = run(tmp_path / "datacapture").report
+    assert report["variants"]["shadow"]["malformed"] == 1 and report["variants"]["shadow"]["usable"] == 2
+    assert report["samples"]["malformed"][-1]["excerpt"].endswith(" not utf-8")
     assert report["variants"]["production"] | {} == {"files": 1, "records": 3, "usable": 1, "outside_window": 0, "malformed": 1,
                                                       "missing_inference_id": 0, "no_output": 1, "unknown_encoding": 0,
                                                       "undecodable_output": 0, "duplicate_inference_id": 0}
