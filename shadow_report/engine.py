@@ -11,10 +11,11 @@ Definitions (the Athena named queries of ``CaptureAnalytics`` compute the same o
 - a record is *usable* when it is a JSON object with an ``eventMetadata.inferenceId`` and an
   ``endpointOutput`` whose ``data`` decodes under its ``encoding`` (CSV, JSON or BASE64). Otherwise it is
   counted under the first problem that applies, in this order: ``malformed`` (not UTF-8, or not a JSON object
-  with captureData or eventMetadata),
-  ``missing_inference_id``, ``no_output``, ``unknown_encoding``, ``undecodable_output``; a second record
-  with the same inferenceId in a variant is a ``duplicate_inference_id`` (the earliest by inferenceTime,
-  then eventId, is kept). Records outside ``start``/``end`` are counted as ``outside_window`` and left out;
+  with captureData or eventMetadata), ``missing_inference_id``, ``no_output``, ``unknown_encoding``,
+  ``undecodable_output``; a second record with the same inferenceId in a variant is a
+  ``duplicate_inference_id`` (the earliest by inferenceTime, then eventId, is kept). Well-formed records whose
+  inferenceTime (or, without one, file hour) lies outside ``start``/``end`` are counted as ``outside_window``
+  and left out of everything else;
 - an output decodes to a list of *predictions*: CSV text split on commas and line breaks; JSON a number,
   a string, a list of them, or ``{"predictions": [...]}``; BASE64 decoded, then read as JSON when the
   observed content type says JSON, else as CSV. All numbers → a *numeric* output, else a *label* output;
@@ -23,7 +24,7 @@ Definitions (the Athena named queries of ``CaptureAnalytics`` compute the same o
   counted, not compared). Numeric predictions also become labels: ``"1"`` if ≥ ``threshold``, else ``"0"``;
 - measures over the compared predictions: mean (signed) and mean / median / p99 / max absolute difference
   (shadow − production; quantiles interpolate linearly), share with absolute difference ≤ ``tolerance``,
-  Pearson correlation, two-sample Kolmogorov-Smirnov statistic (exact supremum distance of the two
+  Pearson correlation (None when a side is constant), two-sample Kolmogorov-Smirnov statistic (exact supremum distance of the two
   empirical distributions), PSI over ten bins cut at production's deciles (a value equal to a cut goes
   to the lower bin; empty shares count as 0.0001), label agreement rate and confusion matrix
   (production label × shadow label); overall and per hour (the production record's hour).
@@ -61,6 +62,7 @@ class ReportSettings:
     :param end: first inference time excluded (UTC if naive). Default: no upper bound.
     :param memory_limit: DuckDB's memory limit; beyond it DuckDB spills to a scratch folder. Default: ``256MB``.
     :param samples: examples kept per problem kind. Default: 5.
+    :param threads: DuckDB worker threads. Default: DuckDB's (one per core).
     """
 
     endpoint: str | None = None

@@ -92,6 +92,12 @@ def test_plan_states_the_test_in_plain_words(synthesized):
     assert "3 auto-rollback alarm(s)" in text
     assert "Promotion workflow Promotion/StateMachine: gather metrics, judge, report, then update the endpoint" in text
     assert "INCONCLUSIVE extends the test; started by you (no schedule)" in text
+    analytics = next(line for line in text.splitlines() if line.startswith("  Capture analytics "))
+    assert re.fullmatch(
+        r"  Capture analytics CaptureAnalytics/WorkGroup \(Athena workgroup \w+\): table \w+\.captured_records over "
+        r"s3://<CaptureStore/Bucket>/datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/, endpoint churn-shadow-test, "
+        r"variants production,shadow; 5 named queries \(shadow-confusion-matrix, shadow-label-agreement, "
+        r"shadow-numeric-measures, shadow-pairing, shadow-record-counts\); at most 10.0 GiB scanned per query", analytics)
     assert "then end the managed test (StopInferenceExperiment)" in text
     assert "Managed shadow test" in text and "on existing endpoint churn-production (Running)" in text
     assert "50% of requests to variant 'AllTraffic' are copied to the shadow" in text
