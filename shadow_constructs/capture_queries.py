@@ -116,7 +116,7 @@ SELECT variant, scope, count(*) AS records, count_if(status = 'ok') AS usable,
        count_if(status = 'no_output') AS no_output, count_if(status = 'unknown_encoding') AS unknown_encoding,
        count_if(status = 'undecodable_output') AS undecodable_output,
        count_if(status = 'duplicate_inference_id') AS duplicate_inference_id
-FROM (SELECT variant, 'all' AS scope, status FROM classified UNION ALL SELECT variant, hour, status FROM classified)
+FROM (SELECT variant, 'all' AS scope, status FROM classified UNION ALL SELECT variant, hour, status FROM classified) AS scoped_records
 GROUP BY variant, scope
 ORDER BY variant, scope
 """
@@ -131,12 +131,12 @@ FROM (
            count_if(pk = 'label' AND sk = 'label' AND cardinality(pt) = cardinality(st)) AS label_pairs,
            count_if(pk <> sk) AS kind_mismatch,
            count_if(pk = sk AND cardinality(pt) <> cardinality(st)) AS length_mismatch
-    FROM (SELECT 'all' AS scope, * FROM pairs UNION ALL SELECT hour AS scope, * FROM pairs)
+    FROM (SELECT 'all' AS scope, * FROM pairs UNION ALL SELECT hour AS scope, * FROM pairs) AS scoped_pairs
     GROUP BY scope
 ) AS counted
 JOIN (
     SELECT scope, count_if(variant = '{production}') AS usable_production, count_if(variant = '{shadow}') AS usable_shadow
-    FROM (SELECT 'all' AS scope, variant FROM usable UNION ALL SELECT hour, variant FROM usable)
+    FROM (SELECT 'all' AS scope, variant FROM usable UNION ALL SELECT hour, variant FROM usable) AS scoped_usable
     GROUP BY scope
 ) AS available USING (scope)
 ORDER BY scope
@@ -187,9 +187,10 @@ cuts AS (
     GROUP BY scope, k
 ),
 binned AS (
-    SELECT steps.scope, steps.x, steps.side, steps.values_here,
-           (SELECT count(*) FROM cuts WHERE cuts.scope = steps.scope AND cuts.cut < steps.x) AS bin
-    FROM steps
+    -- a value's bin is the number of cuts below it
+    SELECT steps.scope, steps.x, steps.side, steps.values_here, count(cuts.cut) AS bin
+    FROM steps LEFT JOIN cuts ON cuts.scope = steps.scope AND cuts.cut < steps.x
+    GROUP BY steps.scope, steps.x, steps.side, steps.values_here
 ),
 bin_counts AS (
     -- per value: (values_here + side) / 2 came from production, (values_here - side) / 2 from the shadow.
