@@ -3,6 +3,7 @@ production's and the shadow's answers at any scale."""
 
 from __future__ import annotations
 
+import math
 import re
 
 import aws_cdk as cdk
@@ -115,8 +116,10 @@ class CaptureAnalytics(Construct):
                 and bytes_scanned_cutoff_per_query < MIN_BYTES_SCANNED_CUTOFF:
             problems.add(f"bytes_scanned_cutoff_per_query must be at least {MIN_BYTES_SCANNED_CUTOFF:,} (Athena's minimum), "
                          f"got {bytes_scanned_cutoff_per_query:,}")
-        problems.check_number_range("tolerance", tolerance, 0, 1e300)
-        problems.check_number_range("threshold", threshold, -1e300, 1e300)
+        if problems.check_type("tolerance", tolerance, (int, float), "a number") and not 0 <= tolerance < math.inf:
+            problems.add(f"tolerance must be a finite number >= 0, got {tolerance!r}")
+        if problems.check_type("threshold", threshold, (int, float), "a number") and not -math.inf < threshold < math.inf:
+            problems.add(f"threshold must be a finite number, got {threshold!r}")
         problems.check_seconds("results_expiration", results_expiration, 86400, 3650 * 86400)
         problems.check_pattern("projection_start", projection_start, r"20\d\d/(0[1-9]|1[0-2])/(0[1-9]|[12]\d|3[01])/([01]\d|2[0-3])",
                                "must be an hour as yyyy/MM/dd/HH")

@@ -219,3 +219,29 @@ def test_capture_files_are_not_modified(tmp_path):
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
     run(root)
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_batches_of_files_give_the_same_report(tmp_path, monkeypatch, reference):
+    """The engine loads files batch by batch (bounded memory); one file per batch changes nothing."""
+    from shadow_report import engine
+
+    root = write_reference_capture(tmp_path / "c")
+    calls = []
+    monkeypatch.setattr(engine, "BATCH_BYTES", 1)
+    files, _ = discover(root)
+    with tempfile.TemporaryDirectory() as scratch:
+        report = analyse(files, ReportSettings(), scratch, progress=lambda done, total: calls.append((done, total))).report
+    total = sum(f.size for f in files)
+    assert [c[1] for c in calls] == [total] * 4 and calls[-1][0] == total and len({c[0] for c in calls}) == 4
+    expected = reference.report
+    assert {k: v for k, v in report.items() if k not in ("samples", "numeric", "hourly")} == \
+        {k: v for k, v in expected.items() if k not in ("samples", "numeric", "hourly")}
+    def relative(samples):
+        return {kind: [{**item, "file": item["file"].split("/datacapture/")[1]} if "file" in item else item for item in items]
+                for kind, items in samples.items()}
+
+    assert relative(report["samples"]) == relative(expected["samples"])
+    assert report["numeric"] == pytest.approx(expected["numeric"], abs=1e-12)
+    for hour, expected_hour in zip(report["hourly"], expected["hourly"], strict=True):
+        assert {k: v for k, v in hour.items() if k != "numeric"} == {k: v for k, v in expected_hour.items() if k != "numeric"}
+        assert hour["numeric"] == pytest.approx(expected_hour["numeric"], abs=1e-12)
