@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from .engine import PROBLEMS, Analysis
@@ -42,7 +43,7 @@ def write_plots(analysis: Analysis, out: str) -> dict[str, str]:
         starts = [b[0] for b in analysis.histogram]
         widths = [max(b[1] - b[0], 1e-12) for b in analysis.histogram]
         axes.bar(starts, [b[2] for b in analysis.histogram], width=widths, align="edge", color="tab:orange", edgecolor="white")
-        axes.set_xlabel(f"shadow − production ({shadow} − {production})")
+        axes.set_xlabel(f"difference of paired predictions: {shadow} − {production}")
         axes.set_ylabel("predictions")
         axes.set_title(f"{report['endpoint']}: differences of paired predictions")
         written["differences"] = _save(figure, out, PLOTS["differences"])
@@ -52,21 +53,25 @@ def write_plots(analysis: Analysis, out: str) -> dict[str, str]:
         low, high = min(xs + ys), max(xs + ys)
         axes.plot([low, high], [low, high], color="grey", linewidth=1, label="same answer")
         axes.scatter(xs, ys, s=4, alpha=0.4, color="tab:blue")
-        axes.set_xlabel(f"production ({production})")
-        axes.set_ylabel(f"shadow ({shadow})")
+        axes.set_xlabel(f"production: {production}")
+        axes.set_ylabel(f"shadow: {shadow}")
         axes.set_title(f"{report['endpoint']}: paired predictions")
         axes.legend(loc="upper left")
         written["scatter"] = _save(figure, out, PLOTS["scatter"])
     hours = [h for h in report["hourly"] if h["labels"]]
     if hours:
+        from matplotlib import dates
+
         figure, axes = plt.subplots(figsize=(8, 4.5))
-        axes.plot([h["hour"][5:16].replace("T", " ") for h in hours], [100 * h["labels"]["agreement"] for h in hours],
-                  marker="o", color="tab:green")
+        moments = [datetime.fromisoformat(h["hour"]) for h in hours]
+        axes.plot(moments, [100 * h["labels"]["agreement"] for h in hours], marker="o", markersize=3, color="tab:green")
         axes.set_ylim(0, 105)
         axes.set_ylabel("label agreement (%)")
         axes.set_xlabel("hour (UTC)")
         axes.set_title(f"{report['endpoint']}: agreement per hour")
-        axes.tick_params(axis="x", labelrotation=45)
+        locator = dates.AutoDateLocator(tz=UTC)  # readable ticks for a few hours as for 30 days
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator, tz=UTC))
         written["hourly_agreement"] = _save(figure, out, PLOTS["hourly_agreement"])
     return written
 
