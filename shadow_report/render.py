@@ -116,6 +116,9 @@ def markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
               f"- unmatched: {pairing['unmatched_production']:,} production, {pairing['unmatched_shadow']:,} shadow",
               f"- not compared: {pairing['kind_mismatch']:,} with outputs of different kinds, "
               f"{pairing['length_mismatch']:,} with different numbers of predictions"]
+    if pairing["paired"] == 0:
+        lines.append("- nothing paired: production and shadow records share no inferenceId. SageMaker copies the caller's "
+                     "`X-Amzn-SageMaker-Inference-Id` (boto3: `InferenceId=`) into both; requests without it cannot be paired.")
     numeric = report["numeric"]
     lines += ["", "## Numeric outputs", ""]
     if numeric:

@@ -80,16 +80,17 @@ def download_s3(uri: str, target: str | os.PathLike, *, client=None, progress=No
         raise ReportError(f"source {uri!r} is not an s3://bucket/prefix URI")
     bucket, prefix = match[1], match[2]
     client = client or boto3.client("s3")
-    local_root = Path(target) / bucket
+    local_root = (Path(target) / bucket).resolve()
     local_root.mkdir(parents=True, exist_ok=True)
     count = 0
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 key = item["Key"]
-                if not key.endswith(".jsonl") or key.endswith("/"):
+                destination = (local_root / key).resolve()
+                # Not a capture file, or a key with '..' that would land outside the scratch folder: not copied.
+                if not key.endswith(".jsonl") or not destination.is_relative_to(local_root):
                     continue
-                destination = local_root / key
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 client.download_file(bucket, key, str(destination))
                 count += 1

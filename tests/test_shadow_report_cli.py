@@ -18,6 +18,7 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from shadow_report import cli
+from shadow_report.sources import download_s3
 
 SCRIPT = Path(sys.executable).parent / "shadow-report"
 REGION = "us-east-1"
@@ -213,3 +214,30 @@ def test_end_to_end_with_the_runtime_doubles_capture(tmp_path, monkeypatch):
     assert numeric["mean_abs_diff"] == pytest.approx(float(np.mean(np.abs(v2 - v1))), abs=1e-6)
     assert numeric["max_abs_diff"] == pytest.approx(float(np.max(np.abs(v2 - v1))), abs=1e-6)
     assert report["labels"]["agreement"] == pytest.approx(float(np.mean((v1 >= 0.5) == (v2 >= 0.5))))
+
+
+def test_s3_keys_cannot_write_outside_the_scratch_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    root = write_reference_capture(tmp_path / "local")
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="capture")
+        for path in root.rglob("*.jsonl"):
+            s3.put_object(Bucket="capture", Key=str(path.relative_to(root.parent)), Body=path.read_bytes())
+        s3.put_object(Bucket="capture", Key="datacapture/churn/shadow/2026/11/25/15/../../../../../../../../escaped.jsonl",
+                      Body=b"{}\n")
+        scratch = tmp_path / "scratch"
+        folder = download_s3("s3://capture/datacapture", scratch)
+    assert not list(tmp_path.rglob("escaped.jsonl"))
+    assert sorted(p.name for p in Path(folder).rglob("*.jsonl")) == ["p14.jsonl", "p15.jsonl", "s14.jsonl", "s15.jsonl"]
+
+
+def test_nothing_paired_says_why(tmp_path):
+    from capture_fixtures import record, write_file
+
+    write_file(tmp_path, "e", "AllTraffic", "2026/01/01/00", "a", [record("a", "0.5")])
+    write_file(tmp_path, "e", "shadow", "2026/01/01/00", "a", [record("b", "0.5")])
+    assert cli.main([str(tmp_path / "datacapture"), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "- paired: 0 (0 numeric, 0 label)" in text and "share no inferenceId" in text
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json", "report.md"]  # nothing to plot
