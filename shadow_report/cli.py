@@ -44,7 +44,8 @@ def _number(option: str):
 
 
 def parser() -> argparse.ArgumentParser:
-    cli = _Parser(prog="shadow-report", description=__doc__.split("\n\n")[0])
+    cli = _Parser(prog="shadow-report", description="Compare a shadow test's production and shadow answers from captured "
+                  "data: pairs records by inferenceId, writes report.md, report.json and PNG plots.")
     cli.add_argument("source", help="local folder or s3://bucket/prefix holding <endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl")
     cli.add_argument("--endpoint", help="endpoint to report on (default: the only one found)")
     cli.add_argument("--production-variant", help="production's variant name (default: inferred)")
