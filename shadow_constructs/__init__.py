@@ -2,6 +2,7 @@
 
 from .alarms import ShadowAlarms
 from .capture import CaptureStore, DataCapture
+from .capture_analytics import CaptureAnalytics
 from .dashboard import ShadowDashboard
 from .deployment import CapacitySize, DeploymentGuardrails, TrafficRouting
 from .endpoint import IShadowEndpoint, ShadowEndpoint, ShadowEndpointBase
@@ -22,6 +23,7 @@ __all__ = [
     "ShadowDashboard",
     "ShadowMetricFactory",
     "CapacitySize",
+    "CaptureAnalytics",
     "CaptureStore",
     "ConfigError",
     "DataCapture",

@@ -82,6 +82,7 @@ class StackPlan:
     endpoints: list[EndpointPlan]
     managed_tests: list[ManagedTestPlan] = field(default_factory=list)
     workflows: list[str] = field(default_factory=list)
+    analytics: list[str] = field(default_factory=list)
     resources: Counter = field(default_factory=Counter)
     resource_paths: dict[str, list[str]] = field(default_factory=dict)
     retained: list[str] = field(default_factory=list)
@@ -207,6 +208,25 @@ def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outd
                 text += "; INCONCLUSIVE extends the test"
             text += f"; starts {schedules[0]}" if schedules else "; started by you (no schedule)"
             stack.workflows.append(text)
+    tables = [r["Properties"] for r in tpl.resources.values() if r["Type"] == "AWS::Glue::Table"]
+    queries = sorted(tpl.render(r["Properties"]["Name"]) for r in tpl.resources.values()
+                     if r["Type"] == "AWS::Athena::NamedQuery")
+    for logical_id, resource in tpl.resources.items():
+        if resource["Type"] != "AWS::Athena::WorkGroup":
+            continue
+        configuration = resource["Properties"].get("WorkGroupConfiguration", {})
+        text = f"{tpl.path(logical_id)} (Athena workgroup {tpl.render(resource['Properties']['Name'])})"
+        for table in tables:
+            table_input, parameters = table["TableInput"], table["TableInput"].get("Parameters", {})
+            text += (f": table {tpl.render(table['DatabaseName'])}.{tpl.render(table_input['Name'])} over "
+                     f"{tpl.render(table_input['StorageDescriptor']['Location'])}<endpoint>/<variant>/yyyy/mm/dd/hh/, "
+                     f"endpoint {tpl.render(parameters.get('projection.endpoint.values', '?'))}, "
+                     f"variants {tpl.render(parameters.get('projection.variant.values', '?'))}")
+        if queries:
+            text += f"; {len(queries)} named queries ({', '.join(queries)})"
+        if "BytesScannedCutoffPerQuery" in configuration:
+            text += f"; at most {configuration['BytesScannedCutoffPerQuery'] / 1024 ** 3:.1f} GiB scanned per query"
+        stack.analytics.append(text)
     return stack
 
 
@@ -322,6 +342,8 @@ def render_plan(plans: list[StackPlan]) -> str:
                              "while the test runs")
         for workflow in stack.workflows:
             lines.append(f"  Promotion workflow {workflow}")
+        for analytics in stack.analytics:
+            lines.append(f"  Capture analytics {analytics}")
         total = sum(stack.resources.values())
         lines.append(f"  Will create {total} resources:")
         for kind, count in sorted(stack.resources.items()):

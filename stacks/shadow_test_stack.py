@@ -9,6 +9,7 @@ from constructs import Construct
 
 from shadow_constructs import (
     CapacitySize,
+    CaptureAnalytics,
     CaptureStore,
     ConfigError,
     DataCapture,
@@ -112,6 +113,11 @@ class ShadowTestStack(cdk.Stack):
         cdk.CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
         cdk.CfnOutput(self, "PromotionStateMachine", value=self.workflow.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "RegressionAlarm", value=self.alarms.composite.alarm_name)
+        if self.endpoint.capture_destination:
+            # Compare the two variants' answers in Athena (shadow-report does the same locally).
+            self.analytics = CaptureAnalytics(self, "CaptureAnalytics", endpoint=self.endpoint)
+            cdk.CfnOutput(self, "AnalyticsWorkGroup", value=self.analytics.workgroup_name)
+            cdk.CfnOutput(self, "AnalyticsTable", value=f"{self.analytics.database_name}.{self.analytics.table_name}")
 
 
 def _routing(config: ShadowTestConfig) -> TrafficRouting:

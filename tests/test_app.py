@@ -92,6 +92,12 @@ def test_plan_states_the_test_in_plain_words(synthesized):
     assert "3 auto-rollback alarm(s)" in text
     assert "Promotion workflow Promotion/StateMachine: gather metrics, judge, report, then update the endpoint" in text
     assert "INCONCLUSIVE extends the test; started by you (no schedule)" in text
+    analytics = next(line for line in text.splitlines() if line.startswith("  Capture analytics "))
+    assert re.fullmatch(
+        r"  Capture analytics CaptureAnalytics/WorkGroup \(Athena workgroup \w+\): table \w+\.captured_records over "
+        r"s3://<CaptureStore/Bucket>/datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/, endpoint churn-shadow-test, "
+        r"variants production,shadow; 5 named queries \(shadow-confusion-matrix, shadow-label-agreement, "
+        r"shadow-numeric-measures, shadow-pairing, shadow-record-counts\); at most 10.0 GiB scanned per query", analytics)
     assert "then end the managed test (StopInferenceExperiment)" in text
     assert "Managed shadow test" in text and "on existing endpoint churn-production (Running)" in text
     assert "50% of requests to variant 'AllTraffic' are copied to the shadow" in text
@@ -214,3 +220,13 @@ def test_example_dashboard_body_matches_the_snapshot(template, snapshot):
     body = "".join(p if isinstance(p, str) else json.dumps(p, sort_keys=True) for p in parts)
     assert "production p99 (ms)" in body and "Shadow - production: error rate" in body
     assert body == snapshot
+
+
+def test_example_compares_answers_in_athena(template):
+    found = assertions.Template.from_json(template)
+    parameters = only(found, "AWS::Glue::Table")["Properties"]["TableInput"]["Parameters"]
+    assert (parameters["projection.endpoint.values"], parameters["projection.variant.values"]) == \
+        ("churn-shadow-test", "production,shadow")
+    assert parameters["storage.location.template"]["Fn::Join"][1][-1] == "/datacapture/${endpoint}/${variant}/${datehour}/"
+    assert len(found.find_resources("AWS::Athena::NamedQuery")) == 5
+    assert "AnalyticsWorkGroup" in template["Outputs"]

@@ -1,0 +1,291 @@
+"""CaptureAnalytics: Athena over an endpoint's captured requests and responses, with named queries that compare
+production's and the shadow's answers at any scale."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import aws_cdk as cdk
+from aws_cdk import aws_athena as athena
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from ._nag import acknowledge, acknowledge_wildcard_resource
+from .capture import _PREFIX, CaptureStore
+from .capture_queries import QUERY_NAMES, capture_queries
+from .endpoint import ShadowEndpointBase
+from .errors import Problems, shown
+
+DEFAULT_BYTES_SCANNED_CUTOFF = 10 * 1024 ** 3
+MIN_BYTES_SCANNED_CUTOFF = 10_000_000  # Athena's minimum per-query limit (10 MB)
+_STRING = "struct<observedcontenttype:string,mode:string,data:string,encoding:string>"
+CAPTURE_COLUMNS = {
+    "capturedata": f"struct<endpointinput:{_STRING},endpointoutput:{_STRING}>",
+    "eventmetadata": "struct<eventid:string,inferencetime:string,inferenceid:string>",
+    "eventversion": "string",
+}
+PARTITION_KEYS = ("endpoint", "variant", "datehour")
+
+
+class CaptureAnalytics(Construct):
+    """Athena over a shadow test's captured data: a Glue table, an Athena workgroup and named queries that
+    compute shadow-report's measures (counts, pairing by inferenceId, differences, KS, PSI, agreement, confusion
+    matrix, overall and per hour) without moving the data.
+
+    The table reads ``<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl`` with the OpenX JSON SerDe (malformed
+    lines become NULL rows, counted as malformed); partition projection on ``endpoint`` and ``variant`` (the
+    endpoint's two variants) and ``datehour`` (``yyyy/MM/dd/HH``) needs no crawler and no partition loading. Each
+    named query takes two execution parameters: the first and the last hour of the window, ``yyyy/MM/dd/HH``.
+
+    :param endpoint: the endpoint whose capture is analysed: a ``ShadowEndpoint`` (its capture destination is
+        used unless ``store`` or ``bucket`` is given) or an imported one (then give ``store`` or ``bucket``).
+    :param store: the CaptureStore holding the capture files. Default: the endpoint's capture destination.
+    :param bucket: an existing bucket holding the capture files, instead of a store. Default: none.
+    :param encryption_key: the KMS key of ``bucket``'s objects (readers need kms:Decrypt). Default: the bucket's
+        own key if CDK knows it.
+    :param prefix: the capture prefix, with ``store`` or ``bucket``. Default: ``datacapture``.
+    :param production_variant_name: production's variant name. Default: the endpoint's.
+    :param shadow_variant_name: the shadow's variant name. Default: the endpoint's.
+    :param database_name: Glue database name, lower case letters, digits and ``_``. Default: derived from the
+        construct's path.
+    :param table_name: Glue table name. Default: ``captured_records``.
+    :param workgroup_name: Athena workgroup name. Default: derived from the construct's path.
+    :param bytes_scanned_cutoff_per_query: Athena cancels a query that would scan more, in bytes, at least
+        10,000,000. Default: 10 GiB.
+    :param tolerance: absolute difference counted as the same answer. Default: 0.01.
+    :param threshold: numeric predictions at or above it are label "1". Default: 0.5.
+    :param results_expiration: query results are deleted this long after they were written (1–3650 days).
+        Default: 30 days.
+    :param projection_start: first hour partition projection knows, ``yyyy/MM/dd/HH``. Default: ``2022/12/01/00``
+        (shadow variants did not exist before).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint: ShadowEndpointBase,
+        store: CaptureStore | None = None,
+        bucket: s3.IBucket | None = None,
+        encryption_key: kms.IKey | None = None,
+        prefix: str | None = None,
+        production_variant_name: str | None = None,
+        shadow_variant_name: str | None = None,
+        database_name: str | None = None,
+        table_name: str = "captured_records",
+        workgroup_name: str | None = None,
+        bytes_scanned_cutoff_per_query: int = DEFAULT_BYTES_SCANNED_CUTOFF,
+        tolerance: float = 0.01,
+        threshold: float = 0.5,
+        results_expiration: cdk.Duration | None = None,
+        projection_start: str = "2022/12/01/00",
+    ) -> None:
+        super().__init__(scope, construct_id)
+        problems = Problems(f"CaptureAnalytics {self.node.path!r}")
+        results_expiration = results_expiration or cdk.Duration.days(30)
+        if not isinstance(endpoint, ShadowEndpointBase):
+            problems.add(f"endpoint must be a ShadowEndpoint (created or imported), got {shown(endpoint)}")
+            problems.raise_if_any()
+        capture_bucket, capture_key, capture_prefix = self._capture_source(problems, endpoint, store, bucket,
+                                                                           encryption_key, prefix)
+        production = production_variant_name or endpoint.production_variant_name
+        shadow = shadow_variant_name or getattr(endpoint, "shadow_variant_name", None)
+        for name, value in (("production_variant_name", production), ("shadow_variant_name", shadow)):
+            if value is None:
+                problems.add(f"{name} is needed: the endpoint has no {name.split('_')[0]} variant")
+            else:
+                problems.check_pattern(name, value, r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+                                       "must be a SageMaker variant name (1-63 letters, digits, hyphens)")
+        if production is not None and production == shadow:
+            problems.add(f"production_variant_name and shadow_variant_name are both {production!r}")
+        default_name = re.sub(r"[^a-z0-9_]", "_", cdk.Names.unique_id(self).lower())
+        database_name = database_name if database_name is not None else default_name[:255]
+        problems.check_pattern("database_name", database_name, r"[a-z0-9_]{1,255}",
+                               "must be 1-255 lower case letters, digits or underscores")
+        problems.check_pattern("table_name", table_name, r"[a-z0-9_]{1,255}",
+                               "must be 1-255 lower case letters, digits or underscores")
+        workgroup_name = workgroup_name if workgroup_name is not None else cdk.Names.unique_id(self)[-128:]
+        problems.check_pattern("workgroup_name", workgroup_name, r"[a-zA-Z0-9._-]{1,128}",
+                               "must be 1-128 letters, digits, '.', '_' or '-'")
+        if problems.check_type("bytes_scanned_cutoff_per_query", bytes_scanned_cutoff_per_query, int, "an integer") \
+                and bytes_scanned_cutoff_per_query < MIN_BYTES_SCANNED_CUTOFF:
+            problems.add(f"bytes_scanned_cutoff_per_query must be at least {MIN_BYTES_SCANNED_CUTOFF:,} (Athena's minimum), "
+                         f"got {bytes_scanned_cutoff_per_query:,}")
+        if problems.check_type("tolerance", tolerance, (int, float), "a number") and not 0 <= tolerance < math.inf:
+            problems.add(f"tolerance must be a finite number >= 0, got {tolerance!r}")
+        if problems.check_type("threshold", threshold, (int, float), "a number") and not -math.inf < threshold < math.inf:
+            problems.add(f"threshold must be a finite number, got {threshold!r}")
+        problems.check_seconds("results_expiration", results_expiration, 86400, 3650 * 86400)
+        problems.check_pattern("projection_start", projection_start, r"20\d\d/(0[1-9]|1[0-2])/(0[1-9]|[12]\d|3[01])/([01]\d|2[0-3])",
+                               "must be an hour as yyyy/MM/dd/HH")
+        problems.raise_if_any()
+
+        stack = cdk.Stack.of(self)
+        self.endpoint = endpoint
+        self.production_variant_name = production
+        self.shadow_variant_name = shadow
+        self.capture_bucket = capture_bucket
+        self.capture_key = capture_key
+        self.capture_prefix = capture_prefix
+        self.database_name = database_name
+        self.table_name = table_name
+        self.workgroup_name = workgroup_name
+        self.bytes_scanned_cutoff_per_query = bytes_scanned_cutoff_per_query
+        location = f"s3://{capture_bucket.bucket_name}/{capture_prefix}/"
+
+        self.database = glue.CfnDatabase(
+            self, "Database", catalog_id=stack.account,
+            database_input=glue.CfnDatabase.DatabaseInputProperty(
+                name=database_name, description=f"Captured shadow-test data of endpoint {endpoint.endpoint_name}"))
+        self.table = glue.CfnTable(
+            self, "Table", catalog_id=stack.account, database_name=database_name,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=table_name, table_type="EXTERNAL_TABLE",
+                description="SageMaker data-capture records, one JSON line each",
+                parameters={
+                    "classification": "json",
+                    "projection.enabled": "true",
+                    "projection.endpoint.type": "enum",
+                    "projection.endpoint.values": endpoint.endpoint_name,
+                    "projection.variant.type": "enum",
+                    "projection.variant.values": f"{production},{shadow}",
+                    "projection.datehour.type": "date",
+                    "projection.datehour.format": "yyyy/MM/dd/HH",
+                    "projection.datehour.range": f"{projection_start},NOW",
+                    "projection.datehour.interval": "1",
+                    "projection.datehour.interval.unit": "HOURS",
+                    "storage.location.template": location + "${endpoint}/${variant}/${datehour}/",
+                },
+                partition_keys=[glue.CfnTable.ColumnProperty(name=k, type="string") for k in PARTITION_KEYS],
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    location=location,
+                    columns=[glue.CfnTable.ColumnProperty(name=k, type=v) for k, v in CAPTURE_COLUMNS.items()],
+                    input_format="org.apache.hadoop.mapred.TextInputFormat",
+                    output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+                    serde_info=glue.CfnTable.SerdeInfoProperty(
+                        serialization_library="org.openx.data.jsonserde.JsonSerDe",
+                        parameters={"ignore.malformed.json": "true", "case.insensitive": "true"}))))
+        self.table.node.add_dependency(self.database)
+
+        self.results_key = kms.Key(self, "ResultsKey", enable_key_rotation=True, removal_policy=cdk.RemovalPolicy.RETAIN,
+                                   description=f"Athena query results of {self.node.path}")
+        self.results_bucket = s3.Bucket(
+            self, "Results", encryption=s3.BucketEncryption.KMS, encryption_key=self.results_key, bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(id="ExpireResults", expiration=results_expiration,
+                                              abort_incomplete_multipart_upload_after=cdk.Duration.days(1))],
+            removal_policy=cdk.RemovalPolicy.RETAIN)
+        acknowledge(self.results_bucket, "AwsSolutions-S1",
+                    "Query results are derived and expire; Athena keeps the history of every query in the workgroup.")
+        self.workgroup = athena.CfnWorkGroup(
+            self, "WorkGroup", name=workgroup_name, state="ENABLED", recursive_delete_option=True,
+            description=f"Shadow-test comparisons of endpoint {endpoint.endpoint_name}",
+            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                enforce_work_group_configuration=True, publish_cloud_watch_metrics_enabled=True,
+                bytes_scanned_cutoff_per_query=bytes_scanned_cutoff_per_query,
+                engine_version=athena.CfnWorkGroup.EngineVersionProperty(selected_engine_version="Athena engine version 3"),
+                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                    output_location=f"s3://{self.results_bucket.bucket_name}/results/",
+                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
+                        encryption_option="SSE_KMS", kms_key=self.results_key.key_arn))))
+
+        self.query_strings: dict[str, str] = capture_queries(
+            table=f'"{database_name}"."{table_name}"', endpoint=endpoint.endpoint_name,
+            production_variant=production, shadow_variant=shadow, tolerance=tolerance, threshold=threshold)
+        self.named_queries: dict[str, athena.CfnNamedQuery] = {}
+        for name in QUERY_NAMES:
+            query = athena.CfnNamedQuery(
+                self, "".join(part.capitalize() for part in name.split("-")),
+                database=database_name, work_group=self.workgroup.ref, name=f"shadow-{name}",
+                description=f"{_DESCRIPTIONS[name]} Parameters: first and last hour, yyyy/MM/dd/HH.",
+                query_string=self.query_strings[name])
+            query.node.add_dependency(self.table)
+            self.named_queries[name] = query
+
+    @staticmethod
+    def _capture_source(problems: Problems, endpoint, store, bucket, encryption_key, prefix):
+        if store is not None and bucket is not None:
+            problems.add("give either store or bucket, not both")
+        if store is not None and not isinstance(store, CaptureStore):
+            problems.add(f"store must be a CaptureStore, got {shown(store)}")
+        if bucket is not None and not hasattr(bucket, "bucket_name"):
+            problems.add(f"bucket must be an aws_s3.IBucket, got {shown(bucket)}")
+        if encryption_key is not None and (bucket is None or not hasattr(encryption_key, "key_arn")):
+            problems.add("encryption_key goes with bucket (an aws_kms.IKey); a CaptureStore brings its own key"
+                         if bucket is None else f"encryption_key must be an aws_kms.IKey, got {shown(encryption_key)}")
+        if prefix is not None and problems.check_type("prefix", prefix, str, "a string") and not _PREFIX.fullmatch(prefix):
+            problems.add(f"prefix must be S3 key segments without leading or trailing '/', got {prefix!r}")
+        if store is not None or bucket is not None:
+            chosen_bucket = store.bucket if isinstance(store, CaptureStore) else bucket
+            key = store.encryption_key if isinstance(store, CaptureStore) else (encryption_key or getattr(bucket, "encryption_key", None))
+            return chosen_bucket, key, prefix or "datacapture"
+        capture = getattr(endpoint, "data_capture", None)
+        if capture is None:
+            problems.add("the endpoint captures no data here: give store or bucket (and prefix) where its capture lands")
+            return None, None, None
+        if prefix is not None:
+            problems.add(f"prefix goes with store or bucket; the endpoint captures under {capture.prefix!r}")
+        created = getattr(endpoint, "capture_store", None)
+        source = capture.store or created
+        if source is not None:
+            return source.bucket, source.encryption_key, capture.prefix
+        return capture.bucket, capture.encryption_key or capture.bucket.encryption_key, capture.prefix
+
+    @property
+    def workgroup_arn(self) -> str:
+        return cdk.Stack.of(self).format_arn(service="athena", resource="workgroup", resource_name=self.workgroup_name)
+
+    def grant_query(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Run the named queries (or any query) in this workgroup and read their results: Athena on this workgroup
+        only, Glue reads of this database and table, read-only access to the capture prefix (and decrypt with its
+        key), and results written and read under the results bucket's ``results/`` prefix. Never delete.
+        """
+        stack = cdk.Stack.of(self)
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee, resource_arns=[self.workgroup_arn],
+            actions=["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults",
+                     "athena:StopQueryExecution", "athena:GetWorkGroup", "athena:GetNamedQuery", "athena:BatchGetNamedQuery",
+                     "athena:ListNamedQueries"])
+        glue_arns = [stack.format_arn(service="glue", resource="catalog"),
+                     stack.format_arn(service="glue", resource="database", resource_name=self.database_name),
+                     stack.format_arn(service="glue", resource="table", resource_name=f"{self.database_name}/{self.table_name}")]
+        grant = grant.combine(iam.Grant.add_to_principal(
+            grantee=grantee, resource_arns=glue_arns,
+            actions=["glue:GetDatabase", "glue:GetTable", "glue:GetPartition", "glue:GetPartitions"]))
+        capture_objects = self.capture_bucket.arn_for_objects(f"{self.capture_prefix}/*")
+        results_objects = self.results_bucket.arn_for_objects("results/*")
+        statements = [
+            (["s3:ListBucket", "s3:GetBucketLocation"], [self.capture_bucket.bucket_arn, self.results_bucket.bucket_arn]),
+            (["s3:GetObject"], [capture_objects, results_objects]),
+            (["s3:PutObject", "s3:AbortMultipartUpload"], [results_objects]),
+            (["kms:GenerateDataKey", "kms:Decrypt"], [self.results_key.key_arn]),
+        ]
+        if self.capture_key is not None:
+            statements.append((["kms:Decrypt"], [self.capture_key.key_arn]))
+        for actions, resources in statements:
+            grant = grant.combine(iam.Grant.add_to_principal(grantee=grantee, actions=actions, resource_arns=resources))
+        principal = grantee.grant_principal
+        if isinstance(principal, Construct):
+            acknowledge_wildcard_resource(principal, capture_objects, "Capture files are named by SageMaker; reads stay under the prefix.")
+            acknowledge_wildcard_resource(principal, results_objects, "Athena names each query's result files under results/.")
+        return grant
+
+
+_DESCRIPTIONS = {
+    "record-counts": "Records per variant, usable, and each problem (malformed, missing inferenceId, no output, unknown "
+                     "encoding, undecodable, duplicate), overall and per hour.",
+    "pairing": "Pairs by inferenceId, unmatched on each side, pairs compared as numbers or labels, mismatches.",
+    "numeric-measures": "Differences shadow - production: mean, mean/median/p99/max absolute, share within tolerance, "
+                        "correlation, Kolmogorov-Smirnov, PSI; overall and per hour.",
+    "label-agreement": "Label agreement rate, overall and per hour.",
+    "confusion-matrix": "Production label x shadow label counts, overall and per hour.",
+}
+
+
+__all__ = ["CaptureAnalytics"]

@@ -1,0 +1,171 @@
+"""Writing a comparison: report.json, report.md and three PNG plots (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from .engine import PROBLEMS, Analysis
+
+PLOTS = {"differences": "differences.png", "scatter": "scatter.png", "hourly_agreement": "hourly_agreement.png"}
+
+
+def write_all(analysis: Analysis, out: str, source: str) -> dict[str, str]:
+    """Write every output into ``out`` (created if missing); returns {kind: path}."""
+    os.makedirs(out, exist_ok=True)
+    report = {"source": source, **analysis.report}
+    written = {"json": os.path.join(out, "report.json"), "markdown": os.path.join(out, "report.md")}
+    with open(written["json"], "w") as handle:
+        json.dump(report, handle, indent=2)
+        handle.write("\n")
+    written.update(write_plots(analysis, out))
+    with open(written["markdown"], "w") as handle:
+        handle.write(markdown(report, {k: os.path.basename(v) for k, v in written.items() if k in PLOTS}))
+    return written
+
+
+def write_plots(analysis: Analysis, out: str) -> dict[str, str]:
+    """The histogram of differences, the production-vs-shadow scatter and the hourly agreement, as PNGs.
+
+    A plot with nothing to draw (no numeric predictions, no labels) is not written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    report, written = analysis.report, {}
+    production, shadow = report["production_variant"], report["shadow_variant"]
+    if analysis.histogram:
+        figure, axes = plt.subplots(figsize=(8, 4.5))
+        starts = [b[0] for b in analysis.histogram]
+        widths = [max(b[1] - b[0], 1e-12) for b in analysis.histogram]
+        axes.bar(starts, [b[2] for b in analysis.histogram], width=widths, align="edge", color="tab:orange", edgecolor="white")
+        axes.set_xlabel(f"difference of paired predictions: {shadow} − {production}")
+        axes.set_ylabel("predictions")
+        axes.set_title(f"{report['endpoint']}: differences of paired predictions")
+        written["differences"] = _save(figure, out, PLOTS["differences"])
+    if analysis.scatter:
+        figure, axes = plt.subplots(figsize=(5.5, 5.5))
+        xs, ys = [p for p, _ in analysis.scatter], [s for _, s in analysis.scatter]
+        low, high = min(xs + ys), max(xs + ys)
+        axes.plot([low, high], [low, high], color="grey", linewidth=1, label="same answer")
+        axes.scatter(xs, ys, s=4, alpha=0.4, color="tab:blue")
+        axes.set_xlabel(f"production: {production}")
+        axes.set_ylabel(f"shadow: {shadow}")
+        axes.set_title(f"{report['endpoint']}: paired predictions")
+        axes.legend(loc="upper left")
+        written["scatter"] = _save(figure, out, PLOTS["scatter"])
+    hours = [h for h in report["hourly"] if h["labels"]]
+    if hours:
+        from matplotlib import dates
+
+        figure, axes = plt.subplots(figsize=(8, 4.5))
+        moments = [datetime.fromisoformat(h["hour"]) for h in hours]
+        axes.plot(moments, [100 * h["labels"]["agreement"] for h in hours], marker="o", markersize=3, color="tab:green")
+        axes.set_ylim(0, 105)
+        axes.set_ylabel("label agreement (%)")
+        axes.set_xlabel("hour (UTC)")
+        axes.set_title(f"{report['endpoint']}: agreement per hour")
+        locator = dates.AutoDateLocator(tz=UTC)  # readable ticks for a few hours as for 30 days
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator, tz=UTC))
+        written["hourly_agreement"] = _save(figure, out, PLOTS["hourly_agreement"])
+    return written
+
+
+def _save(figure, out: str, name: str) -> str:
+    from matplotlib import pyplot as plt
+
+    path = os.path.join(out, name)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}g}"
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.2f}%"
+
+
+def markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
+    """The report as Markdown: counts, pairing, measures, confusion matrix, hourly table, problem samples."""
+    production, shadow = report["production_variant"], report["shadow_variant"]
+    settings = report["settings"]
+    window = f"{settings['start'] or 'first record'} – {settings['end'] or 'last record'}"
+    lines = [f"# Shadow test report: {report['endpoint']}", "",
+             f"Production variant `{production}`, shadow variant `{shadow}`; source `{report.get('source', '')}`; "
+             f"window {window}; tolerance {settings['tolerance']:g}; label threshold {settings['threshold']:g}.", "",
+             "## Records", "", f"| | {production} | {shadow} |", "|---|---:|---:|"]
+    variants = report["variants"]
+    for key in ("files", "records", "usable", *PROBLEMS, "outside_window"):
+        lines.append(f"| {key.replace('_', ' ')} | {variants[production][key]:,} | {variants[shadow][key]:,} |")
+    pairing = report["pairing"]
+    lines += ["", "## Pairing by inferenceId", "",
+              f"- paired: {pairing['paired']:,} ({pairing['numeric_pairs']:,} numeric, {pairing['label_pairs']:,} label)",
+              f"- unmatched: {pairing['unmatched_production']:,} production, {pairing['unmatched_shadow']:,} shadow",
+              f"- not compared: {pairing['kind_mismatch']:,} with outputs of different kinds, "
+              f"{pairing['length_mismatch']:,} with different numbers of predictions"]
+    if pairing["paired"] == 0:
+        lines.append("- nothing paired: production and shadow records share no inferenceId. SageMaker copies the caller's "
+                     "`X-Amzn-SageMaker-Inference-Id` (boto3: `InferenceId=`) into both; requests without it cannot be paired.")
+    numeric = report["numeric"]
+    lines += ["", "## Numeric outputs", ""]
+    if numeric:
+        lines += [f"{numeric['predictions']:,} paired predictions; differences are shadow − production.", "",
+                  "| measure | value |", "|---|---:|",
+                  f"| mean difference | {_number(numeric['mean_diff'])} |",
+                  f"| mean absolute difference | {_number(numeric['mean_abs_diff'])} |",
+                  f"| median absolute difference | {_number(numeric['median_abs_diff'])} |",
+                  f"| p99 absolute difference | {_number(numeric['p99_abs_diff'])} |",
+                  f"| max absolute difference | {_number(numeric['max_abs_diff'])} |",
+                  f"| within ±{settings['tolerance']:g} | {_percent(numeric['within_tolerance'])} |",
+                  f"| correlation (Pearson) | {_number(numeric['correlation'])} |",
+                  f"| Kolmogorov-Smirnov statistic | {_number(numeric['ks'])} |",
+                  f"| PSI (production deciles) | {_number(numeric['psi'])} |"]
+    else:
+        lines.append("No paired numeric predictions.")
+    labels = report["labels"]
+    lines += ["", "## Labels", ""]
+    if labels:
+        names = sorted({p for p in labels["confusion"]} | {s for row in labels["confusion"].values() for s in row})
+        lines += [f"Agreement {_percent(labels['agreement'])} over {labels['predictions']:,} predictions"
+                  + (f" (numeric outputs: label 1 when ≥ {settings['threshold']:g})." if numeric else "."), "",
+                  "| production ↓ / shadow → | " + " | ".join(f"`{n}`" for n in names) + " |",
+                  "|---|" + "---:|" * len(names)]
+        for p_label in names:
+            row = labels["confusion"].get(p_label, {})
+            lines.append(f"| `{p_label}` | " + " | ".join(f"{row.get(n, 0):,}" for n in names) + " |")
+    else:
+        lines.append("No paired label predictions.")
+    lines += ["", "## Per hour (UTC, production record's hour)", "",
+              f"| hour | records {production} | records {shadow} | paired | mean abs diff | within tolerance | KS | PSI | agreement |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for hour in report["hourly"]:
+        n, lab = hour["numeric"] or {}, hour["labels"] or {}
+        lines.append(f"| {hour['hour']} | {hour['records'][production]:,} | {hour['records'][shadow]:,} | {hour['paired']:,} | "
+                     f"{_number(n.get('mean_abs_diff'))} | {_percent(n.get('within_tolerance'))} | {_number(n.get('ks'))} | "
+                     f"{_number(n.get('psi'))} | {_percent(lab.get('agreement'))} |")
+    if report["samples"]:
+        lines += ["", "## Samples of problems", ""]
+        for kind, items in report["samples"].items():
+            lines.append(f"- **{kind.replace('_', ' ')}**:")
+            for item in items:
+                if "inference_id" in item:
+                    lines.append(f"  - inferenceId `{item['inference_id']}`")
+                else:
+                    excerpt = item["excerpt"].replace("`", "'")
+                    lines.append(f"  - {item['variant']} `{os.path.basename(item['file'])}`: `{excerpt[:160]}`")
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{kind}]({name})" for kind, name in plots.items()]
+    return "\n".join(lines) + "\n"
