@@ -22,6 +22,7 @@ from constructs import Construct
 
 from ._nag import acknowledge, acknowledge_wildcard_resource
 from .capture import CaptureStore
+from .capture_analytics import CaptureAnalytics
 from .endpoint import ShadowEndpoint, ShadowEndpointBase
 from .errors import Problems, shown
 from .managed_test import ManagedShadowTest
@@ -33,7 +34,8 @@ THROTTLING_ERRORS = ["SageMaker.ThrottlingException", "SageMaker.SageMakerExcept
                      "SNS.ThrottledException", "EventBridge.EventBridgeException"]
 IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 _CRITERIA_KEYS = ("confidence", "latency_tolerance", "utilization_tolerance", "error_rate_tolerance", "critical",
-                  "weights", "min_minutes", "min_shadow_invocations", "pass_score", "marginal_score")
+                  "weights", "min_minutes", "min_shadow_invocations", "pass_score", "marginal_score",
+                  "min_agreement", "min_agreement_predictions")
 
 
 class InstanceSettings(enum.Enum):
@@ -90,6 +92,10 @@ class PromotionWorkflow(Construct):
         shadow does not run forever. Default: not scheduled.
     :param topic: SNS topic for summaries and approval requests. Default: a new encrypted topic.
     :param report_store: where series and reports go. Default: a new CaptureStore (retained).
+    :param capture_analytics: the endpoint's ``CaptureAnalytics``: each run then measures the label
+        agreement of production and shadow on the captured data of the window (its
+        ``label-agreement`` query on Athena, from a Lambda) and the verdict judges it against
+        ``criteria["min_agreement"]``, which must then be set. Default: none (metrics only).
     """
 
     def __init__(
@@ -113,6 +119,7 @@ class PromotionWorkflow(Construct):
         test_end: datetime | None = None,
         topic: sns.ITopic | None = None,
         report_store: CaptureStore | None = None,
+        capture_analytics: CaptureAnalytics | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         problems = Problems(f"PromotionWorkflow {self.node.path!r}")
@@ -163,7 +170,16 @@ class PromotionWorkflow(Construct):
             problems.add(f"topic must be an aws_sns.ITopic, got {shown(topic)}")
         if report_store is not None and not isinstance(report_store, CaptureStore):
             problems.add(f"report_store must be a CaptureStore, got {shown(report_store)}")
+        if capture_analytics is not None and not isinstance(capture_analytics, CaptureAnalytics):
+            problems.add(f"capture_analytics must be a CaptureAnalytics, got {shown(capture_analytics)}")
+        elif capture_analytics is not None and criteria.get("min_agreement") is None:
+            problems.add("capture_analytics measures the prediction agreement, so criteria must set min_agreement "
+                         "(e.g. 0.95), got none")
+        elif capture_analytics is None and criteria.get("min_agreement") is not None:
+            problems.add(f"criteria min_agreement ({criteria['min_agreement']!r}) is measured on the captured data: "
+                         "give capture_analytics")
         problems.raise_if_any()
+        self.capture_analytics = capture_analytics
 
         self.endpoint = endpoint
         self.managed_test = managed_test
@@ -207,6 +223,9 @@ class PromotionWorkflow(Construct):
         acknowledge_wildcard_resource(functions["gather"].role, "*", "cloudwatch:GetMetricData takes no resource ARN.")
         self._grant_reports(functions["gather"].role, read=False)
         self._grant_reports(functions["judge"].role, read=True)
+        if self.capture_analytics is not None:
+            functions["agreement"] = self._function("MeasureAgreement", "measure_agreement", cdk.Duration.minutes(5))
+            self.capture_analytics.grant_query(functions["agreement"])
         if self.managed_test is None:
             functions["prepare"] = self._function("PrepareUpdate", "prepare_update", cdk.Duration.minutes(2))
             functions["restore"] = self._function("RestoreAutoscaling", "restore_autoscaling", cdk.Duration.minutes(2))
@@ -303,10 +322,19 @@ class PromotionWorkflow(Construct):
             "minutes": sfn.JsonPath.number_at("$.run.minutes"), "period": 60,
             "report_bucket": self.report_store.bucket_name, "report_prefix": prefix,
             "run_id": sfn.JsonPath.string_at("$.run.started")}, "$.gathered"))
-        judge = guarded(self._invoke("Judge", "judge", {
-            "series": sfn.JsonPath.string_at("$.gathered.series"), "criteria": self.criteria,
-            "context": {**context, "start": sfn.JsonPath.string_at("$.gathered.start"),
-                        "end": sfn.JsonPath.string_at("$.gathered.end")}}, "$.verdict"))
+        judged = {"series": sfn.JsonPath.string_at("$.gathered.series"), "criteria": self.criteria,
+                  "context": {**context, "start": sfn.JsonPath.string_at("$.gathered.start"),
+                              "end": sfn.JsonPath.string_at("$.gathered.end")}}
+        measure = None
+        if self.capture_analytics is not None:
+            # Athena over the window's capture hours; the function polls the query (at most 4 minutes).
+            measure = guarded(self._invoke("MeasureAgreement", "agreement", {
+                "query": self.capture_analytics.query_strings["label-agreement"],
+                "workgroup": self.capture_analytics.workgroup_name,
+                "start": sfn.JsonPath.string_at("$.gathered.start"), "end": sfn.JsonPath.string_at("$.gathered.end"),
+                "poll_seconds": 2, "timeout_seconds": 240}, "$.agreement"))
+            judged["agreement"] = sfn.JsonPath.object_at("$.agreement")
+        judge = guarded(self._invoke("Judge", "judge", judged, "$.verdict"))
         summary = guarded(self._notify("PublishVerdict", "Shadow test verdict", sfn.TaskInput.from_object({
             "endpoint": endpoint.endpoint_name, "decision": sfn.JsonPath.string_at("$.verdict.decision"),
             "score": sfn.JsonPath.number_at("$.verdict.score"), "summary": sfn.JsonPath.string_at("$.verdict.summary"),
@@ -362,7 +390,8 @@ class PromotionWorkflow(Construct):
             .when(sfn.Condition.string_equals("$.verdict.decision", "PROMOTE"), on_promote) \
             .when(sfn.Condition.string_equals("$.verdict.decision", "REJECT"), remove) \
             .otherwise(inconclusive)
-        setup.next(gather).next(judge).next(summary).next(event).next(decide)
+        (setup.next(gather).next(measure).next(judge) if measure else setup.next(gather).next(judge)) \
+            .next(summary).next(event).next(decide)
         # An execution started before the test's end may pass {"test_end": "<ISO time>"} to wait for it.
         chain = sfn.Choice(self, "WaitForTestEnd?").when(
             sfn.Condition.is_present("$.test_end"),

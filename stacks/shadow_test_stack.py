@@ -102,22 +102,26 @@ class ShadowTestStack(cdk.Stack):
             for alarm in self.alarms.rollback_alarms:
                 self.endpoint.add_rollback_alarm(alarm)
         self.dashboard = ShadowDashboard(self, "Dashboard", endpoint=self.endpoint)
+        self.analytics = None
+        if self.endpoint.capture_destination:
+            # Compare the two variants' answers in Athena (shadow-report does the same locally).
+            self.analytics = CaptureAnalytics(self, "CaptureAnalytics", endpoint=self.endpoint)
+            cdk.CfnOutput(self, "AnalyticsWorkGroup", value=self.analytics.workgroup_name)
+            cdk.CfnOutput(self, "AnalyticsTable", value=f"{self.analytics.database_name}.{self.analytics.table_name}")
+        judge_agreement = (config.promotion_criteria or {}).get("min_agreement") is not None
         self.workflow = PromotionWorkflow(
             self, "Promotion", endpoint=self.endpoint, test_end=test_end,
             instance_settings=settings[config.promoted_instance_settings],
             window=cdk.Duration.minutes(config.promotion_window_minutes),
             criteria=config.promotion_criteria,
             on_inconclusive=inconclusive[config.promotion_on_inconclusive],
-            poll_interval=cdk.Duration.seconds(config.promotion_poll_seconds))
+            poll_interval=cdk.Duration.seconds(config.promotion_poll_seconds),
+            # With min_agreement in the criteria, each run also judges the label agreement on the captured data.
+            capture_analytics=self.analytics if judge_agreement else None)
         cdk.CfnOutput(self, "ShadowVariantName", value=self.endpoint.shadow_variant_name)
         cdk.CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
         cdk.CfnOutput(self, "PromotionStateMachine", value=self.workflow.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "RegressionAlarm", value=self.alarms.composite.alarm_name)
-        if self.endpoint.capture_destination:
-            # Compare the two variants' answers in Athena (shadow-report does the same locally).
-            self.analytics = CaptureAnalytics(self, "CaptureAnalytics", endpoint=self.endpoint)
-            cdk.CfnOutput(self, "AnalyticsWorkGroup", value=self.analytics.workgroup_name)
-            cdk.CfnOutput(self, "AnalyticsTable", value=f"{self.analytics.database_name}.{self.analytics.table_name}")
 
 
 def _routing(config: ShadowTestConfig) -> TrafficRouting:

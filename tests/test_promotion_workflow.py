@@ -137,3 +137,72 @@ def test_workflow_needs_a_shadow_or_a_managed_test():
     stack = new_stack()
     with pytest.raises(ConfigError, match=r"endpoint must have a shadow variant \(or give managed_test\)"):
         PromotionWorkflow(stack, "W", endpoint=ShadowEndpoint.from_endpoint_name(stack, "E", "churn"))
+
+
+def build_with_analytics(nag: bool = False, **kwargs):
+    from shadow_constructs import CaptureAnalytics, DataCapture
+
+    stack = new_stack()
+    if nag:
+        from cdk_nag import AwsSolutionsChecks
+
+        cdk.Validations.of(stack.node.root).add_plugins(AwsSolutionsChecks(stack.node.root))
+    v1, v2 = (ServingModel(stack, n, image=XGBOOST_URI) for n in ("V1", "V2"))
+    endpoint = ShadowEndpoint(stack, "Endpoint", endpoint_name="churn", production=Variant(model=v1),
+                              shadow=Variant(model=v2), sampling_percent=50, data_capture=DataCapture(),
+                              deployment=DeploymentGuardrails())
+    analytics = CaptureAnalytics(stack, "Analytics", endpoint=endpoint)
+    workflow = PromotionWorkflow(stack, "Promotion", endpoint=endpoint,
+                                 **{"criteria": {"min_agreement": 0.95}, "capture_analytics": analytics, **kwargs})
+    return stack, workflow, analytics
+
+
+@pytest.fixture(scope="module")
+def with_agreement():
+    stack, workflow, analytics = build_with_analytics()
+    return stack, workflow, analytics, template_of(stack)
+
+
+def test_agreement_is_measured_between_gathering_and_judging(with_agreement):
+    stack, _, analytics, template = with_agreement
+    states = definition(template)["States"]
+    assert states["GatherMetrics"]["Next"] == "MeasureAgreement" and states["MeasureAgreement"]["Next"] == "Judge"
+    payload = states["MeasureAgreement"]["Parameters"]
+    assert payload["query"] == analytics.query_strings["label-agreement"]
+    assert payload["start.$"] == "$.gathered.start" and payload["end.$"] == "$.gathered.end"
+    assert states["MeasureAgreement"]["ResultPath"] == "$.agreement"
+    judge = states["Judge"]["Parameters"]
+    assert judge["agreement.$"] == "$.agreement" and judge["criteria"]["min_agreement"] == 0.95
+    assert any("States.ALL" in c["ErrorEquals"] for c in states["MeasureAgreement"]["Catch"])
+
+
+def test_the_agreement_function_may_only_query_the_analytics_workgroup(with_agreement):
+    _, _, _, template = with_agreement
+    statements = policy_statements(template, "PromotionMeasureAgreementRole")
+    actions = {a for s in statements for a in actions_of(s)}
+    assert {"athena:StartQueryExecution", "athena:GetQueryResults", "glue:GetTable", "s3:GetObject"} <= actions
+    assert not any(a.startswith(("sagemaker:", "s3:Delete", "athena:Delete")) for a in actions)
+    athena_statement = next(s for s in statements if "athena:StartQueryExecution" in actions_of(s))
+    assert "workgroup/" in json.dumps(athena_statement["Resource"])
+
+
+def test_the_agreement_step_is_cdk_nag_clean():
+    from conftest import nag_violations
+
+    stack, _, _ = build_with_analytics(nag=True)
+    assert nag_violations(stack.node.root) == []
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"criteria": {}}, r"capture_analytics measures the prediction agreement, so criteria must set min_agreement"),
+    ({"capture_analytics": "athena"}, r"capture_analytics must be a CaptureAnalytics, got 'athena'"),
+])
+def test_agreement_settings_must_go_together(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        build_with_analytics(**kwargs)
+
+
+def test_min_agreement_without_analytics_is_rejected():
+    with pytest.raises(ConfigError, match=r"criteria min_agreement \(0.9\) is measured on the captured data: "
+                                          r"give capture_analytics"):
+        build(criteria={"min_agreement": 0.9})
