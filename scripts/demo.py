@@ -68,6 +68,8 @@ class DemoResult:
     execution_status: str = ""
     decision: str = ""
     report_markdown: str = ""
+    #: The judge's verdict.json (decision, every metric, criteria).
+    verdict: dict[str, Any] = field(default_factory=dict)
     #: The endpoint after the workflow: config name, production and shadow variants.
     final_config: dict[str, Any] = field(default_factory=dict)
     initial_config: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +77,8 @@ class DemoResult:
     captured_records: dict[str, int] = field(default_factory=dict)
     captured_files: dict[str, int] = field(default_factory=dict)
     capture_destination: str = ""
+    #: shadow-report's report.json over the captured data.
+    shadow_report: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -378,7 +382,10 @@ class Demo:
         report = output.get("report") or output.get("report_markdown") or ""
         if report.startswith("s3://"):
             bucket, key = report[5:].split("/", 1)
-            self.result.report_markdown = self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+            s3 = self.client("s3")
+            self.result.report_markdown = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+            self.result.verdict = json.loads(s3.get_object(
+                Bucket=bucket, Key=key.rsplit("/", 1)[0] + "/verdict.json")["Body"].read())
         self.console.line(f"execution {name}: {status['status']}, decision {self.result.decision}")
         if self.result.report_markdown and not self.console.quiet:
             print("\n" + "\n".join(f"      | {line}" for line in self.result.report_markdown.splitlines()), flush=True)
@@ -411,6 +418,29 @@ class Demo:
             self.console.line(f"captured s3://{bucket}/{base}{variant}/yyyy/mm/dd/hh/: "
                               f"{self.result.captured_records[variant]} records in "
                               f"{self.result.captured_files[variant]} files")
+        self.shadow_report(destination)
+
+    def shadow_report(self, destination: str) -> None:
+        """shadow-report over the emulated S3 (it honours AWS_ENDPOINT_URL): answers compared pair by pair."""
+        out = self.workdir / "shadow-report"
+        command = [str(Path(sys.executable).parent / "shadow-report"), destination, "--endpoint", self.endpoint,
+                   "--out", str(out), "--no-progress"]
+        completed = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if completed.returncode != 0:
+            self.emulator.check_alive()
+            raise DemoError(f"shadow-report failed: {(completed.stderr or completed.stdout).strip()[-300:]}")
+        report = json.loads((out / "report.json").read_text())
+        self.result.shadow_report = report
+        pairing, numeric, labels = report["pairing"], report.get("numeric") or {}, report.get("labels") or {}
+        self.console.line(f"shadow-report {destination} --endpoint {self.endpoint}: {pairing['paired']} pairs by InferenceId "
+                          f"(unmatched: production {pairing['unmatched_production']}, shadow {pairing['unmatched_shadow']})")
+        if numeric:
+            self.console.line(f"  probabilities: mean |shadow - production| {numeric['mean_abs_diff']:.4f}, "
+                              f"p99 {numeric['p99_abs_diff']:.4f}, within tolerance {numeric['within_tolerance']:.1%}, "
+                              f"KS {numeric['ks']:.3f}, PSI {numeric['psi']:.3f}")
+        if labels:
+            self.console.line(f"  labels: agreement {labels['agreement']:.2%} over {labels['predictions']} predictions")
+        self.console.line(f"  report and plots: {out}/ (report.md, report.json, *.png)")
 
     def destroy(self) -> None:
         self.console.step(6, self.STEPS, f"cdk destroy {STACK}")

@@ -20,6 +20,7 @@ to the workgroup's output location, DDL not executed.
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
 from pathlib import Path
@@ -64,6 +65,7 @@ SELECT
 FROM rows
 """
 
+_log = logging.getLogger("shadow_emulator.athena")
 _TABLE = re.compile(r'\bFROM\s+"([^"]+)"\."([^"]+)"', re.IGNORECASE)
 
 
@@ -103,6 +105,9 @@ def _text(value: Any) -> str | None:
 class _Resource:
     def __init__(self, physical_resource_id: str) -> None:
         self.physical_resource_id = physical_resource_id
+
+    def is_created(self) -> bool:
+        return True
 
 
 def _cfn_model(resource_type: str, create, delete):
@@ -245,6 +250,7 @@ class AthenaDouble:
         except Exception as error:  # noqa: BLE001 - a failing query ends FAILED, as on Athena
             self.failures[execution_id] = f"{type(error).__name__}: {error}"
             backend.executions[execution_id].status = "FAILED"
+            _log.warning("query %s FAILED: %s", execution_id, self.failures[execution_id])
             return
         result_rows = [{"Data": [{"VarCharValue": name} for name in header]}]
         result_rows += [{"Data": [{"VarCharValue": _text(v)} if v is not None else {} for v in row]} for row in rows]
@@ -254,16 +260,15 @@ class AthenaDouble:
     @staticmethod
     def _materialize(backend, connection, folder: Path, database: str, table: str) -> None:
         glue = glue_backends[backend.account_id][backend.region_name]
-        location = glue.get_table(database, table).get_version("1")["StorageDescriptor"]["Location"] \
-            if hasattr(glue.get_table(database, table), "get_version") else \
-            glue.get_table(database, table).table_input["StorageDescriptor"]["Location"]
+        location = glue.get_table(database, table).as_dict()["StorageDescriptor"]["Location"]
         bucket, _, prefix = location[5:].partition("/")
         root = folder / database / table
         s3 = s3_backends[backend.account_id]["aws"]
-        for key in s3.list_objects(s3.get_bucket(bucket), prefix=prefix, delimiter=None)[0]:
-            if key.name.endswith(".jsonl"):
-                target = root / key.name[len(prefix):].lstrip("/")
+        for name, key in list(s3.get_bucket(bucket).keys.items()):
+            if name.startswith(prefix) and name.endswith(".jsonl"):
+                target = root / name[len(prefix):].lstrip("/")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(key.value)
         root.mkdir(parents=True, exist_ok=True)
+        (root / "empty.jsonl").touch()  # an empty table has no files; Athena then returns no rows, DuckDB an error
         create_capture_view(connection, str(root), database, table)

@@ -5,8 +5,9 @@ and boto3 reach with ``AWS_ENDPOINT_URL``), with every double of this package in
 SageMaker shadow variants, UpdateEndpoint and inference experiments (``SageMakerDouble``),
 pNN statistics in GetMetricData (``CloudWatchDouble``), the workflow's Lambda functions run
 with their real code (``LambdaDouble``), state machines deployed by CloudFormation executable
-(``StepFunctionsDouble``), and InvokeEndpoint answered with real predictions
-(``EndpointRuntimeDouble``). Step Functions executes ASL; Lambda never needs Docker.
+(``StepFunctionsDouble``), InvokeEndpoint answered with real predictions
+(``EndpointRuntimeDouble``), and CaptureAnalytics' Glue table and Athena workgroup deployable with
+queries that really run on the captured data (``AthenaDouble``). Step Functions executes ASL; Lambda never needs Docker.
 
 A few control routes, under ``/_shadow_emulator/``, serve the demo driver (they are no AWS API):
 ``GET health``, ``POST clock`` ``{"offset_seconds": -1200}`` (metric and capture timestamps
@@ -30,6 +31,7 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from .athena import AthenaDouble
 from .cloudwatch import CloudWatchDouble
 from .lambdas import LambdaDouble
 from .runtime import EndpointRuntimeDouble
@@ -72,7 +74,9 @@ class EmulatorServer:
         self.host, self.port = host, port
         self.sagemaker = SageMakerDouble(update_polls=update_polls)
         self.runtime = EndpointRuntimeDouble(self.sagemaker, seed=seed)
-        self._doubles: list[Any] = [self.sagemaker, CloudWatchDouble(), LambdaDouble(), StepFunctionsDouble(), self.runtime]
+        self.athena = AthenaDouble()
+        self._doubles: list[Any] = [self.sagemaker, CloudWatchDouble(), LambdaDouble(), StepFunctionsDouble(), self.runtime,
+                                    self.athena]
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 

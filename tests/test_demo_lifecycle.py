@@ -51,6 +51,17 @@ def assert_traffic_and_capture(demo: Demo) -> None:
     assert result.capture_destination.startswith("s3://") and result.capture_destination.endswith("/datacapture")
     assert result.execution_status == "SUCCEEDED"
     assert set(result.seconds) >= {"deploy", "traffic", "workflow", "destroy"}
+    # shadow-report over the emulated S3: every shadow record pairs with its production record.
+    pairing = result.shadow_report["pairing"]
+    assert pairing["paired"] == result.served[shadow] and pairing["unmatched_shadow"] == 0
+    assert pairing["unmatched_production"] == REQUESTS - result.served[shadow]
+    # The workflow measured the label agreement with the shipped Athena SQL (run by the emulator on the same
+    # captured files): the same pairs and the same share as shadow-report's engine.
+    agreement = result.verdict["metrics"]["PredictionAgreement"]
+    labels = result.shadow_report["labels"]
+    assert agreement["critical"] and agreement["n"] == labels["predictions"] == pairing["paired"]
+    assert agreement["effect"] == pytest.approx(labels["agreement"], abs=1e-9)
+    assert 0.85 < agreement["effect"] < 0.99  # v2 and v1 are different models; they mostly agree
 
 
 def test_healthy_candidate_is_promoted_into_the_production_variant(healthy):

@@ -63,6 +63,7 @@ def report_markdown(verdict: Verdict, context: Mapping[str, Any]) -> str:
                      f"| {effect} | {interval} | {tolerance} |")
     lines += ["", "## Why", ""] + [f"- {reason}" for reason in data["reasons"]]
     criteria = data["criteria"]
-    lines += ["", f"Confidence {criteria['confidence']:.0%}; critical: {', '.join(criteria['critical'])}; "
+    critical = list(criteria["critical"]) + (["PredictionAgreement"] if criteria.get("min_agreement") is not None else [])
+    lines += ["", f"Confidence {criteria['confidence']:.0%}; critical: {', '.join(critical)}; "
                   f"PROMOTE needs score >= {criteria['pass_score']:g}, REJECT below {criteria['marginal_score']:g}."]
     return "\n".join(lines) + "\n"
