@@ -197,9 +197,11 @@ def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outd
     for logical_id, resource in tpl.resources.items():
         if resource["Type"] == "AWS::StepFunctions::StateMachine":
             states = tpl.render(resource["Properties"].get("DefinitionString", ""))
-            steps = [name for name in ("AwaitApproval", "WaitForMoreTraffic", "StopExperiment", "UpdateEndpoint")
-                     if name in states]
-            text = f"{tpl.path(logical_id)}: gather metrics, judge, report, then "
+            steps = [name for name in ("AwaitApproval", "WaitForMoreTraffic", "StopExperiment", "UpdateEndpoint",
+                                       "MeasureAgreement") if name in states]
+            measured = "gather metrics, measure the prediction agreement (Athena over the capture), " \
+                if "MeasureAgreement" in steps else "gather metrics, "
+            text = f"{tpl.path(logical_id)}: {measured}judge, report, then "
             text += "end the managed test (StopInferenceExperiment)" if "StopExperiment" in steps \
                 else "update the endpoint with its guardrails"
             if "AwaitApproval" in steps:

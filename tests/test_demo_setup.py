@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,23 @@ def test_scenarios_configure_the_workflow_for_a_short_local_test(scenarios):
         assert '"latency_tolerance":0.3' in text and '"error_rate_tolerance":0.01' in text
         assert '"Seconds":2' in text  # DescribeEndpoint polling during the update
         assert "WaitForMoreTraffic" not in text and '"KeptAsIs"' in text  # INCONCLUSIVE keeps the endpoint
+
+
+def test_scenarios_judge_the_prediction_agreement(scenarios):
+    for template in scenarios.values():
+        states = json.loads(definition(template).replace("<token>", "x"))["States"]
+        assert states["GatherMetrics"]["Next"] == "MeasureAgreement"
+        assert states["Judge"]["Parameters"]["criteria"]["min_agreement"] == 0.9
+
+
+def test_the_plan_says_the_workflow_measures_the_agreement(tmp_path):
+    from shadow_constructs.plan import plan_assembly, render_plan
+
+    app = cdk.App(outdir=str(tmp_path), context={"nag": "false", "shadow-test-config": "scenarios/healthy.json"})
+    build_app(app).synth()
+    text = render_plan(plan_assembly(str(tmp_path)))
+    assert re.search(r"Promotion workflow \S+: gather metrics, measure the prediction agreement \(Athena over the "
+                     r"capture\), judge, report, then update the endpoint", text)
 
 
 def test_regressed_scenario_changes_only_the_shadows_model(scenarios):
