@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -128,6 +129,22 @@ def _objects(prefix: str) -> str:
     return prefix if prefix.endswith("*") else f"{prefix.rstrip('/')}/*"
 
 
+def check_capture_location(problems: Problems, store: Any, bucket: Any, encryption_key: Any) -> None:
+    """Where captured data is: a CaptureStore, or a bucket (with its key), not both. Shared by DataCapture and
+    CaptureAnalytics."""
+    if store is not None and bucket is not None:
+        problems.add("give either store or bucket, not both")
+    if store is not None and not isinstance(store, CaptureStore):
+        problems.add(f"store must be a CaptureStore, got {shown(store)}")
+    if bucket is not None and not hasattr(bucket, "bucket_name"):
+        problems.add(f"bucket must be an aws_s3.IBucket, got {shown(bucket)}")
+    if encryption_key is not None:
+        if bucket is None:
+            problems.add("encryption_key goes with bucket; a CaptureStore brings its own key")
+        elif not hasattr(encryption_key, "key_arn"):
+            problems.add(f"encryption_key must be an aws_kms.IKey, got {shown(encryption_key)}")
+
+
 class DataCapture:
     """What an endpoint captures of its traffic, for all of its variants, and where it goes.
 
@@ -162,17 +179,7 @@ class DataCapture:
         json_content_types: Sequence[str] = ("application/json",),
     ) -> None:
         problems = Problems("DataCapture")
-        if store is not None and bucket is not None:
-            problems.add("give either store or bucket, not both")
-        if store is not None and not isinstance(store, CaptureStore):
-            problems.add(f"store must be a CaptureStore, got {shown(store)}")
-        if bucket is not None and not hasattr(bucket, "bucket_name"):
-            problems.add(f"bucket must be an aws_s3.IBucket, got {shown(bucket)}")
-        if encryption_key is not None:
-            if bucket is None:
-                problems.add("encryption_key goes with bucket; a CaptureStore brings its own key")
-            elif not hasattr(encryption_key, "key_arn"):
-                problems.add(f"encryption_key must be an aws_kms.IKey, got {shown(encryption_key)}")
+        check_capture_location(problems, store, bucket, encryption_key)
         if problems.check_type("prefix", prefix, str, "a string") and not _PREFIX.fullmatch(prefix):
             problems.add(f"prefix must be S3 key segments without leading or trailing '/', got {prefix!r}")
         problems.check_type("capture_input", capture_input, bool, "a bool")

@@ -15,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from ._nag import acknowledge, acknowledge_wildcard_resource
-from .capture import _PREFIX, CaptureStore
+from .capture import _PREFIX, CaptureStore, check_capture_location
 from .capture_queries import QUERY_NAMES, capture_queries
 from .endpoint import ShadowEndpointBase
 from .errors import Problems, shown
@@ -210,15 +210,7 @@ class CaptureAnalytics(Construct):
 
     @staticmethod
     def _capture_source(problems: Problems, endpoint, store, bucket, encryption_key, prefix):
-        if store is not None and bucket is not None:
-            problems.add("give either store or bucket, not both")
-        if store is not None and not isinstance(store, CaptureStore):
-            problems.add(f"store must be a CaptureStore, got {shown(store)}")
-        if bucket is not None and not hasattr(bucket, "bucket_name"):
-            problems.add(f"bucket must be an aws_s3.IBucket, got {shown(bucket)}")
-        if encryption_key is not None and (bucket is None or not hasattr(encryption_key, "key_arn")):
-            problems.add("encryption_key goes with bucket (an aws_kms.IKey); a CaptureStore brings its own key"
-                         if bucket is None else f"encryption_key must be an aws_kms.IKey, got {shown(encryption_key)}")
+        check_capture_location(problems, store, bucket, encryption_key)
         if prefix is not None and problems.check_type("prefix", prefix, str, "a string") and not _PREFIX.fullmatch(prefix):
             problems.add(f"prefix must be S3 key segments without leading or trailing '/', got {prefix!r}")
         if store is not None or bucket is not None:
