@@ -28,6 +28,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -128,7 +129,8 @@ class Emulator:
         log = self.log_path.open("w")
         self.process = subprocess.Popen([sys.executable, "-m", "shadow_emulator", "--port", str(self.port)],
                                         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env={**self.env, "PYTHONUNBUFFERED": "1"})
+                                        env={**self.env, "PYTHONUNBUFFERED": "1"},
+                                        start_new_session=True)  # Ctrl-C reaches the driver, which stops it
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
@@ -240,6 +242,8 @@ class Demo:
                                    stdin=subprocess.DEVNULL)
         log = self.workdir / f"cdk-{args[0]}.log"
         log.write_text(completed.stdout + completed.stderr)
+        if completed.returncode in (-signal.SIGINT, 128 + signal.SIGINT) or "KeyboardInterrupt" in completed.stderr:
+            raise KeyboardInterrupt  # Ctrl-C reached the CLI (same process group): the run is interrupted
         if completed.returncode != 0:
             self.emulator.check_alive()
             lines = [line for line in (completed.stdout + completed.stderr).splitlines() if line.strip()]
