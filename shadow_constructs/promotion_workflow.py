@@ -28,7 +28,15 @@ from .errors import Problems, shown
 from .managed_test import ManagedShadowTest
 from .metric_factory import VERDICT_SERIES, ShadowMetricFactory
 
-RUNTIME_DIR = Path(__file__).resolve().parent.parent / "lambda"
+
+def runtime_dir(package_dir: Path = Path(__file__).resolve().parent) -> Path:
+    """The folder holding ``shadow_runtime/`` (the Lambda functions' asset): the project's ``lambda/`` in a
+    checkout, the copy packaged as ``shadow_constructs/_lambda`` in an installed distribution."""
+    checkout = package_dir.parent / "lambda"
+    return checkout if (checkout / "shadow_runtime" / "handlers.py").is_file() else package_dir / "_lambda"
+
+
+RUNTIME_DIR = runtime_dir()
 THROTTLING_ERRORS = ["SageMaker.ThrottlingException", "SageMaker.SageMakerException", "ThrottlingException",
                      "Lambda.TooManyRequestsException", "Lambda.ServiceException", "Lambda.SdkClientException",
                      "SNS.ThrottledException", "EventBridge.EventBridgeException"]
