@@ -233,3 +233,73 @@ def test_autoscaling_is_taken_down_for_the_update_and_restored_after(world, resi
     assert [(v["ModelName"], v["InstanceType"]) for v in config["ProductionVariants"]] == [("churn-v2", "ml.m5.2xlarge")]
     targets = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert [(t["ResourceId"], t["MaxCapacity"]) for t in targets] == [("endpoint/churn/variant/production", 4)]
+
+
+# Judging answers: the agreement measured by CaptureAnalytics' query (run for real by the AthenaDouble).
+
+@pytest.fixture(scope="module")
+def with_agreement():
+    from aws_cdk import aws_s3 as s3
+
+    from shadow_constructs import CaptureAnalytics, DataCapture
+
+    stack = new_stack()
+    v1, v2 = (ServingModel(stack, n, image=XGBOOST_URI) for n in ("V1", "V2"))
+    endpoint = ShadowEndpoint(stack, "Endpoint", endpoint_name="churn", production=Variant(model=v1, instance_count=2),
+                              shadow=Variant(model=v2), sampling_percent=50, deployment=DeploymentGuardrails(),
+                              data_capture=DataCapture(bucket=s3.Bucket.from_bucket_name(stack, "Capture", "capture")))
+    analytics = CaptureAnalytics(stack, "Analytics", endpoint=endpoint)
+    PromotionWorkflow(stack, "Promotion", endpoint=endpoint, capture_analytics=analytics,
+                      **{**FAST, "criteria": {"latency_tolerance": 0.1, "min_agreement": 0.95}})
+    return template_of(stack).to_json()
+
+
+@pytest.fixture
+def athena_world(world):
+    from shadow_emulator import AthenaDouble
+
+    with AthenaDouble() as double:
+        boto3.client("s3", region_name=harness.REGION).create_bucket(Bucket="capture")
+        yield (*world, double)
+
+
+def test_answers_that_disagree_reject_a_shadow_with_healthy_metrics(athena_world, with_agreement):
+    _, client, _ = athena_world
+    harness.publish_capture(pairs=400, disagreements=80)  # 80% agreement, minimum 95%
+    _, result = start(with_agreement, client)
+    assert result["status"] == "SUCCEEDED", harness.failures(result["executionArn"])
+    states = harness.states_entered(result["executionArn"])
+    assert states.index("GatherMetrics") < states.index("MeasureAgreement") < states.index("Judge")
+    measured = harness.state_output(result["executionArn"], "MeasureAgreement")["agreement"]
+    assert (measured["agreement"], measured["predictions"]) == (0.8, 400)
+    verdict = harness.state_output(result["executionArn"], "Judge")["verdict"]
+    assert verdict["decision"] == "REJECT" and "PredictionAgreement" in verdict["summary"]
+    assert production_model(client) == ("churn-v1", [])  # the shadow removed, production as it was
+
+
+def test_answers_that_agree_let_the_metrics_decide(athena_world, with_agreement):
+    _, client, _ = athena_world
+    harness.publish_capture(pairs=400, disagreements=0)
+    _, result = start(with_agreement, client)
+    assert result["status"] == "SUCCEEDED", harness.failures(result["executionArn"])
+    assert harness.state_output(result["executionArn"], "Judge")["verdict"]["decision"] == "PROMOTE"
+    assert production_model(client) == ("churn-v2", [])
+
+
+def test_a_failing_agreement_query_stops_the_run_before_anything_changes(athena_world, with_agreement):
+    _, client, double = athena_world
+    # No capture table: the query fails in Athena, the function reports it, nothing is updated.
+    glue = boto3.client("glue", region_name=harness.REGION)
+    harness.create_endpoint(client)
+    harness.publish_traffic(30, rpm=400)
+    deployed = harness.deploy(with_agreement)
+    for database in glue.get_databases()["DatabaseList"]:
+        for table in glue.get_tables(DatabaseName=database["Name"])["TableList"]:
+            glue.delete_table(DatabaseName=database["Name"], Name=table["Name"])
+    result = harness.run(deployed["state_machine"])
+    assert result["status"] == "FAILED"
+    states = harness.states_entered(result["executionArn"])
+    assert states[-2:] == ["ReportFailure", "Failed"] and "Judge" not in states
+    assert "ended FAILED" in harness.failures(result["executionArn"]) and double.failures
+    model, shadows = production_model(client)
+    assert model == "churn-v1" and [s["VariantName"] for s in shadows] == ["shadow"]

@@ -68,6 +68,21 @@ def deploy(template: dict, endpoint_name: str = "churn") -> dict[str, Any]:
             names[f"{logical_id}.Arn"] = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:inference-experiment/{props['Name']}"
         elif kind == "AWS::KMS::Key":
             names[f"{logical_id}.Arn"] = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{logical_id}"
+        elif kind == "AWS::Athena::WorkGroup":
+            boto3.client("athena", region_name=REGION).create_work_group(Name=props["Name"])
+            names[logical_id] = props["Name"]
+    glue = boto3.client("glue", region_name=REGION)
+    for kind in ("AWS::Glue::Database", "AWS::Glue::Table"):  # CaptureAnalytics' table, for the agreement query
+        for resource in (r for r in template["Resources"].values() if r["Type"] == kind):
+            props = resource["Properties"]
+            if kind == "AWS::Glue::Database":
+                glue.create_database(DatabaseInput=props["DatabaseInput"])
+            else:
+                table = dict(props["TableInput"])
+                table["StorageDescriptor"] = {**table["StorageDescriptor"],
+                                              "Location": resolve(table["StorageDescriptor"]["Location"], names)}
+                table["Parameters"] = {k: resolve(v, names) for k, v in table.get("Parameters", {}).items()}
+                glue.create_table(DatabaseName=props["DatabaseName"], TableInput=table)
     machine = next(r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine")
     definition = resolve(machine["Properties"]["DefinitionString"], names)
     json.loads(definition)  # resolved to plain JSON
@@ -108,6 +123,28 @@ def publish_traffic(minutes: int, *, rpm: int = 200, regression: float = 0.0, en
             cloudwatch.put_metric_data(Namespace="/aws/sagemaker/Endpoints", MetricData=[
                 {"MetricName": "CPUUtilization", "Dimensions": dims, "Timestamp": stamp, "Value": 30 * (1 + load)},
                 {"MetricName": "MemoryUtilization", "Dimensions": dims, "Timestamp": stamp, "Value": 40.0}])
+
+
+def publish_capture(pairs: int, disagreements: int, *, bucket: str = "capture", prefix: str = "datacapture",
+                    endpoint: str = "churn") -> None:
+    """Capture files of ``pairs`` requests served by both variants, ten minutes ago; the shadow's probability
+    falls on the other side of 0.5 for the first ``disagreements`` of them."""
+    s3 = boto3.client("s3", region_name=REGION)
+    moment = datetime.now(UTC) - timedelta(minutes=10)
+    for variant in ("production", "shadow"):
+        lines = []
+        for i in range(pairs):
+            probability = 0.2 if variant == "production" or i >= disagreements else 0.8
+            lines.append(json.dumps({
+                "captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
+                                                  "data": "12,70.5,846.0,1,2,3,1,0", "encoding": "CSV"},
+                                "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT",
+                                                   "data": f"{probability:.6f}", "encoding": "CSV"}},
+                "eventMetadata": {"eventId": f"{variant}-{i}", "inferenceId": f"req-{i}",
+                                  "inferenceTime": moment.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                "eventVersion": "0"}))
+        key = f"{prefix}/{endpoint}/{variant}/{moment:%Y/%m/%d/%H}/capture.jsonl"
+        s3.put_object(Bucket=bucket, Key=key, Body="\n".join(lines).encode() + b"\n")
 
 
 def run(state_machine: str, payload: dict | None = None, timeout: float = 90,
