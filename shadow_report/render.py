@@ -21,6 +21,10 @@ def write_all(analysis: Analysis, out: str, source: str) -> dict[str, str]:
         json.dump(report, handle, indent=2)
         handle.write("\n")
     written.update(write_plots(analysis, out))
+    for kind, name in PLOTS.items():  # a plot this report has nothing for must not show an earlier report's data
+        stale = os.path.join(out, name)
+        if kind not in written and os.path.exists(stale):
+            os.remove(stale)
     with open(written["markdown"], "w") as handle:
         handle.write(markdown(report, {k: os.path.basename(v) for k, v in written.items() if k in PLOTS}))
     return written

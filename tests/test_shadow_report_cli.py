@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import numpy as np
 import pytest
-from capture_fixtures import REFERENCE, write_label_capture, write_reference_capture
+from capture_fixtures import REFERENCE, record, write_file, write_label_capture, write_reference_capture
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
@@ -241,3 +241,19 @@ def test_nothing_paired_says_why(tmp_path):
     text = (tmp_path / "out" / "report.md").read_text()
     assert "- paired: 0 (0 numeric, 0 label)" in text and "share no inferenceId" in text
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json", "report.md"]  # nothing to plot
+
+
+def test_a_rerun_into_the_same_folder_leaves_no_stale_plot(tmp_path):
+    out = tmp_path / "out"
+    assert cli.main([str(write_reference_capture(tmp_path / "numeric")), "--out", str(out), "--no-progress"]) == 0
+    assert (out / "scatter.png").exists() and (out / "differences.png").exists()
+    (out / "notes.txt").write_text("mine")
+    labels = tmp_path / "labels" / "datacapture"
+    for variant, answers in (("blue", ["yes", "no", "yes"]), ("blue-shadow", ["yes", "yes", "yes"])):
+        write_file(labels.parent, "words", variant, "2026/11/25/14", "f",
+                   [record(f"r{i}", json.dumps(a), encoding="JSON", content_type="application/json")
+                    for i, a in enumerate(answers)])
+    assert cli.main([str(labels), "--out", str(out), "--no-progress"]) == 0  # string labels: nothing numeric to plot
+    assert not (out / "scatter.png").exists() and not (out / "differences.png").exists()
+    assert (out / "hourly_agreement.png").exists() and "hourly_agreement.png" in (out / "report.md").read_text()
+    assert (out / "notes.txt").read_text() == "mine"  # nothing but our own plots is ever removed
