@@ -485,6 +485,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario not in SCENARIOS:
         print(f"demo: SCENARIO must be one of {', '.join(SCENARIOS)}, got {args.scenario!r}", file=sys.stderr)
         return 2
+    def terminated(signum, frame):
+        raise KeyboardInterrupt  # a kill (SIGTERM) stops the emulator like Ctrl-C does
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         demo = Demo(args.scenario, args.requests, args.minutes, args.port, args.workdir, args.assembly, args.keep)
         result = demo.run()

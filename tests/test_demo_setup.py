@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
@@ -96,3 +97,23 @@ def test_an_emulator_that_died_is_named_with_its_last_words(tmp_path):
     emulator.process.wait()
     with pytest.raises(DemoError, match=r"the emulator stopped \(exit code 3\): MemoryError: out of memory \(log: "):
         emulator.check_alive()
+
+
+def test_a_killed_demo_stops_its_emulator(tmp_path):
+    import signal
+    import time
+
+    from shadow_emulator.server import free_port, port_in_use
+
+    port = free_port()
+    demo = subprocess.Popen([sys.executable, "scripts/demo.py", "--port", str(port), "--workdir", str(tmp_path)],
+                            cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while not port_in_use("localhost", port):  # step 1 done: the emulator listens
+        assert demo.poll() is None and time.monotonic() < deadline, demo.communicate()
+        time.sleep(0.1)
+    demo.send_signal(signal.SIGTERM)
+    _, stderr = demo.communicate(timeout=60)
+    assert demo.returncode == 130 and "demo interrupted; the emulator is stopped" in stderr
+    assert not port_in_use("localhost", port)
