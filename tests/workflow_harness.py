@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import numpy as np
+from capture_fixtures import record
 from conftest import create_churn_endpoint
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
@@ -132,19 +133,10 @@ def publish_capture(pairs: int, disagreements: int, *, bucket: str = "capture", 
     s3 = boto3.client("s3", region_name=REGION)
     moment = datetime.now(UTC) - timedelta(minutes=10)
     for variant in ("production", "shadow"):
-        lines = []
-        for i in range(pairs):
-            probability = 0.2 if variant == "production" or i >= disagreements else 0.8
-            lines.append(json.dumps({
-                "captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
-                                                  "data": "12,70.5,846.0,1,2,3,1,0", "encoding": "CSV"},
-                                "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT",
-                                                   "data": f"{probability:.6f}", "encoding": "CSV"}},
-                "eventMetadata": {"eventId": f"{variant}-{i}", "inferenceId": f"req-{i}",
-                                  "inferenceTime": moment.strftime("%Y-%m-%dT%H:%M:%SZ")},
-                "eventVersion": "0"}))
+        lines = [record(f"req-{i}", f"{0.2 if variant == 'production' or i >= disagreements else 0.8:.6f}",
+                        time=moment.strftime("%Y-%m-%dT%H:%M:%SZ"), event_id=f"{variant}-{i}") for i in range(pairs)]
         key = f"{prefix}/{endpoint}/{variant}/{moment:%Y/%m/%d/%H}/capture.jsonl"
-        s3.put_object(Bucket=bucket, Key=key, Body="\n".join(lines).encode() + b"\n")
+        s3.put_object(Bucket=bucket, Key=key, Body="".join(line + "\n" for line in lines).encode())
 
 
 def run(state_machine: str, payload: dict | None = None, timeout: float = 90,
