@@ -109,3 +109,23 @@ def test_no_paired_predictions_is_no_agreement(athena):
 def test_a_query_without_the_expected_columns_is_an_error():
     with pytest.raises(ValueError, match=r"missing \['agreement'\]"):
         handlers.agreement_from_results([{"ResultSet": {"Rows": [_row("scope", "predictions")]}}])
+
+
+def test_a_query_that_runs_too_long_is_stopped_and_an_error(athena):
+    from moto.moto_api import state_manager
+
+    _, client = athena
+    state_manager.set_transition(model_name="athena::execution", transition={"progression": "manual", "times": 10 ** 6})
+    try:
+        with pytest.raises(TimeoutError, match=r"the agreement query \S+ ran longer than 0 s"):
+            handlers.measure_agreement({"query": "SELECT 1", "workgroup": "shadow", "start": "2026-11-25T13:30:00Z",
+                                        "end": "2026-11-25T14:30:00Z", "poll_seconds": 0, "timeout_seconds": 0})
+    finally:
+        state_manager.unset_transition(model_name="athena::execution")
+    execution_id = client.list_query_executions()["QueryExecutionIds"][0]
+    assert client.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]["Status"]["State"] == "CANCELLED"
+
+
+def test_results_without_even_a_header_are_an_error():
+    with pytest.raises(ValueError, match="the agreement query returned no rows, not even its header"):
+        handlers.agreement_from_results([{"ResultSet": {"Rows": []}}])

@@ -117,3 +117,23 @@ def test_a_killed_demo_stops_its_emulator(tmp_path):
     _, stderr = demo.communicate(timeout=60)
     assert demo.returncode == 130 and "demo interrupted; the emulator is stopped" in stderr
     assert not port_in_use("localhost", port)
+
+
+def test_a_failed_cli_command_names_its_last_line_and_log(tmp_path, monkeypatch):
+    cli = tmp_path / "cdk"
+    cli.write_text("#!/bin/sh\necho 'synthesizing...'\necho 'Error: the stack is not bootstrapped' >&2\nexit 1\n")
+    cli.chmod(0o755)
+    monkeypatch.setattr(demo_module, "CDK", cli)
+    demo = Demo("healthy", workdir=tmp_path, console=Console(quiet=True))
+    with pytest.raises(DemoError, match=r"cdk bootstrap failed \(bootstrap the emulated account\): Error: the stack is "
+                                        r"not bootstrapped \(full output: .*cdk-bootstrap.log\)"):
+        demo.cdk("bootstrap", "aws://123456789012/us-east-1", what="bootstrap the emulated account")
+
+
+def test_an_unknown_scenario_from_the_environment_is_one_line(tmp_path):
+    import os
+
+    run = subprocess.run([sys.executable, "scripts/demo.py", "--workdir", str(tmp_path)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "SCENARIO": "chaos"})
+    assert run.returncode == 2
+    assert run.stderr.strip() == "demo: SCENARIO must be one of healthy, regressed, got 'chaos'"
