@@ -66,7 +66,7 @@ def assert_traffic_and_capture(demo: Demo) -> None:
 
 def test_healthy_candidate_is_promoted_into_the_production_variant(healthy):
     result = healthy.result
-    assert result.decision == "PROMOTE"
+    assert result.decision == "PROMOTE", result.report_markdown
     assert "verdict: **PROMOTE**" in result.report_markdown
     before, after = result.initial_config, result.final_config
     assert after["status"] == "InService" and after["config_name"] != before["config_name"]
@@ -78,7 +78,7 @@ def test_healthy_candidate_is_promoted_into_the_production_variant(healthy):
 
 def test_regressed_candidate_is_rejected_and_production_untouched(regressed):
     result = regressed.result
-    assert result.decision == "REJECT"
+    assert result.decision == "REJECT", result.report_markdown
     assert "ModelLatency:p50** (critical) | higher" in result.report_markdown
     before, after = result.initial_config, result.final_config
     assert after["status"] == "InService"

@@ -176,3 +176,31 @@ def test_a_shadow_that_cannot_load_its_model_never_reaches_the_caller(runs):
     counts = runs["runtime"].counts
     assert counts[("lost", "production", "invocations")] == 3 and counts[("lost", "production", "errors")] == 0
     assert counts[("lost", "shadow", "invocations")] == 3 and counts[("lost", "shadow", "errors")] == 3
+
+
+def test_model_latency_is_the_shorter_of_two_runs_and_failures_run_once(monkeypatch):
+    from shadow_emulator import runtime as runtime_module
+    from shadow_emulator.runtime import ModelServingError
+
+    double = EndpointRuntimeDouble(sagemaker=None)
+    predicted = []
+    monkeypatch.setattr(double, "_booster", lambda backend, account, name: f"booster:{name}")
+    monkeypatch.setattr(double, "_predict", lambda booster, body: predicted.append((booster, body)) or b"0.25")
+    # A cold first run (5 ms) and a warm second one (2 ms): the latency is the warm one, and the
+    # CPU time of both runs is reported so OverheadLatency does not absorb the repeat.
+    ticks = iter([10.000, 10.005, 10.010, 10.012])
+    monkeypatch.setattr(runtime_module.time, "thread_time", lambda: next(ticks))
+    status, output, model_us, runs_us = double._serve(None, "123456789012", "churn", {"ModelName": "v2"},
+                                                      b"1,2", "text/csv")
+    assert (status, output) == (200, b"0.25") and predicted == [("booster:v2", b"1,2")] * 2
+    assert model_us == pytest.approx(2000) and runs_us == pytest.approx(7000)
+
+    def unloadable(backend, account, name):
+        raise ModelServingError(f"model {name} could not be loaded")
+
+    monkeypatch.setattr(double, "_booster", unloadable)
+    ticks = iter([20.0, 20.003])
+    status, output, model_us, runs_us = double._serve(None, "123456789012", "churn", {"ModelName": "lost"},
+                                                      b"1,2", "text/csv")
+    assert (status, output) == (424, b"model lost could not be loaded")
+    assert model_us == runs_us == pytest.approx(3000)
