@@ -11,7 +11,7 @@ and moto's Athena answers every query with canned rows. While installed, ``Athen
   the Athena (Trino) SQL is transpiled to DuckDB by sqlglot, the ``?`` placeholders take the
   ExecutionParameters (SQL literals, e.g. ``'2026/11/25/14'``), and the rows become the
   execution's GetQueryResults (a header row, then every value as text, as Athena returns them).
-  A query that fails ends FAILED (the reason is kept in ``failures``).
+  A query that fails ends FAILED, its reason in Status.StateChangeReason (and in ``failures``).
 
 Limits: capture tables only (the OpenX JSON SerDe reading of SageMaker capture records, as
 ``CAPTURE_VIEW`` spells it), whole tables read per query (no scan limit), results not written
@@ -20,6 +20,7 @@ to the workgroup's output location, DDL not executed.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import tempfile
@@ -208,9 +209,12 @@ class AthenaDouble:
 
     def install(self) -> AthenaDouble:
         from moto.athena.models import AthenaBackend
+        from moto.athena.responses import AthenaResponse
 
-        self._saved = {"model_map": parsing.get_model_map, "start": AthenaBackend.start_query_execution}
+        self._saved = {"model_map": parsing.get_model_map, "start": AthenaBackend.start_query_execution,
+                       "get": AthenaResponse.get_query_execution}
         original_map, original_start, double = parsing.get_model_map, AthenaBackend.start_query_execution, self
+        original_get = AthenaResponse.get_query_execution
 
         def get_model_map():
             return {**original_map(), **MODELS}
@@ -220,16 +224,27 @@ class AthenaDouble:
             double._execute(backend, execution_id, query, execution_parameters or [])
             return execution_id
 
+        def get_query_execution(response):
+            # moto leaves out Status.StateChangeReason; Athena gives a failed query's reason there.
+            body = json.loads(original_get(response))
+            reason = double.failures.get(body["QueryExecution"]["QueryExecutionId"])
+            if reason:
+                body["QueryExecution"]["Status"]["StateChangeReason"] = reason
+            return json.dumps(body)
+
         parsing.get_model_map = get_model_map
         AthenaBackend.start_query_execution = start_query_execution
+        AthenaResponse.get_query_execution = get_query_execution
         return self
 
     def uninstall(self) -> None:
         if self._saved:
             from moto.athena.models import AthenaBackend
+            from moto.athena.responses import AthenaResponse
 
             parsing.get_model_map = self._saved.pop("model_map")
             AthenaBackend.start_query_execution = self._saved.pop("start")
+            AthenaResponse.get_query_execution = self._saved.pop("get")
 
     def __enter__(self) -> AthenaDouble:
         return self.install()
@@ -248,7 +263,8 @@ class AthenaDouble:
                     self._materialize(backend, connection, Path(folder), database, table)
                 header, rows = run_athena_sql(connection, query, [sql_literal(p) for p in parameters])
         except Exception as error:  # noqa: BLE001 - a failing query ends FAILED, as on Athena
-            self.failures[execution_id] = f"{type(error).__name__}: {error}"
+            # sqlglot underlines the offending token with terminal colour codes: plain text, as Athena's
+            self.failures[execution_id] = re.sub(r"\x1b\[[0-9;]*m", "", f"{type(error).__name__}: {error}")
             backend.executions[execution_id].status = "FAILED"
             _log.warning("query %s FAILED: %s", execution_id, self.failures[execution_id])
             return

@@ -103,9 +103,10 @@ def test_a_failing_query_ends_failed_and_the_handler_says_so(deployed):
     athena, double, analytics = deployed["athena"], deployed["double"], deployed["analytics"]
     execution_id = athena.start_query_execution(QueryString='SELECT nothing FROM "nowhere"."gone"',
                                                 WorkGroup=analytics.workgroup_name)["QueryExecutionId"]
-    assert athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]["Status"]["State"] == "FAILED"
-    assert "Database nowhere not found" in double.failures[execution_id]
-    with pytest.raises(RuntimeError, match=r"the agreement query .* ended FAILED"):
+    status = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]["Status"]
+    assert status["State"] == "FAILED" and "Database nowhere not found" in status["StateChangeReason"]
+    assert status["StateChangeReason"] == double.failures[execution_id]
+    with pytest.raises(RuntimeError, match=r"ended FAILED: ParseError: Expecting \)\. Line 1, Col: 14\.\n  SELECT broken\($"):
         handlers.measure_agreement({"query": "SELECT broken(", "workgroup": analytics.workgroup_name,
                                     "start": "2026-11-25T00:00:00Z", "end": "2026-11-25T01:00:00Z", "poll_seconds": 0})
 
