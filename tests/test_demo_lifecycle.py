@@ -15,7 +15,7 @@ import pytest
 from scripts.demo import Console, Demo, DemoError
 from shadow_emulator.server import free_port
 
-REQUESTS, MINUTES, SAMPLING = 1500, 10, 0.5
+REQUESTS, MINUTES, SAMPLING = 2250, 15, 0.5  # 15 paired minutes: the latency p99s judged with room
 
 
 def run(scenario: str, tmp_path_factory) -> Demo:
@@ -42,7 +42,7 @@ def assert_traffic_and_capture(demo: Demo) -> None:
     # Every request got a production answer (a probability), whatever the shadow did.
     assert result.requests == REQUESTS and result.production_answers == REQUESTS
     assert result.served[production] == REQUESTS
-    # The shadow got its sampled share: binomial(1500, 0.5) within 4.5 standard deviations.
+    # The shadow got its sampled share: binomial(REQUESTS, 0.5) within 4.5 standard deviations.
     bound = 4.5 * math.sqrt(REQUESTS * SAMPLING * (1 - SAMPLING))
     assert abs(result.served[shadow] - REQUESTS * SAMPLING) < bound
     # Capture samples 100%: one record per request served, under each variant's own prefix.
