@@ -68,6 +68,8 @@ class EndpointRuntimeDouble:
         self._order = random.Random(seed + 1)
         self.capture_batch = capture_batch
         self.boosters: dict[str, Any] = {}
+        #: Model archives that could not be loaded (read once, like a container's start): url -> why.
+        self.unloadable: dict[str, str] = {}
         self.counts: Counter = Counter()  # (endpoint, variant, "invocations" | "errors")
         self._buffers: dict[tuple, list[dict]] = defaultdict(list)
         self._buffers_lock = threading.Lock()
@@ -200,19 +202,25 @@ class EndpointRuntimeDouble:
         if "sagemaker-xgboost" not in image:
             raise ModelServingError(f"the local emulator serves SageMaker's XGBoost image only; model {model_name} "
                                     f"uses {image!r}")
+        if url in self.unloadable:  # a container that failed to load its model keeps failing
+            raise ModelServingError(f"model {model_name} could not be loaded from {url!r}: {self.unloadable[url]}")
         if url not in self.boosters:
             import xgboost as xgb
 
             try:
                 bucket, key = url[5:].split("/", 1)
-                archive = s3_backends[account]["aws"].get_object(bucket, key).value
+                stored = s3_backends[account]["aws"].get_object(bucket, key)
+                if stored is None:
+                    raise FileNotFoundError("NoSuchKey: no such object in S3")
+                archive = stored.value
                 with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
                     raw = tar.extractfile("xgboost-model").read()
                 booster = xgb.Booster()
                 booster.load_model(bytearray(raw))
             except Exception as error:  # noqa: BLE001 - any unreadable archive is the model's failure, as on AWS
+                self.unloadable[url] = f"{type(error).__name__}: {error}"
                 raise ModelServingError(f"model {model_name} could not be loaded from {url!r}: "
-                                        f"{type(error).__name__}: {error}") from None
+                                        f"{self.unloadable[url]}") from None
             booster.set_param({"nthread": 1})  # one request, one core: no OpenMP contention between requests
             self.boosters[url] = booster
         return self.boosters[url]

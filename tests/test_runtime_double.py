@@ -176,6 +176,9 @@ def test_a_shadow_that_cannot_load_its_model_never_reaches_the_caller(runs):
     counts = runs["runtime"].counts
     assert counts[("lost", "production", "invocations")] == 3 and counts[("lost", "production", "errors")] == 0
     assert counts[("lost", "shadow", "invocations")] == 3 and counts[("lost", "shadow", "errors")] == 3
+    # The archive was looked for once, like a container's start, not in every request.
+    assert set(runs["runtime"].unloadable) == {"s3://models/lost/model.tar.gz"}
+    assert runs["runtime"].unloadable["s3://models/lost/model.tar.gz"].startswith("FileNotFoundError: NoSuchKey")
 
 
 def test_model_latency_is_the_shorter_of_two_runs_and_failures_run_once(monkeypatch):
