@@ -140,6 +140,7 @@ class EndpointRuntimeDouble:
             v_status, v_output, v_model_us, v_runs_us = self._serve(backend, account, name, variant, body, content_type)
             full = self._capture(account, config, name, variant["VariantName"], body, content_type, v_output,
                                  inference_id)
+            # Reading the request and choosing the variants is production's overhead; the shadow's copy skips it.
             overhead_us = (time.thread_time() - begun) * 1e6 - v_runs_us + (lookup_us if variant is production else 0)
             self._record(account, region, name, variant, v_status, v_model_us, overhead_us)
             if full:  # SageMaker uploads capture files in the background, not in a request's time
