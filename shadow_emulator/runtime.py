@@ -203,9 +203,7 @@ class EndpointRuntimeDouble:
         if "sagemaker-xgboost" not in image:
             raise ModelServingError(f"the local emulator serves SageMaker's XGBoost image only; model {model_name} "
                                     f"uses {image!r}")
-        if url in self.unloadable:  # a container that failed to load its model keeps failing
-            raise ModelServingError(f"model {model_name} could not be loaded from {url!r}: {self.unloadable[url]}")
-        if url not in self.boosters:
+        if url not in self.boosters and url not in self.unloadable:  # read once, like a container's start
             import xgboost as xgb
 
             try:
@@ -213,17 +211,17 @@ class EndpointRuntimeDouble:
                 stored = s3_backends[account]["aws"].get_object(bucket, key)
                 if stored is None:
                     raise FileNotFoundError("NoSuchKey: no such object in S3")
-                archive = stored.value
-                with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                with tarfile.open(fileobj=io.BytesIO(stored.value)) as tar:
                     raw = tar.extractfile("xgboost-model").read()
                 booster = xgb.Booster()
                 booster.load_model(bytearray(raw))
             except Exception as error:  # noqa: BLE001 - any unreadable archive is the model's failure, as on AWS
                 self.unloadable[url] = f"{type(error).__name__}: {error}"
-                raise ModelServingError(f"model {model_name} could not be loaded from {url!r}: "
-                                        f"{self.unloadable[url]}") from None
-            booster.set_param({"nthread": 1})  # one request, one core: no OpenMP contention between requests
-            self.boosters[url] = booster
+            else:
+                booster.set_param({"nthread": 1})  # one request, one core: no OpenMP contention between requests
+                self.boosters[url] = booster
+        if url in self.unloadable:  # a container that failed to load its model keeps failing
+            raise ModelServingError(f"model {model_name} could not be loaded from {url!r}: {self.unloadable[url]}")
         return self.boosters[url]
 
     def _record(self, account, region, endpoint, variant, status, model_us, overhead_us) -> None:
