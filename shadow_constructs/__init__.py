@@ -11,7 +11,8 @@ from .managed_test import ExperimentOutcome, ManagedShadowTest
 from .metric_factory import VERDICT_SERIES, ShadowMetricFactory
 from .metrics import ENDPOINT_METRICS, EndpointMetric
 from .model import ModelData, ModelImage, ServingModel
-from .promotion_workflow import InconclusiveAction, InstanceSettings, PromotionWorkflow
+from .phase import InstanceSettings, TestPhase
+from .promotion_workflow import InconclusiveAction, PromotionWorkflow
 from .variant import RoutingStrategy, Variant, VariantAutoscaling
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ServingModel",
     "ShadowEndpoint",
     "ShadowEndpointBase",
+    "TestPhase",
     "TrafficRouting",
     "Variant",
     "VariantAutoscaling",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -21,38 +20,24 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from ._nag import acknowledge, acknowledge_wildcard_resource
+from ._runtime import RUNTIME_DIR
 from .capture import CaptureStore
 from .capture_analytics import CaptureAnalytics
 from .endpoint import ShadowEndpoint, ShadowEndpointBase
 from .errors import Problems, shown
 from .managed_test import ManagedShadowTest
 from .metric_factory import VERDICT_SERIES, ShadowMetricFactory
+from .phase import METADATA_KEY, OVERRIDE_FIELDS, InstanceSettings, TestPhase
 
-
-def runtime_dir(package_dir: Path = Path(__file__).resolve().parent) -> Path:
-    """The folder holding ``shadow_runtime/`` (the Lambda functions' asset): the project's ``lambda/`` in a
-    checkout, the copy packaged as ``shadow_constructs/_lambda`` in an installed distribution."""
-    checkout = package_dir.parent / "lambda"
-    return checkout if (checkout / "shadow_runtime" / "handlers.py").is_file() else package_dir / "_lambda"
-
-
-RUNTIME_DIR = runtime_dir()
 THROTTLING_ERRORS = ["SageMaker.ThrottlingException", "SageMaker.SageMakerException", "ThrottlingException",
                      "Lambda.TooManyRequestsException", "Lambda.ServiceException", "Lambda.SdkClientException",
                      "SNS.ThrottledException", "EventBridge.EventBridgeException"]
+#: Between two looks at the self-ending execution a pipeline's run follows.
+FOLLOW_INTERVAL = cdk.Duration.minutes(5)
 IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 _CRITERIA_KEYS = ("confidence", "latency_tolerance", "utilization_tolerance", "error_rate_tolerance", "critical",
                   "weights", "min_minutes", "min_shadow_invocations", "pass_score", "marginal_score",
                   "min_agreement", "min_agreement_predictions")
-
-
-class InstanceSettings(enum.Enum):
-    """Which instance settings the promoted production variant gets."""
-
-    #: Keep production's instance type and count.
-    PRODUCTION = "production"
-    #: Take the shadow's instance type and count.
-    SHADOW = "shadow"
 
 
 class InconclusiveAction(enum.Enum):
@@ -87,17 +72,27 @@ class PromotionWorkflow(Construct):
         sampling_percent, which comes from the endpoint). Default: the verdict's defaults.
     :param require_approval: wait for a person (task token, sent to the topic) before promoting.
         Default: False.
-    :param instance_settings: ``InstanceSettings`` of the promoted variant. Default: PRODUCTION.
+    :param instance_settings: ``InstanceSettings`` of the promoted variant. Default: the endpoint's
+        ``promoted_instance_settings`` (what its PROMOTED phase renders), else PRODUCTION.
     :param instance_override: instance settings for the promoted variant instead, as ProductionVariant
-        members, e.g. ``{"InstanceType": "ml.m5.2xlarge", "InitialInstanceCount": 3}``. Default: none.
+        members, e.g. ``{"InstanceType": "ml.m5.2xlarge", "InitialInstanceCount": 3}``. Default: the
+        endpoint's ``promoted_instance_override``, else none.
     :param on_inconclusive: an ``InconclusiveAction``. Default: EXTEND.
     :param extension: how long each extension waits. Default: 1 hour.
     :param max_extensions: Default: 2.
     :param poll_interval: between DescribeEndpoint calls during an update. Default: 1 minute.
     :param update_timeout: give up waiting for the update (production keeps serving). Default: 2 hours.
     :param retry_interval: first wait before retrying a throttled call (doubles each time). Default: 2 s.
-    :param test_end: start the workflow at this time with EventBridge Scheduler, so a forgotten
-        shadow does not run forever. Default: not scheduled.
+    :param duration: how long a self-service test runs, 1 hour to 30 days, counted from the deploy
+        that creates it: then the workflow runs by itself (one execution started at deploy time waits in
+        ``WaitForTestEnd``; a redeploy that keeps the test starts no second one, a changed duration
+        counts from the original start, leaving the SHADOW phase or deleting the stack cancels it).
+        Default: 7 days (SageMaker's managed default).
+    :param ends_itself: whether the test ends itself after ``duration`` (or at ``test_end``). Turning it
+        off is explicit: ``ends_itself=False`` leaves the shadow running until someone starts the
+        workflow. Default: True for a self-service test; a managed test ends on its own schedule.
+    :param test_end: an absolute end instead of ``duration``: EventBridge Scheduler starts the workflow
+        then. Default: none (the test ends ``duration`` after its deploy).
     :param topic: SNS topic for summaries and approval requests. Default: a new encrypted topic.
     :param report_store: where series and reports go. Default: a new CaptureStore (retained).
     :param capture_analytics: the endpoint's ``CaptureAnalytics``: each run then measures the label
@@ -105,6 +100,10 @@ class PromotionWorkflow(Construct):
         ``label-agreement`` query on Athena, from a Lambda) and the verdict judges it against
         ``criteria["min_agreement"]``, which must then be set. Default: none (metrics only).
     """
+
+    #: The input a pipeline's verdict step starts the workflow with: follow the test's self-ending execution
+    #: (judge now when there is none) and end FAILED unless the shadow was promoted.
+    PIPELINE_INPUT = {"follow": True, "fail_unless_promoted": True}
 
     def __init__(
         self,
@@ -116,7 +115,7 @@ class PromotionWorkflow(Construct):
         window: cdk.Duration | None = None,
         criteria: Mapping[str, Any] | None = None,
         require_approval: bool = False,
-        instance_settings: InstanceSettings = InstanceSettings.PRODUCTION,
+        instance_settings: InstanceSettings | None = None,
         instance_override: Mapping[str, Any] | None = None,
         on_inconclusive: InconclusiveAction = InconclusiveAction.EXTEND,
         extension: cdk.Duration | None = None,
@@ -124,6 +123,8 @@ class PromotionWorkflow(Construct):
         poll_interval: cdk.Duration | None = None,
         update_timeout: cdk.Duration | None = None,
         retry_interval: cdk.Duration | None = None,
+        duration: cdk.Duration | None = None,
+        ends_itself: bool | None = None,
         test_end: datetime | None = None,
         topic: sns.ITopic | None = None,
         report_store: CaptureStore | None = None,
@@ -144,21 +145,10 @@ class PromotionWorkflow(Construct):
         if unknown:
             problems.add(f"criteria keys must be among {', '.join(_CRITERIA_KEYS)}, got {unknown}")
         problems.check_type("require_approval", require_approval, bool, "a bool")
-        if not isinstance(instance_settings, InstanceSettings):
-            problems.add(f"instance_settings must be an InstanceSettings, got {shown(instance_settings)}")
-        if instance_override is not None:
-            allowed = ("InstanceType", "InitialInstanceCount", "VolumeSizeInGB", "RoutingConfig")
-            if not isinstance(instance_override, Mapping) or not instance_override \
-                    or set(instance_override) - set(allowed):
-                problems.add(f"instance_override must set some of {', '.join(allowed)}, got {shown(instance_override)}"
-                             if not isinstance(instance_override, Mapping) else
-                             f"instance_override must set some of {', '.join(allowed)}, got {sorted(instance_override)}")
-            elif "InstanceType" in instance_override:
-                problems.check_pattern("instance_override InstanceType", instance_override["InstanceType"],
-                                       r"ml\.[a-z][a-z0-9-]*\.[a-z0-9]+", "must be a SageMaker instance type")
-            if isinstance(instance_override, Mapping) and "InitialInstanceCount" in instance_override:
-                problems.check_int_range("instance_override InitialInstanceCount",
-                                         instance_override["InitialInstanceCount"], 1)
+        instance_settings, instance_override = self._promotion_settings(problems, endpoint, instance_settings,
+                                                                        instance_override)
+        #: The promoted variant's instance settings (the endpoint's unless given here).
+        self.instance_settings = instance_settings
         self.instance_override = dict(instance_override) if isinstance(instance_override, Mapping) else None
         if not isinstance(on_inconclusive, InconclusiveAction):
             problems.add(f"on_inconclusive must be an InconclusiveAction, got {shown(on_inconclusive)}")
@@ -174,6 +164,19 @@ class PromotionWorkflow(Construct):
         if test_end is not None and problems.check_type("test_end", test_end, datetime, "a datetime") \
                 and test_end.tzinfo is None:
             test_end = test_end.replace(tzinfo=UTC)
+        if ends_itself is not None:
+            problems.check_type("ends_itself", ends_itself, bool, "a bool")
+        if managed_test is not None and ends_itself:
+            problems.add("ends_itself applies to self-service tests; a managed test ends on its own schedule "
+                         "(ManagedShadowTest schedule), got ends_itself=True with managed_test")
+        if isinstance(endpoint, ShadowEndpoint) and endpoint.phase is not TestPhase.SHADOW:
+            problems.add(f"endpoint must be in the SHADOW phase to be judged, got {endpoint.phase.name}: "
+                         "create the workflow only while the shadow runs")
+        self.ends_itself = managed_test is None and ends_itself is not False
+        if duration is not None and test_end is not None:
+            problems.add("give duration or test_end, not both")
+        self.duration = duration or cdk.Duration.days(7)
+        problems.check_seconds("duration", self.duration, 3600, 30 * 86400)
         if topic is not None and not hasattr(topic, "topic_arn"):
             problems.add(f"topic must be an aws_sns.ITopic, got {shown(topic)}")
         if report_store is not None and not isinstance(report_store, CaptureStore):
@@ -195,12 +198,53 @@ class PromotionWorkflow(Construct):
             (managed_test.resource.shadow_mode_config.shadow_model_variants[0].sampling_percentage
              if managed_test else 100)
         self.criteria = {"sampling_percent": sampling, **criteria}
+        #: The state machine's physical name: deterministic, so a pipeline stack can name it without a reference.
+        self.state_machine_name = cdk.Names.unique_resource_name(self, max_length=80, separator="-")
+        self.state_machine_arn = cdk.Stack.of(self).format_arn(
+            service="states", resource="stateMachine", resource_name=self.state_machine_name,
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
         self.report_store = report_store or CaptureStore(self, "Reports")
         self.topic = topic or self._topic()
         self.functions = self._functions()
         self.state_machine = self._state_machine(require_approval, instance_settings, on_inconclusive,
                                                  max_extensions)
-        self.schedule = self._schedule(test_end) if test_end else None
+        cfn_machine = self.state_machine.node.default_child
+        cfn_machine.add_metadata(METADATA_KEY, {"role": "promotion-workflow", "endpoint": endpoint.node.path})
+        self.schedule = self._schedule(test_end) if test_end and self.ends_itself else None
+        #: The ``Custom::ShadowTestEnd`` resource that starts the self-ending execution (None when off).
+        self.test_end = self._test_end() if self.ends_itself and test_end is None else None
+
+    @staticmethod
+    def _promotion_settings(problems: Problems, endpoint: Any, settings: Any,
+                            override: Any) -> tuple[InstanceSettings, dict[str, Any] | None]:
+        """The promoted variant's settings: given here, or the endpoint's (one definition for both the
+        workflow and the endpoint's PROMOTED phase; given here and different there is an error)."""
+        own_settings = getattr(endpoint, "promoted_instance_settings", None)
+        own_override = getattr(endpoint, "promoted_instance_override", None)
+        if settings is not None and not isinstance(settings, InstanceSettings):
+            problems.add(f"instance_settings must be an InstanceSettings, got {shown(settings)}")
+            settings = None
+        elif settings is not None and own_settings is not None and settings is not own_settings:
+            problems.add(f"instance_settings {settings.name} differs from the endpoint's promoted_instance_settings "
+                         f"{own_settings.name}: its PROMOTED phase would deploy another config than the workflow "
+                         "builds; set it on the endpoint only")
+        if override is not None:
+            if not isinstance(override, Mapping) or not override or set(override) - set(OVERRIDE_FIELDS):
+                problems.add(f"instance_override must set some of {', '.join(OVERRIDE_FIELDS)}, got "
+                             f"{sorted(override) if isinstance(override, Mapping) else shown(override)}")
+                override = None
+            else:
+                if "InstanceType" in override:
+                    problems.check_pattern("instance_override InstanceType", override["InstanceType"],
+                                           r"ml\.[a-z][a-z0-9-]*\.[a-z0-9]+", "must be a SageMaker instance type")
+                if "InitialInstanceCount" in override:
+                    problems.check_int_range("instance_override InitialInstanceCount", override["InitialInstanceCount"], 1)
+                if own_override is not None and dict(override) != own_override:
+                    problems.add(f"instance_override {dict(override)} differs from the endpoint's "
+                                 f"promoted_instance_override {own_override}; set it on the endpoint only")
+        chosen = settings or own_settings or InstanceSettings.PRODUCTION
+        chosen_override = dict(override) if override else own_override
+        return chosen, chosen_override
 
     # Resources
 
@@ -210,14 +254,19 @@ class PromotionWorkflow(Construct):
         return sns.Topic(self, "Topic", master_key=key, enforce_ssl=True,
                          display_name="Shadow test verdicts and approvals")
 
-    def _function(self, name: str, handler: str, timeout: cdk.Duration) -> lambda_.Function:
+    def _executions_arn(self) -> str:
+        return cdk.Stack.of(self).format_arn(service="states", resource="execution",
+                                             resource_name=f"{self.state_machine_name}:*",
+                                             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
+
+    def _function(self, name: str, handler: str, timeout: cdk.Duration, module: str = "handlers") -> lambda_.Function:
         group = logs.LogGroup(self, f"{name}Logs", retention=logs.RetentionDays.ONE_YEAR,
                               removal_policy=cdk.RemovalPolicy.DESTROY)
         role = iam.Role(self, f"{name}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                         description=f"{name} step of {self.node.path}")
         group.grant_write(role)
         function = lambda_.Function(
-            self, f"{name}Function", runtime=lambda_.Runtime.PYTHON_3_14, handler=f"shadow_runtime.handlers.{handler}",
+            self, f"{name}Function", runtime=lambda_.Runtime.PYTHON_3_14, handler=f"shadow_runtime.{module}.{handler}",
             code=lambda_.Code.from_asset(str(RUNTIME_DIR), exclude=["**/__pycache__"]), timeout=timeout,
             memory_size=512, role=role, log_group=group, description=f"shadow-constructs: {handler}")
         return function
@@ -231,6 +280,15 @@ class PromotionWorkflow(Construct):
         acknowledge_wildcard_resource(functions["gather"].role, "*", "cloudwatch:GetMetricData takes no resource ARN.")
         self._grant_reports(functions["gather"].role, read=False)
         self._grant_reports(functions["judge"].role, read=True)
+        functions["follow"] = self._function("FollowTestEnd", "follow_test_end", cdk.Duration.minutes(1),
+                                             module="lifecycle")
+        functions["follow"].add_to_role_policy(iam.PolicyStatement(
+            actions=["states:ListExecutions"], resources=[self.state_machine_arn]))
+        executions = self._executions_arn()
+        functions["follow"].add_to_role_policy(iam.PolicyStatement(
+            actions=["states:DescribeExecution"], resources=[executions]))
+        acknowledge_wildcard_resource(functions["follow"].role, executions,
+                                      "The executions of this workflow's own state machine, named at run time.")
         if self.capture_analytics is not None:
             functions["agreement"] = self._function("MeasureAgreement", "measure_agreement", cdk.Duration.minutes(5))
             self.capture_analytics.grant_query(functions["agreement"])
@@ -354,10 +412,22 @@ class PromotionWorkflow(Construct):
                                                   "verdict": sfn.JsonPath.object_at("$.verdict")}))])))
 
         # The execution's output: what was decided and done (and nothing of the working state).
+        # Every ending leaves {"decision", "score", "report", "outcome", "action"} in $.result; a run started with
+        # {"fail_unless_promoted": true} (a pipeline's verdict step) then fails unless the shadow was promoted.
+        succeed = sfn.Succeed(self, "Done", output_path="$.result")
+        not_promoted = sfn.Fail(self, "NotPromoted", error="ShadowNotPromoted", cause_path=sfn.JsonPath.format(
+            "The shadow was not promoted: decision {}, {}", sfn.JsonPath.string_at("$.result.decision"),
+            sfn.JsonPath.string_at("$.result.outcome")))
+        finish = sfn.Choice(self, "FailUnlessPromoted?").when(
+            sfn.Condition.is_present("$.fail_unless_promoted"),
+            sfn.Choice(self, "Promoted?").when(sfn.Condition.string_equals("$.result.action", "promoted"), succeed)
+            .otherwise(not_promoted)).otherwise(succeed)
+        verdict_fields = {"decision": sfn.JsonPath.string_at("$.verdict.decision"),
+                          "score": sfn.JsonPath.number_at("$.verdict.score"),
+                          "report": sfn.JsonPath.string_at("$.verdict.report_markdown")}
         done = sfn.Pass(self, "Result", parameters={
-            "decision": sfn.JsonPath.string_at("$.verdict.decision"), "score": sfn.JsonPath.number_at("$.verdict.score"),
-            "report": sfn.JsonPath.string_at("$.verdict.report_markdown"),
-            "outcome": sfn.JsonPath.string_at("$.outcome")}).next(sfn.Succeed(self, "Done"))
+            **verdict_fields, "outcome": sfn.JsonPath.string_at("$.outcome.text"),
+            "action": sfn.JsonPath.string_at("$.outcome.action")}, result_path="$.result").next(finish)
         promote = self._act("Promote", "promote", instance_settings, guarded, done)
         remove = self._act("RemoveShadow", "remove_shadow", instance_settings, guarded, done)
         if require_approval:
@@ -369,15 +439,18 @@ class PromotionWorkflow(Construct):
                     "approve": "SendTaskSuccess with {\"approved\": true} and this token; false to keep production",
                     "token": sfn.JsonPath.task_token}),
                 result_path="$.approval")))
-            declined = sfn.Succeed(self, "PromotionDeclined", comment="A person declined; production unchanged.",
-                                   output_path="$.verdict")
+            declined = sfn.Pass(self, "PromotionDeclined", parameters={
+                **verdict_fields, "outcome": "A person declined; production unchanged.", "action": "declined"},
+                result_path="$.result").next(finish)
             approval.next(sfn.Choice(self, "Approved?").when(
                 sfn.Condition.boolean_equals("$.approval.approved", True), promote).otherwise(declined))
             on_promote: sfn.IChainable = approval
         else:
             on_promote = promote
 
-        kept = sfn.Succeed(self, "KeptAsIs", comment="INCONCLUSIVE; nothing changed.", output_path="$.verdict")
+        kept = sfn.Pass(self, "KeptAsIs", parameters={
+            **verdict_fields, "outcome": "INCONCLUSIVE; nothing changed.", "action": "none"},
+            result_path="$.result").next(finish)
         if on_inconclusive is InconclusiveAction.EXTEND and max_extensions > 0:
             wait_more = sfn.Wait(self, "WaitForMoreTraffic", time=sfn.WaitTime.duration(self.extension))
             extend = sfn.Pass(self, "ExtendWindow", parameters={
@@ -400,16 +473,33 @@ class PromotionWorkflow(Construct):
             .otherwise(inconclusive)
         (setup.next(gather).next(measure).next(judge) if measure else setup.next(gather).next(judge)) \
             .next(summary).next(event).next(decide)
-        # An execution started before the test's end may pass {"test_end": "<ISO time>"} to wait for it.
-        chain = sfn.Choice(self, "WaitForTestEnd?").when(
+        # An execution started before the test's end may pass {"test_end": "<ISO time>"} to wait for it (the
+        # self-ending execution started at deploy time does).
+        judge_run = sfn.Choice(self, "WaitForTestEnd?").when(
             sfn.Condition.is_present("$.test_end"),
             sfn.Wait(self, "WaitForTestEnd", time=sfn.WaitTime.timestamp_path("$.test_end")).next(setup)
         ).otherwise(setup)
+        # {"follow": true}: wait for the test's self-ending execution and take its result (no second judge);
+        # without one, judge now.
+        follow = guarded(self._invoke("FollowTestEnd", "follow", {
+            "state_machine_arn": self.state_machine_arn, "execution_arn": sfn.JsonPath.execution_id}, "$.followed"))
+        follow_wait = sfn.Wait(self, "WaitForFollowedRun", time=sfn.WaitTime.duration(FOLLOW_INTERVAL))
+        follow_wait.next(follow)
+        followed = sfn.Pass(self, "FollowedResult", input_path="$.followed.output", result_path="$.result").next(finish)
+        follow_failed = sfn.Fail(self, "FollowedRunFailed", error="ShadowWorkflowFailed",
+                                 cause="The test's self-ending execution did not succeed; see its history.")
+        follow.next(sfn.Choice(self, "FollowedRunEnded?")
+                    .when(sfn.Condition.boolean_equals("$.followed.found", False), judge_run)
+                    .when(sfn.Condition.string_equals("$.followed.status", "RUNNING"), follow_wait)
+                    .when(sfn.Condition.string_equals("$.followed.status", "SUCCEEDED"), followed)
+                    .otherwise(follow_failed))
+        chain = sfn.Choice(self, "Follow?").when(sfn.Condition.is_present("$.follow"), follow).otherwise(judge_run)
 
         log_group = logs.LogGroup(self, "ExecutionLogs", retention=logs.RetentionDays.ONE_YEAR,
                                   removal_policy=cdk.RemovalPolicy.DESTROY)
         machine = sfn.StateMachine(
             self, "StateMachine", definition_body=sfn.DefinitionBody.from_chainable(chain),
+            state_machine_name=self.state_machine_name,
             tracing_enabled=True, logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL),
             timeout=cdk.Duration.days(40), comment=f"Shadow test promotion for {self.node.path}")
         acknowledge(machine, "AwsSolutions-IAM5[Resource::*]",
@@ -427,7 +517,12 @@ class PromotionWorkflow(Construct):
         endpoint = self.endpoint
         report = guarded(self._notify(f"{name}Outcome", f"Shadow test: {action} finished", sfn.TaskInput.from_object({
             "endpoint": endpoint.endpoint_name, "action": action, "decision": sfn.JsonPath.string_at("$.verdict.decision"),
-            "outcome": sfn.JsonPath.string_at("$.outcome")})))
+            "outcome": sfn.JsonPath.string_at("$.outcome.text")})))
+        taken = "promoted" if action == "promote" else "shadow_removed"
+
+        def outcome(text: str) -> sfn.Result:
+            return sfn.Result.from_object({"text": text, "action": taken})
+
         report.next(done)
         if self.managed_test is not None:
             test = self.managed_test
@@ -437,9 +532,9 @@ class PromotionWorkflow(Construct):
                 "Name": test.experiment_name, "ModelVariantActions": actions, "DesiredState": "Completed",
                 "Reason": sfn.JsonPath.string_at("$.verdict.summary")}, [test.experiment_arn],
                 result_path="$.stopped"))
-            outcome = sfn.Pass(self, f"{name}Stopped", result=sfn.Result.from_string(f"experiment stopped: {action}"),
+            stopped = sfn.Pass(self, f"{name}Stopped", result=outcome(f"experiment stopped: {action}"),
                                result_path="$.outcome")
-            return stop.next(outcome).next(report)
+            return stop.next(stopped).next(report)
 
         stack = cdk.Stack.of(self)
         configs = stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")
@@ -467,7 +562,7 @@ class PromotionWorkflow(Construct):
             "count": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.polls.count"), 1)}, result_path="$.polls")
         max_polls = max(1, int(self.update_timeout.to_seconds() // max(1, self.poll_interval.to_seconds())))
 
-        succeeded = sfn.Pass(self, f"{name}Succeeded", result=sfn.Result.from_string(f"{action}: endpoint updated"),
+        succeeded = sfn.Pass(self, f"{name}Succeeded", result=outcome(f"{action}: endpoint updated"),
                              result_path="$.outcome")
         restore_ok = self._restore(f"{name}RestoreAutoscaling", "$.update.restore", guarded)
         restore_ok.next(succeeded).next(report)
@@ -493,7 +588,7 @@ class PromotionWorkflow(Construct):
                       sfn.Condition.number_less_than("$.polls.count", max_polls), wait).otherwise(timed_out)) \
             .otherwise(rolled_back)
         wait.next(describe).next(count).next(status)
-        already = sfn.Pass(self, f"{name}AlreadyApplied", result=sfn.Result.from_string(
+        already = sfn.Pass(self, f"{name}AlreadyApplied", result=outcome(
             f"{action}: already applied by an earlier run"), result_path="$.outcome")
         already.next(report)
         return prepare.next(sfn.Choice(self, f"{name}AlreadyApplied?").when(
@@ -503,6 +598,26 @@ class PromotionWorkflow(Construct):
     def _restore(self, state_id: str, targets_path: str, guarded) -> tasks.LambdaInvoke:
         return guarded(self._invoke(state_id, "restore", {"targets": sfn.JsonPath.list_at(targets_path)},
                                     sfn.JsonPath.DISCARD))
+
+    def _test_end(self) -> cdk.CustomResource:
+        """The deploy-time timer: a custom resource whose function starts the self-ending execution."""
+        function = self._function("TestEnd", "test_end_resource", cdk.Duration.minutes(2), module="lifecycle")
+        function.add_to_role_policy(iam.PolicyStatement(actions=["states:StartExecution"],
+                                                        resources=[self.state_machine_arn]))
+        executions = self._executions_arn()
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution"],
+            resources=[executions]))
+        acknowledge_wildcard_resource(function.role, executions,
+                                      "The executions of this workflow's own state machine, named at run time.")
+        resource = cdk.CustomResource(
+            self, "TestEnd", service_token=function.function_arn, resource_type="Custom::ShadowTestEnd",
+            properties={"StateMachineArn": self.state_machine_arn,
+                        "DurationSeconds": int(self.duration.to_seconds())})
+        resource.node.add_dependency(self.state_machine, function.role)
+        cfn = resource.node.default_child
+        cfn.add_metadata(METADATA_KEY, {"role": "test-end"})
+        return resource
 
     def _schedule(self, test_end: datetime) -> scheduler.CfnSchedule:
         role = iam.Role(self, "SchedulerRole", assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"))

@@ -23,6 +23,7 @@ from shadow_constructs import (
     ShadowAlarms,
     ShadowDashboard,
     ShadowEndpoint,
+    TestPhase,
     TrafficRouting,
     Variant,
 )
@@ -56,8 +57,8 @@ class ShadowTestStack(cdk.Stack):
             capture = DataCapture(store=self.capture_store, prefix=config.capture_prefix,
                                   sampling_percent=config.capture_sampling_percent)
 
-        phases = ("shadow", "promoted", "rolled_back")
-        settings = {"production": InstanceSettings.PRODUCTION, "shadow": InstanceSettings.SHADOW}
+        phases = {phase.value.lower(): phase for phase in TestPhase}
+        settings = {setting.value: setting for setting in InstanceSettings}
         problems = [f"phase must be one of {', '.join(phases)}, got {config.phase!r}"] if config.phase not in phases else []
         if config.promoted_instance_settings not in settings:
             problems.append(f"promoted_instance_settings must be production or shadow, "
@@ -69,31 +70,26 @@ class ShadowTestStack(cdk.Stack):
                             f"got {config.promotion_on_inconclusive!r}")
         if problems:
             raise ConfigError("ShadowTestConfig", problems)
-        production = Variant(model=self.production_model, instance_type=config.production_instance_type,
-                             instance_count=config.production_instance_count)
-        shadow = Variant(model=self.shadow_model, instance_type=config.shadow_instance_type,
-                         instance_count=config.shadow_instance_count)
-        if config.phase == "promoted":
-            # Exactly what the promotion workflow builds: v2 in the production variant (same name),
-            # with the chosen instance settings, the same capture, no shadow.
-            source = shadow if config.promoted_instance_settings == "shadow" else production
-            production = Variant(model=self.shadow_model, instance_type=source.instance_type,
-                                 instance_count=source.instance_count)
+        phase = phases[config.phase]
         self.endpoint = ShadowEndpoint(
             self, "Endpoint",
             endpoint_name=config.endpoint_name,
-            production=production,
-            shadow=shadow if config.phase == "shadow" else None,
-            sampling_percent=config.sampling_percent if config.phase == "shadow" else None,
+            production=Variant(model=self.production_model, instance_type=config.production_instance_type,
+                               instance_count=config.production_instance_count),
+            shadow=Variant(model=self.shadow_model, instance_type=config.shadow_instance_type,
+                           instance_count=config.shadow_instance_count),
+            sampling_percent=config.sampling_percent,
             data_capture=capture,
             deployment=DeploymentGuardrails(traffic_routing=_routing(config)),
+            phase=phase,
+            promoted_instance_settings=settings[config.promoted_instance_settings],
         )
         cdk.CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
         cdk.CfnOutput(self, "ProductionVariantName", value=self.endpoint.production_variant_name)
-        cdk.CfnOutput(self, "Phase", value=config.phase)
+        cdk.CfnOutput(self, "Phase", value=phase.value)
         if self.endpoint.capture_destination:
             cdk.CfnOutput(self, "CaptureDestination", value=self.endpoint.capture_destination)
-        if config.phase != "shadow":
+        if phase is not TestPhase.SHADOW:
             return  # no shadow to watch or promote
         self.alarms = ShadowAlarms(self, "Alarms", endpoint=self.endpoint,
                                    latency_ratio_threshold=config.alarm_latency_ratio,
@@ -111,7 +107,6 @@ class ShadowTestStack(cdk.Stack):
         judge_agreement = (config.promotion_criteria or {}).get("min_agreement") is not None
         self.workflow = PromotionWorkflow(
             self, "Promotion", endpoint=self.endpoint, test_end=test_end,
-            instance_settings=settings[config.promoted_instance_settings],
             window=cdk.Duration.minutes(config.promotion_window_minutes),
             criteria=config.promotion_criteria,
             on_inconclusive=inconclusive[config.promotion_on_inconclusive],

@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from shadow_constructs.promotion_workflow import RUNTIME_DIR, runtime_dir
+from shadow_constructs._runtime import RUNTIME_DIR, runtime_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -89,6 +89,10 @@ def test_healthy_shadow_is_promoted_keeping_the_variant_name(world, automatic):
     bucket, key = verdict["report_markdown"][5:].split("/", 1)
     report = boto3.client("s3", region_name=harness.REGION).get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     assert report.startswith("# Shadow test verdict: **PROMOTE**")
+    # The execution's output: what was decided and done (what shadow-test and pipelines read).
+    output = json.loads(result["output"])
+    assert output == {"decision": "PROMOTE", "score": verdict["score"], "report": verdict["report_markdown"],
+                      "outcome": "promote: endpoint updated", "action": "promoted"}
 
 
 def test_regressed_shadow_is_removed_and_production_untouched(world, automatic):
@@ -98,13 +102,44 @@ def test_regressed_shadow_is_removed_and_production_untouched(world, automatic):
     assert harness.state_output(result["executionArn"], "Judge")["verdict"]["decision"] == "REJECT"
     assert production_model(client) == ("churn-v1", [])
     assert "RemoveShadowUpdateEndpoint" in harness.states_entered(result["executionArn"])
+    assert json.loads(result["output"])["action"] == "shadow_removed"
+
+
+def test_a_pipeline_run_fails_unless_the_shadow_was_promoted(world, automatic):
+    _, client = world
+    _, result = start(automatic, client, regression=0.5, payload={"fail_unless_promoted": True})
+    # The shadow was removed as usual, and the run (a pipeline's verdict step) failed, saying why.
+    assert production_model(client) == ("churn-v1", [])
+    assert (result["status"], result["error"]) == ("FAILED", "ShadowNotPromoted")
+    assert result["cause"].startswith("The shadow was not promoted: decision REJECT, remove_shadow: endpoint updated")
+
+
+def test_a_following_run_takes_the_self_ending_runs_result_instead_of_judging_again(world, automatic):
+    _, client = world
+    deployed, own = start(automatic, client, name="test-end-0123456789abcdef01234567")
+    assert own["status"] == "SUCCEEDED", harness.failures(own["executionArn"])
+    followed = harness.run(deployed["state_machine"], {"follow": True, "fail_unless_promoted": True})
+    assert followed["status"] == "SUCCEEDED", harness.failures(followed["executionArn"])
+    states = harness.states_entered(followed["executionArn"])
+    assert "FollowedResult" in states and "Judge" not in states  # judged once, by the self-ending run
+    assert json.loads(followed["output"]) == json.loads(own["output"])
+
+
+def test_a_following_run_judges_itself_when_the_test_does_not_end_itself(world, automatic):
+    _, client = world
+    _, result = start(automatic, client, payload={"follow": True, "fail_unless_promoted": True})
+    assert result["status"] == "SUCCEEDED", harness.failures(result["executionArn"])
+    states = harness.states_entered(result["executionArn"])
+    assert states[:2] == ["Follow?", "FollowTestEnd"] and "Judge" in states
+    assert json.loads(result["output"])["action"] == "promoted"
 
 
 def test_inconclusive_keeps_everything_as_it_is(world, automatic):
     _, client = world
     _, result = start(automatic, client, rpm=4)
     assert result["status"] == "SUCCEEDED", result
-    assert harness.states_entered(result["executionArn"])[-1] == "KeptAsIs"
+    assert "KeptAsIs" in harness.states_entered(result["executionArn"])
+    assert json.loads(result["output"])["action"] == "none"
     model, shadows = production_model(client)
     assert model == "churn-v1" and [s["VariantName"] for s in shadows] == ["shadow"]
 
@@ -176,7 +211,9 @@ def test_declined_promotion_changes_nothing(world, with_approval):
 
     _, result = start(with_approval, client, on_waiting=decline)
     assert result["status"] == "SUCCEEDED"
-    assert harness.states_entered(result["executionArn"])[-1] == "PromotionDeclined"
+    assert "PromotionDeclined" in harness.states_entered(result["executionArn"])
+    output = json.loads(result["output"])
+    assert (output["decision"], output["action"]) == ("PROMOTE", "declined")
     assert production_model(client)[0] == "churn-v1"
 
 

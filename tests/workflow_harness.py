@@ -88,7 +88,8 @@ def deploy(template: dict, endpoint_name: str = "churn") -> dict[str, Any]:
     definition = resolve(machine["Properties"]["DefinitionString"], names)
     json.loads(definition)  # resolved to plain JSON
     sfn = boto3.client("stepfunctions", region_name=REGION)
-    arn = sfn.create_state_machine(name="promotion", definition=definition, roleArn=role)["stateMachineArn"]
+    name = resolve(machine["Properties"].get("StateMachineName", "promotion"), names)
+    arn = sfn.create_state_machine(name=name, definition=definition, roleArn=role)["stateMachineArn"]
     bucket = next(v for k, v in names.items() if k.startswith("PromotionReportsBucket") and "." not in k)
     return {"state_machine": arn, "names": names, "reports_bucket": bucket}
 
@@ -140,10 +141,10 @@ def publish_capture(pairs: int, disagreements: int, *, bucket: str = "capture", 
 
 
 def run(state_machine: str, payload: dict | None = None, timeout: float = 90,
-        on_waiting=None) -> dict[str, Any]:
+        on_waiting=None, name: str | None = None) -> dict[str, Any]:
     """Start an execution and wait for its end; ``on_waiting(execution_arn)`` is called once per poll."""
     sfn = boto3.client("stepfunctions", region_name=REGION)
-    name = f"run-{time.time_ns()}"
+    name = name or f"run-{time.time_ns()}"
     arn = sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(payload or {}))["executionArn"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
