@@ -130,8 +130,14 @@ class ShadowTestConfig(_Config):
     phase: str = "shadow"
     #: Instance settings the promotion gives v2: "production" (production's) or "shadow" (the shadow's).
     promoted_instance_settings: str = "production"
-    #: Planned end of the test, ISO 8601 ("2026-12-02T09:00:00Z"): EventBridge Scheduler starts the
-    #: promotion workflow then, so a forgotten shadow does not run forever. None: start it yourself.
+    #: Hours the shadow test runs after the deploy that creates it, 1-720: then the promotion workflow runs by
+    #: itself (promote, remove, or the inconclusive action). Default 168 (7 days, SageMaker's managed default).
+    test_duration_hours: int = 168
+    #: The test ends itself after test_duration_hours (or at test_end). False leaves the shadow running until
+    #: someone starts the workflow (explicit, not the default).
+    ends_itself: bool = True
+    #: Planned end of the test instead, ISO 8601 ("2026-12-02T09:00:00Z"): EventBridge Scheduler starts the
+    #: promotion workflow then. None: test_duration_hours after the deploy.
     test_end: str | None = None
     #: Minutes of traffic the promotion workflow judges, ending when it runs (10 or more).
     promotion_window_minutes: int = 60

@@ -106,7 +106,8 @@ class ShadowTestStack(cdk.Stack):
             cdk.CfnOutput(self, "AnalyticsTable", value=f"{self.analytics.database_name}.{self.analytics.table_name}")
         judge_agreement = (config.promotion_criteria or {}).get("min_agreement") is not None
         self.workflow = PromotionWorkflow(
-            self, "Promotion", endpoint=self.endpoint, test_end=test_end,
+            self, "Promotion", endpoint=self.endpoint, test_end=test_end, ends_itself=config.ends_itself,
+            duration=None if test_end else cdk.Duration.hours(config.test_duration_hours),
             window=cdk.Duration.minutes(config.promotion_window_minutes),
             criteria=config.promotion_criteria,
             on_inconclusive=inconclusive[config.promotion_on_inconclusive],
