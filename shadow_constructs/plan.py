@@ -194,6 +194,8 @@ def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outd
             stack.managed_tests.append(_managed_test(tpl, resource["Properties"]))
     schedules = [tpl.render(r["Properties"]["ScheduleExpression"]) for r in tpl.resources.values()
                  if r["Type"] == "AWS::Scheduler::Schedule"]
+    timers = [int(r["Properties"]["DurationSeconds"]) for r in tpl.resources.values()
+              if r["Type"] == "Custom::ShadowTestEnd"]
     for logical_id, resource in tpl.resources.items():
         if resource["Type"] == "AWS::StepFunctions::StateMachine":
             states = tpl.render(resource["Properties"].get("DefinitionString", ""))
@@ -208,7 +210,14 @@ def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outd
                 text += "; promotion waits for a person's approval"
             if "WaitForMoreTraffic" in steps:
                 text += "; INCONCLUSIVE extends the test"
-            text += f"; starts {schedules[0]}" if schedules else "; started by you (no schedule)"
+            if timers:
+                text += f"; the test ENDS ITSELF {_duration_text(timers[0])} after the deploy that creates it " \
+                        "(one execution waits in WaitForTestEnd; `shadow-test status` shows when)"
+                text += _cost_until_end(stack.endpoints, timers[0])
+            elif schedules:
+                text += f"; starts {schedules[0]}"
+            else:
+                text += "; never ends itself (ends_itself=False): started by you"
             stack.workflows.append(text)
     tables = [r["Properties"] for r in tpl.resources.values() if r["Type"] == "AWS::Glue::Table"]
     queries = sorted(tpl.render(r["Properties"]["Name"]) for r in tpl.resources.values()
@@ -230,6 +239,22 @@ def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outd
             text += f"; at most {configuration['BytesScannedCutoffPerQuery'] / 1024 ** 3:.1f} GiB scanned per query"
         stack.analytics.append(text)
     return stack
+
+
+def _duration_text(seconds: int) -> str:
+    hours = seconds / 3600
+    return f"{hours / 24:g} days" if hours >= 48 and hours % 24 == 0 else f"{hours:g} hours"
+
+
+def _cost_until_end(endpoints: list[EndpointPlan], seconds: int) -> str:
+    """The instance-hours the shadow test costs from its deploy to its end (at the initial counts)."""
+    tested = [ep for ep in endpoints if ep.shadow is not None]
+    if not tested:
+        return ""
+    days = seconds / 86400
+    total = sum(h[0] for ep in tested for h in ep.instance_hours_per_day().values()) * days
+    shadow = sum(ep.instance_hours_per_day()[ep.shadow.name][0] for ep in tested if ep.shadow) * days
+    return f"; until then it costs {total:,.0f} instance-hours ({shadow:,.0f} of them the shadow's)"
 
 
 def _managed_test(tpl: _Template, props: dict[str, Any]) -> ManagedTestPlan:

@@ -91,7 +91,10 @@ def test_plan_states_the_test_in_plain_words(synthesized):
     assert "Kept after cdk destroy" in text and "CaptureStore/Bucket (AWS::S3::Bucket)" in text
     assert "3 auto-rollback alarm(s)" in text
     assert "Promotion workflow Promotion/StateMachine: gather metrics, judge, report, then update the endpoint" in text
-    assert "INCONCLUSIVE extends the test; started by you (no schedule)" in text
+    # The test ends itself after 7 days (the default) and says what it costs until then: 72 instance-hours a day.
+    assert ("INCONCLUSIVE extends the test; the test ENDS ITSELF 7 days after the deploy that creates it (one execution "
+            "waits in WaitForTestEnd; `shadow-test status` shows when); until then it costs 504 instance-hours "
+            "(168 of them the shadow's)") in text
     analytics = next(line for line in text.splitlines() if line.startswith("  Capture analytics "))
     assert re.fullmatch(
         r"  Capture analytics CaptureAnalytics/WorkGroup \(Athena workgroup \w+\): table \w+\.captured_records over "

@@ -74,8 +74,9 @@ def still_waiting(sfn, execution_arn: str) -> bool:
     if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
         return False
     events = sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=100)["events"]
-    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
-    return bool(entered) and entered[0] == WAIT_STATE
+    # The newest state entered, by event id (not by position: some emulators ignore reverseOrder).
+    entered = [(e["id"], e["stateEnteredEventDetails"]["name"]) for e in events if "stateEnteredEventDetails" in e]
+    return bool(entered) and max(entered)[1] == WAIT_STATE
 
 
 def cancel_timer(sfn, execution_arn: str, why: str) -> str:

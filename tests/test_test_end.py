@@ -1,0 +1,203 @@
+"""Tests that end themselves: the Custom::ShadowTestEnd resource in the template, and its handler's
+start / move / cancel of the self-ending execution (against moto's Step Functions)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+
+import aws_cdk as cdk
+import boto3
+import pytest
+from conftest import XGBOOST_URI, new_stack, only, policy_statements, template_of
+from moto import mock_aws
+from shadow_runtime import lifecycle
+
+from app import build_app
+from shadow_constructs import ConfigError, PromotionWorkflow, ServingModel, ShadowEndpoint, Variant
+
+DAY = 86400
+
+
+def workflow_stack(**kwargs) -> cdk.Stack:
+    stack = new_stack(region="us-east-1")
+    v1, v2 = (ServingModel(stack, name, image=XGBOOST_URI) for name in ("V1", "V2"))
+    endpoint = ShadowEndpoint(stack, "Endpoint", endpoint_name="churn", production=Variant(model=v1),
+                              shadow=Variant(model=v2))
+    PromotionWorkflow(stack, "Promotion", endpoint=endpoint, **kwargs)
+    return stack
+
+
+@pytest.fixture(scope="module")
+def default_template() -> dict:
+    return template_of(workflow_stack()).to_json()
+
+
+def test_by_default_the_test_ends_itself_after_seven_days(default_template):
+    timers = [r for r in default_template["Resources"].values() if r["Type"] == "Custom::ShadowTestEnd"]
+    assert len(timers) == 1
+    timer = timers[0]
+    assert timer["Properties"]["DurationSeconds"] == 7 * DAY
+    assert timer["Metadata"]["shadow-constructs"] == {"role": "test-end"}
+    machine_id, machine = next((k, r) for k, r in default_template["Resources"].items()
+                               if r["Type"] == "AWS::StepFunctions::StateMachine")
+    assert machine_id in timer["DependsOn"]  # the machine exists before the timer starts it
+    name = machine["Properties"]["StateMachineName"]
+    assert timer["Properties"]["StateMachineArn"]["Fn::Join"][1][-1].endswith(f":stateMachine:{name}")
+
+
+def test_synthesizing_twice_gives_identical_templates():
+    """No wall-clock time in a synth: the end is computed by the timer when the stack is created."""
+    def synth() -> str:
+        app = cdk.App(outdir=tempfile.mkdtemp(), context={"nag": "false"})
+        build_app(app)
+        return json.dumps(app.synth().get_stack_by_name("ChurnShadowTest").template, sort_keys=True)
+
+    first, second = synth(), synth()
+    assert first == second
+    assert str(datetime.now(UTC).year) not in first.replace("2010-09-09", "").replace("2012-10-17", "")
+
+
+def test_the_timer_may_only_start_and_stop_its_own_workflow(default_template):
+    template = cdk.assertions.Template.from_json(default_template)
+    statements = policy_statements(template, "PromotionTestEndRole")
+    by_action = {tuple(sorted(s["Action"] if isinstance(s["Action"], list) else [s["Action"]])): s["Resource"]
+                 for s in statements}
+    assert set(by_action) >= {("states:StartExecution",),
+                              ("states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution")}
+    start = json.dumps(by_action[("states:StartExecution",)])
+    executions = json.dumps(by_action[("states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution")])
+    assert ":stateMachine:" in start and "*" not in start
+    assert ":execution:" in executions and executions.count("*") == 1
+
+
+def test_turning_it_off_is_explicit():
+    template = template_of(workflow_stack(ends_itself=False))
+    assert not template.find_resources("Custom::ShadowTestEnd")
+    assert not template.find_resources("AWS::Scheduler::Schedule")
+
+
+def test_a_fixed_end_uses_the_scheduler_instead():
+    template = template_of(workflow_stack(test_end=datetime(2026, 12, 24, 9, tzinfo=UTC)))
+    assert not template.find_resources("Custom::ShadowTestEnd")
+    assert only(template, "AWS::Scheduler::Schedule")["Properties"]["ScheduleExpression"] == "at(2026-12-24T09:00:00)"
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"duration": cdk.Duration.minutes(30)}, r"duration must be between 3600 and 2592000 seconds, got 1800"),
+    ({"duration": cdk.Duration.days(31)}, r"duration must be between 3600 and 2592000 seconds, got 2678400"),
+    ({"duration": cdk.Duration.days(2), "test_end": datetime(2026, 12, 24, tzinfo=UTC)},
+     r"give duration or test_end, not both"),
+    ({"ends_itself": "yes"}, r"ends_itself must be a bool, got 'yes'"),
+])
+def test_bad_durations_are_refused_at_synth(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        workflow_stack(**kwargs)
+
+
+# The handler, against moto
+
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:churn-promotion"
+DEFINITION = json.dumps({"StartAt": "WaitForTestEnd?", "States": {
+    "WaitForTestEnd?": {"Type": "Choice", "Choices": [{"Variable": "$.test_end", "IsPresent": True,
+                                                       "Next": "WaitForTestEnd"}], "Default": "Judge"},
+    "WaitForTestEnd": {"Type": "Wait", "TimestampPath": "$.test_end", "Next": "Judge"},
+    "Judge": {"Type": "Pass", "Result": {"decision": "PROMOTE", "action": "promoted"}, "End": True}}})
+
+
+@pytest.fixture
+def sfn():
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        client = boto3.client("stepfunctions", region_name="us-east-1")
+        client.create_state_machine(name="churn-promotion", definition=DEFINITION,
+                                    roleArn="arn:aws:iam::123456789012:role/sfn")
+        yield client
+
+
+def event(kind: str, seconds: int = 7 * DAY, **extra) -> dict:
+    return {"RequestType": kind, "RequestId": f"request-{kind}", "StackId": "stack", "LogicalResourceId": "TestEnd",
+            "ResourceProperties": {"ServiceToken": "fn", "StateMachineArn": MACHINE, "DurationSeconds": str(seconds)},
+            **extra}
+
+
+def wait_entered(sfn, arn: str) -> None:
+    for _ in range(100):
+        if lifecycle.still_waiting(sfn, arn):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{arn} never entered WaitForTestEnd")
+
+
+def test_create_starts_one_execution_waiting_for_the_end(sfn):
+    now = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
+    result = lifecycle.handle(event("Create"), sfn, now)
+    arn = result["PhysicalResourceId"]
+    assert result["Data"] == {"ExecutionArn": arn, "TestEnd": "2026-12-08T10:30:00Z", "TestStart": "2026-12-01T10:30:00Z"}
+    described = sfn.describe_execution(executionArn=arn)
+    assert described["name"].startswith("test-end-") and described["status"] == "RUNNING"
+    assert json.loads(described["input"]) == {"test_end": "2026-12-08T10:30:00Z", "trigger": "test-end",
+                                              "duration_seconds": 7 * DAY, "test_start": "2026-12-01T10:30:00Z"}
+    # A retried request (same RequestId) finds its execution instead of starting a second one.
+    assert lifecycle.handle(event("Create"), sfn, now)["PhysicalResourceId"] == arn
+    assert len(sfn.list_executions(stateMachineArn=MACHINE)["executions"]) == 1
+    wait_entered(sfn, arn)
+    sfn.stop_execution(executionArn=arn)
+
+
+def test_an_unchanged_update_keeps_the_timer_and_a_new_duration_counts_from_the_start(sfn):
+    created = lifecycle.handle(event("Create"), sfn)["PhysicalResourceId"]
+    same = lifecycle.handle(event("Update", PhysicalResourceId=created,
+                                  OldResourceProperties=event("Create")["ResourceProperties"]), sfn)
+    assert same == {"PhysicalResourceId": created, "Data": {}}
+    longer = lifecycle.handle(event("Update", 10 * DAY, PhysicalResourceId=created,
+                                    OldResourceProperties=event("Create")["ResourceProperties"]), sfn)
+    assert longer["PhysicalResourceId"] != created  # CloudFormation then deletes (cancels) the old timer
+    started = sfn.describe_execution(executionArn=created)["startDate"]
+    assert longer["Data"]["TestStart"] == lifecycle.iso(started)
+    assert longer["Data"]["TestEnd"] == lifecycle.iso(started + timedelta(days=10))
+    for arn in (created, longer["PhysicalResourceId"]):
+        sfn.stop_execution(executionArn=arn)
+
+
+def test_delete_cancels_a_waiting_execution_only(sfn):
+    arn = lifecycle.handle(event("Create"), sfn)["PhysicalResourceId"]
+    wait_entered(sfn, arn)
+    deleted = lifecycle.handle(event("Delete", PhysicalResourceId=arn), sfn)
+    assert deleted["Reason"] == "pending end cancelled"
+    for _ in range(100):  # moto ends a stopped execution's thread shortly after
+        if sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+            break
+        time.sleep(0.05)
+    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    # Already finished (it judged and acted): nothing to cancel, and Delete still succeeds.
+    assert lifecycle.handle(event("Delete", PhysicalResourceId=arn), sfn)["Reason"] == \
+        "the execution had already left its wait; left to finish"
+    assert lifecycle.handle(event("Delete", PhysicalResourceId="request-Create"), sfn)["Reason"].startswith(
+        "no execution to cancel")
+
+
+@pytest.mark.parametrize(("seconds", "message"), [
+    ("600", r"DurationSeconds must be 3600-2592000 \(1 hour to 30 days\), got 600"),
+    ("a week", r"DurationSeconds must be a whole number of seconds, got 'a week'"),
+])
+def test_a_bad_duration_fails_the_create(sfn, seconds, message):
+    bad = event("Create")
+    bad["ResourceProperties"]["DurationSeconds"] = seconds
+    with pytest.raises(ValueError, match=message):
+        lifecycle.handle(bad, sfn)
+
+
+def test_follow_finds_the_newest_self_ending_execution(sfn, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    own = sfn.start_execution(stateMachineArn=MACHINE, name="pipeline-run", input="{}")["executionArn"]
+    assert lifecycle.follow_test_end({"state_machine_arn": MACHINE, "execution_arn": own}) == \
+        {"found": False, "status": "NONE", "execution": None}
+    timer = sfn.start_execution(stateMachineArn=MACHINE, name="test-end-abc", input="{}")["executionArn"]
+    for _ in range(100):
+        followed = lifecycle.follow_test_end({"state_machine_arn": MACHINE, "execution_arn": own})
+        if followed["status"] != "RUNNING":
+            break
+    assert followed == {"found": True, "status": "SUCCEEDED", "execution": timer,
+                        "output": {"decision": "PROMOTE", "action": "promoted"}}
