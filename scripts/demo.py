@@ -9,9 +9,16 @@
    sampled share, both variants' records are captured to S3. The traffic is replayed as the
    last ``--minutes`` minutes (the emulator's clock runs behind for it), since the verdict
    needs ten or more minutes of paired metrics and the demo has three;
-4. starts the deployed promotion state machine, follows it to its end and prints the report,
-   the endpoint's final config and where the capture files are;
-5. ``cdk destroy``, and stops the emulator — also on failure or Ctrl-C.
+4. lets the test end itself: the deploy started ONE execution of the promotion workflow that waits
+   for the test's end (1 hour in the scenarios); the emulator's clock moves past it, that execution
+   judges and acts with nobody starting anything, and ``shadow-test run --stack ChurnShadowTest``
+   follows it, printing each state and the verdict report (exit code 0 promoted, 3 rejected);
+5. follows the verdict in IaC: ``shadow-test drift`` on the SHADOW assembly (after a PROMOTE it
+   refuses: deploying it would put v1 back), ``cdk synth`` of the PROMOTED (or ROLLED_BACK) phase,
+   ``shadow-test drift`` on it (passes), ``cdk deploy`` of it: the model serving in production does
+   not change;
+6. prints the endpoint's final config, where the capture files are and a ``shadow-report``;
+7. ``cdk destroy``, and stops the emulator — also on failure or Ctrl-C.
 
 ``--scenario regressed`` deploys the app with ``scenarios/regressed.json``: the shadow serves a
 much larger model (``models/churn-v2-regressed``), so the same run ends in REJECT and production
@@ -80,6 +87,18 @@ class DemoResult:
     capture_destination: str = ""
     #: shadow-report's report.json over the captured data.
     shadow_report: dict[str, Any] = field(default_factory=dict)
+    #: Names of the workflow's executions after the test ended (only the self-ending one: nobody started any).
+    executions: list[str] = field(default_factory=list)
+    #: ``shadow-test run``'s exit code and output.
+    run_exit_code: int | None = None
+    run_output: str = ""
+    #: ``shadow-test drift`` on the SHADOW assembly after the verdict, and on the next phase's: (exit code, line).
+    drift_shadow: tuple[int, str] = (0, "")
+    drift_next: tuple[int, str] = (0, "")
+    #: The phase deployed after the verdict, and the production variant just before and after that deploy.
+    next_phase: str = ""
+    production_before_phase_deploy: list[dict[str, Any]] = field(default_factory=list)
+    production_after_phase_deploy: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -174,7 +193,7 @@ class Emulator:
 class Demo:
     """One run of the lifecycle against a fresh emulator."""
 
-    STEPS = 6
+    STEPS = 7
 
     def __init__(self, scenario: str = "healthy", requests: int = 3000, minutes: int = 20, port: int = 5055,
                  workdir: Path | None = None, assembly: Path | None = None, keep: bool = False,
@@ -229,14 +248,17 @@ class Demo:
         return ["-c", f"shadow-test-config=scenarios/{self.scenario}.json",
                 "-c", 'managed-test={"endpoint_name": null}']
 
-    def cdk(self, *args: str, what: str) -> str:
+    def cdk(self, *args: str, what: str, assembly: Path | None = None, output: Path | None = None,
+            context: list[str] | None = None) -> str:
+        """Run the CDK CLI: on ``assembly`` (default: the demo's), or synthesizing the app into ``output``."""
         if not CDK.exists() or shutil.which("node", path=self.env["PATH"]) is None:
             raise DemoError(f"the CDK CLI is missing ({CDK} {'found' if CDK.exists() else 'not found'}; node "
                             f"{'found' if shutil.which('node', path=self.env['PATH']) else 'not found'}): run `make setup`")
-        app = ["--app", str(self.assembly)] if self.assembly else ["--output", str(self.workdir / "cdk.out")]
+        assembly = assembly or (self.assembly if output is None else None)
+        app = ["--app", str(assembly)] if assembly else ["--output", str(output or self.workdir / "cdk.out")]
         command = [str(CDK), *args, *app, "--no-notices", "--no-version-reporting", "--ci"]
-        if not self.assembly:
-            command += self._context_args()
+        if not assembly:
+            command += self._context_args() + (context or [])
         self.emulator.check_alive()
         completed = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True,
                                    stdin=subprocess.DEVNULL)
@@ -260,7 +282,8 @@ class Demo:
             self._timed("emulator", self.start_emulator)
             self._timed("deploy", self.deploy)
             self._timed("traffic", self.send_traffic)
-            self._timed("workflow", self.promote)
+            self._timed("workflow", self.end_of_test)
+            self._timed("follow", self.follow_in_iac)
             self._timed("inspect", self.inspect)
             if not self.keep:
                 self._timed("destroy", self.destroy)
@@ -356,47 +379,96 @@ class Demo:
         served = ", ".join(f"{variant} {number}" for variant, number in sorted(self.result.served.items()))
         self.console.line(f"{answered}/{self.requests} answered by production with a prediction; served: {served}")
 
-    def promote(self) -> None:
-        self.console.step(4, self.STEPS, "Running the promotion workflow (Step Functions) to its verdict")
-        sfn = self.client("stepfunctions")
-        name = f"demo-{self.scenario}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-        execution = sfn.start_execution(stateMachineArn=self.state_machine, name=name, input="{}")["executionArn"]
-        seen = 0
-        deadline = time.monotonic() + 600
-        while True:
+    def shadow_test(self, *args: str, stream: bool = False) -> tuple[int, str]:
+        """Run the ``shadow-test`` command against the emulator; its exit code and output."""
+        command = [str(Path(sys.executable).parent / "shadow-test"), *args]
+        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, stdin=subprocess.DEVNULL)
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if stream and not self.console.quiet:
+                print(f"      | {line.rstrip()}", flush=True)
+        code = process.wait()
+        if code == 2 or code >= 5 or code < 0:
             self.emulator.check_alive()
-            events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
-            for event in events[seen:]:
-                entered = event.get("stateEnteredEventDetails")
-                if entered:
-                    self.console.line(f"-> {entered['name']}")
-            seen = len(events)
-            status = sfn.describe_execution(executionArn=execution)
-            if status["status"] != "RUNNING":
-                break
-            if time.monotonic() > deadline:
-                raise DemoError(f"the promotion workflow is still running after 10 minutes: {execution}")
-            time.sleep(0.5)
+            raise DemoError(f"shadow-test {' '.join(args)} could not run (exit {code}): {''.join(lines).strip()[-300:]}")
+        return code, "".join(lines)
+
+    def executions(self) -> list[dict[str, Any]]:
+        return self.client("stepfunctions").list_executions(stateMachineArn=self.state_machine)["executions"]
+
+    def end_of_test(self) -> None:
+        """The deploy started the self-ending execution; move the emulated clock to its end and follow it."""
+        sfn = self.client("stepfunctions")
+        pending = self.executions()
+        if len(pending) != 1 or pending[0]["status"] != "RUNNING":
+            raise DemoError(f"expected the one self-ending execution the deploy started, found "
+                            f"{[(e['name'], e['status']) for e in pending]}")
+        timer = sfn.describe_execution(executionArn=pending[0]["executionArn"])
+        test_end = datetime.fromisoformat(json.loads(timer["input"])["test_end"].replace("Z", "+00:00"))
+        self.console.step(4, self.STEPS, f"The test ends itself at {test_end:%H:%M} UTC (1 hour after the deploy): the "
+                                         "emulated clock moves there; `shadow-test run` follows the waiting execution")
+        self.console.line(f"execution {timer['name']} has waited in WaitForTestEnd since the deploy; nobody starts one")
+        self.emulator.control("POST", "clock", {"offset_seconds": (test_end - datetime.now(UTC)).total_seconds() + 5})
+        try:
+            self.console.line(f"$ shadow-test run --stack {STACK}")
+            code, output = self.shadow_test("run", "--stack", STACK, "--poll", "0.5", stream=True)
+        finally:
+            self.emulator.control("POST", "clock", {"offset_seconds": 0})
+        self.result.run_exit_code, self.result.run_output = code, output
+        self.result.executions = [e["name"] for e in self.executions()]
+        status = sfn.describe_execution(executionArn=pending[0]["executionArn"])
         self.result.execution_status = status["status"]
         if status["status"] != "SUCCEEDED":
             raise DemoError(f"the promotion workflow ended {status['status']}: {status.get('error', '')} "
                             f"{status.get('cause', '')}".strip())
-        output = json.loads(status.get("output") or "{}")
-        self.result.decision = output.get("decision", "")
-        report = output.get("report") or output.get("report_markdown") or ""
+        output_json = json.loads(status.get("output") or "{}")
+        self.result.decision = output_json.get("decision", "")
+        report = output_json.get("report") or ""
         if report.startswith("s3://"):
             bucket, key = report[5:].split("/", 1)
             s3 = self.client("s3")
             self.result.report_markdown = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
             self.result.verdict = json.loads(s3.get_object(
                 Bucket=bucket, Key=key.rsplit("/", 1)[0] + "/verdict.json")["Body"].read())
-        self.console.line(f"execution {name}: {status['status']}, decision {self.result.decision}")
-        if self.result.report_markdown and not self.console.quiet:
-            print("\n" + "\n".join(f"      | {line}" for line in self.result.report_markdown.splitlines()), flush=True)
-            print(f"      (report: {report})", flush=True)
+        self.console.line(f"shadow-test run: exit {code} ({self.result.decision}, {output_json.get('action')}); "
+                          f"executions of the workflow: {', '.join(self.result.executions)}")
+
+    def follow_in_iac(self) -> None:
+        """The app must now declare what serves: the drift guard, then the next phase's synth, guard and deploy."""
+        phase = "promoted" if self.result.decision == "PROMOTE" else "rolled_back"
+        self.result.next_phase = phase
+        self.console.step(5, self.STEPS, f"Following the verdict in IaC: the drift guard, then cdk deploy of the "
+                                         f"{phase.upper()} phase")
+        shadow_assembly = self.assembly or self.workdir / "cdk.out"
+        code, output = self.shadow_test("drift", "--stack", STACK, "--app", str(shadow_assembly))
+        self.result.drift_shadow = (code, output.strip())
+        self.console.line(f"$ shadow-test drift --stack {STACK} --app {shadow_assembly}   (the SHADOW phase)")
+        self.console.line(f"  exit {code}: {output.strip()}")
+        next_assembly = self.workdir / f"cdk.out.{phase}"
+        shutil.rmtree(next_assembly, ignore_errors=True)
+        self.cdk("synth", STACK, "--quiet", output=next_assembly, what=f"synthesize the {phase} phase",
+                 context=["-c", f"shadow-test={json.dumps({'phase': phase})}"])
+        code, output = self.shadow_test("drift", "--stack", STACK, "--app", str(next_assembly))
+        self.result.drift_next = (code, output.strip())
+        self.console.line(f"$ shadow-test drift --stack {STACK} --app {next_assembly}   (the {phase.upper()} phase)")
+        self.console.line(f"  exit {code}: {output.strip()}")
+        if code != 0:
+            raise DemoError(f"the {phase} phase would change the model serving in production: {output.strip()}")
+        self.result.production_before_phase_deploy = self.endpoint_config()["production"]
+        self.cdk("deploy", STACK, "--require-approval", "never", "--method=direct", assembly=next_assembly,
+                 what=f"deploy the {phase} phase")
+        after = self.endpoint_config()
+        self.result.production_after_phase_deploy = after["production"]
+        before_models = [v["ModelName"] for v in self.result.production_before_phase_deploy]
+        after_models = [v["ModelName"] for v in after["production"]]
+        self.console.line(f"deployed the {phase.upper()} phase: endpoint {after['status']} on {after['config_name']}; "
+                          f"production serves {', '.join(after_models)} "
+                          f"({'unchanged' if after_models == before_models else 'CHANGED from ' + ', '.join(before_models)})")
 
     def inspect(self) -> None:
-        self.console.step(5, self.STEPS, "The endpoint after the workflow, and the captured data")
+        self.console.step(6, self.STEPS, "The endpoint now, and the captured data")
         self.result.final_config = final = self.endpoint_config()
         self.console.line(f"{self.endpoint}: {final['status']} on {final['config_name']}")
         for variant in final["production"]:
@@ -447,7 +519,7 @@ class Demo:
         self.console.line(f"  report and plots: {out}/ (report.md, report.json, *.png)")
 
     def destroy(self) -> None:
-        self.console.step(6, self.STEPS, f"cdk destroy {STACK}")
+        self.console.step(7, self.STEPS, f"cdk destroy {STACK}")
         self.cdk("destroy", STACK, "--force", what=f"destroy {STACK}")
         self.console.line("destroyed (a real account keeps the capture bucket: it is retained by default)")
 
@@ -504,6 +576,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{'' if result.final_config['shadow'] else ' with no shadow'}.")
     if result.decision != expected:
         print(f"demo: expected {expected} for the {args.scenario} scenario, got {result.decision}", file=sys.stderr)
+        return 1
+    if result.production_after_phase_deploy != result.production_before_phase_deploy:
+        print(f"demo: deploying the {result.next_phase} phase changed production: "
+              f"{result.production_before_phase_deploy} -> {result.production_after_phase_deploy}", file=sys.stderr)
         return 1
     return 0
 

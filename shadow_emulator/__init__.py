@@ -4,11 +4,13 @@ Nothing in ``shadow_constructs`` imports this package.
 """
 
 from .athena import AthenaDouble
+from .clock import EmulatorClock
+from .cloudformation import CloudFormationDouble
 from .cloudwatch import CloudWatchDouble
 from .lambdas import LambdaDouble
 from .runtime import EndpointRuntimeDouble
 from .sagemaker import SageMakerDouble, validate_request
-from .stepfunctions import StepFunctionsDouble
+from .stepfunctions import StepFunctionsDouble, WaitStateDouble
 
-__all__ = ["AthenaDouble", "CloudWatchDouble", "EndpointRuntimeDouble", "LambdaDouble", "SageMakerDouble", "StepFunctionsDouble",
-           "validate_request"]
+__all__ = ["AthenaDouble", "CloudFormationDouble", "CloudWatchDouble", "EmulatorClock", "EndpointRuntimeDouble", "LambdaDouble",
+           "SageMakerDouble", "StepFunctionsDouble", "WaitStateDouble", "validate_request"]

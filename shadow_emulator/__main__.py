@@ -1,8 +1,13 @@
-"""``python -m shadow_emulator [--port 5055]``: serve the local AWS emulator until interrupted."""
+"""``python -m shadow_emulator [--port 5055]``: serve the local AWS emulator until interrupted.
+
+``SHADOW_EMULATOR_LAMBDA_HANDLERS`` (module prefixes separated by commas, e.g. ``emulator_probe.``)
+names more Lambda handlers to run in-process besides ``shadow_runtime.*``: tests' probe handlers.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -16,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=5055, help="TCP port (default: 5055)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shadow and capture sampling (default: 0)")
     args = parser.parse_args(argv)
-    server = EmulatorServer(args.host, args.port, seed=args.seed)
+    handlers = tuple(p.strip() for p in os.environ.get("SHADOW_EMULATOR_LAMBDA_HANDLERS", "").split(",") if p.strip())
+    server = EmulatorServer(args.host, args.port, seed=args.seed, lambda_handlers=handlers)
     try:
         server.start()
     except PortInUseError as error:

@@ -5,7 +5,9 @@ moto without Docker answers every Invoke with a canned payload. While installed,
 importing it from the project's ``lambda/`` folder and calling it with the event, in this
 process (so it talks to the same moto backends). An exception becomes a function error, as on
 AWS: ``FunctionError: Unhandled`` and ``{"errorType", "errorMessage"}``. Other functions keep
-moto's behaviour.
+moto's behaviour. Tests may let more handlers run in-process (``handler_prefixes``; for
+``python -m shadow_emulator``, the environment variable ``SHADOW_EMULATOR_LAMBDA_HANDLERS``, module
+prefixes separated by commas): their modules must be importable (``PYTHONPATH``).
 """
 
 from __future__ import annotations
@@ -21,14 +23,25 @@ from moto.awslambda.models import LambdaFunction
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "lambda"
+#: Handlers run in-process with their real code: the project's Lambda package.
+RUNTIME_PREFIXES = ("shadow_runtime.",)
 
 
 class LambdaDouble:
-    """Patches both of moto's Lambda paths: the Docker one (per function) and ``use_docker: False``."""
+    """Patches both of moto's Lambda paths: the Docker one (per function) and ``use_docker: False``.
 
-    def __init__(self) -> None:
+    :param handler_prefixes: prefixes of the handlers (``module.function``) run in-process. Default:
+        ``shadow_runtime.`` only.
+    """
+
+    def __init__(self, handler_prefixes: tuple[str, ...] = RUNTIME_PREFIXES) -> None:
         self._originals: dict[str, Any] = {}
+        self.handler_prefixes = tuple(handler_prefixes)
         self.invocations: list[tuple[str, Any]] = []
+
+    def runs(self, handler: str) -> bool:
+        """Whether this double runs ``handler`` in-process."""
+        return bool(handler) and handler.startswith(self.handler_prefixes)
 
     def _run(self, handler: str, body: Any, response_headers: Any) -> bytes:
         module_name, _, name = handler.rpartition(".")
@@ -50,14 +63,14 @@ class LambdaDouble:
 
         def invoke_function(function: LambdaFunction, body: Any, request_headers: Any, response_headers: Any):
             handler = getattr(function, "handler", "") or ""
-            if handler.startswith("shadow_runtime."):
+            if double.runs(handler):
                 return double._run(handler, body, response_headers)
             return function_invoke(function, body, request_headers, response_headers)
 
         def invoke_simple(backend: LambdaSimpleBackend, function_name: str, qualifier: Any, body: Any, headers: Any,
                           response_headers: Any):
             handler = getattr(backend.get_function(function_name, qualifier), "handler", "") or ""
-            if handler.startswith("shadow_runtime."):
+            if double.runs(handler):
                 return double._run(handler, body, response_headers)
             return simple_invoke(backend, function_name, qualifier, body, headers, response_headers)
 

@@ -20,8 +20,9 @@ moto's sagemaker-runtime answers every InvokeEndpoint with canned data. While in
   (``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``), the caller's InferenceId in
   eventMetadata, buffered and written every ``capture_batch`` records and on ``flush_capture()``.
 
-A clock (``clock_offset``) lets a replay stamp metrics and capture records as if the traffic had
-arrived earlier: the demo replays 3,000 requests in a minute as the last 20 minutes' traffic.
+A clock (``clock_offset``, the offset of the emulator's one ``EmulatorClock``, shared with the
+Wait states of ``WaitStateDouble``) lets a replay stamp metrics and capture records as if the
+traffic had arrived earlier: the demo replays 3,000 requests in a minute as the last 20 minutes' traffic.
 
 Limits: one process, no instances (latency is this machine's), CSV input only for the model,
 no multi-model or asynchronous endpoints.
@@ -39,7 +40,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from moto.cloudwatch.models import cloudwatch_backends
@@ -47,6 +48,7 @@ from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+from .clock import EmulatorClock
 from .sagemaker import SageMakerDouble
 
 
@@ -60,9 +62,11 @@ class EndpointRuntimeDouble:
     :param sagemaker: the installed SageMakerDouble (it knows the shadow variants moto drops).
     :param seed: seed of the sampling that copies requests to the shadow. Default: 0.
     :param capture_batch: records per capture file. Default: 500.
+    :param clock: the emulator's clock (the server shares one with its Wait states). Default: a clock of its own.
     """
 
-    def __init__(self, sagemaker: SageMakerDouble, seed: int = 0, capture_batch: int = 500) -> None:
+    def __init__(self, sagemaker: SageMakerDouble, seed: int = 0, capture_batch: int = 500,
+                 clock: EmulatorClock | None = None) -> None:
         self.sagemaker = sagemaker
         self.random = random.Random(seed)
         self._order = random.Random(seed + 1)
@@ -74,12 +78,20 @@ class EndpointRuntimeDouble:
         self._buffers: dict[tuple, list[dict]] = defaultdict(list)
         self._buffers_lock = threading.Lock()
         self._original = None
-        #: Added to this machine's clock for metric timestamps and capture times (replays).
-        self.clock_offset = timedelta(0)
+        self.clock = clock or EmulatorClock()
+
+    @property
+    def clock_offset(self) -> timedelta:
+        """Added to this machine's clock for metric timestamps and capture times (replays): the clock's offset."""
+        return self.clock.offset
+
+    @clock_offset.setter
+    def clock_offset(self, value: timedelta) -> None:
+        self.clock.offset = value
 
     def now(self) -> datetime:
         """The double's time: UTC now plus ``clock_offset``."""
-        return datetime.now(UTC) + self.clock_offset
+        return self.clock.now()
 
     def install(self) -> EndpointRuntimeDouble:
         self._original = SageMakerRuntimeResponse.__dict__["invoke_endpoint"]

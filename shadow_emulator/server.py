@@ -7,11 +7,20 @@ pNN statistics in GetMetricData (``CloudWatchDouble``), the workflow's Lambda fu
 with their real code (``LambdaDouble``), state machines deployed by CloudFormation executable
 (``StepFunctionsDouble``), InvokeEndpoint answered with real predictions
 (``EndpointRuntimeDouble``), and CaptureAnalytics' Glue table and Athena workgroup deployable with
-queries that really run on the captured data (``AthenaDouble``). Step Functions executes ASL; Lambda never needs Docker.
+queries that really run on the captured data (``AthenaDouble``), CloudFormation custom resources
+with their whole Create / Update / Delete lifecycle (``CloudFormationDouble``: ``cdk deploy`` and
+``cdk destroy`` send the handler what CloudFormation would, and wait for its answer), and Wait
+states that end by the emulator's clock (``WaitStateDouble``). Step Functions executes ASL; Lambda
+never needs Docker.
+
+The emulator has one clock (``EmulatorClock``): this machine's time plus an offset. The runtime
+double stamps metrics and capture records with it, and Step Functions' Wait states end by it, so
+moving it forward ends a wait for a timestamp (or for a number of seconds) without sleeping.
 
 A few control routes, under ``/_shadow_emulator/``, serve the demo driver (they are no AWS API):
-``GET health``, ``POST clock`` ``{"offset_seconds": -1200}`` (metric and capture timestamps
-then run that far behind this machine's clock: a replay), ``POST flush`` (write buffered capture
+``GET health``, ``POST clock`` ``{"offset_seconds": -1200}`` (the emulator's clock then runs that
+far behind this machine's: metric and capture timestamps of a replay; ``3600`` ends, within a
+fraction of a second, the Wait states due in the next hour), ``POST flush`` (write buffered capture
 records now) and ``GET counts`` (requests served per endpoint and variant).
 
 Run it on its own with ``python -m shadow_emulator --port 5055``. A test double, never deployed:
@@ -32,11 +41,13 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from .athena import AthenaDouble
+from .clock import EmulatorClock
+from .cloudformation import CloudFormationDouble
 from .cloudwatch import CloudWatchDouble
-from .lambdas import LambdaDouble
+from .lambdas import RUNTIME_PREFIXES, LambdaDouble
 from .runtime import EndpointRuntimeDouble
 from .sagemaker import SageMakerDouble
-from .stepfunctions import StepFunctionsDouble
+from .stepfunctions import StepFunctionsDouble, WaitStateDouble
 
 CONTROL_PREFIX = "/_shadow_emulator/"
 #: What moto needs to run the workflow: ASL executed for real, Lambda without Docker.
@@ -68,15 +79,22 @@ class EmulatorServer:
     :param port: TCP port. Default 5055.
     :param seed: seed of the runtime double's shadow and capture sampling. Default 0.
     :param update_polls: DescribeEndpoint calls an UpdateEndpoint stays ``Updating``. Default 2.
+    :param lambda_handlers: more handler prefixes (``module.``) LambdaDouble runs in-process, besides
+        ``shadow_runtime.`` (tests' probe handlers). Default: none.
     """
 
-    def __init__(self, host: str = "localhost", port: int = 5055, seed: int = 0, update_polls: int = 2) -> None:
+    def __init__(self, host: str = "localhost", port: int = 5055, seed: int = 0, update_polls: int = 2,
+                 lambda_handlers: tuple[str, ...] = ()) -> None:
         self.host, self.port = host, port
+        #: The emulator's one clock: the runtime double and the Wait states read it, POST clock sets it.
+        self.clock = EmulatorClock()
         self.sagemaker = SageMakerDouble(update_polls=update_polls)
-        self.runtime = EndpointRuntimeDouble(self.sagemaker, seed=seed)
+        self.runtime = EndpointRuntimeDouble(self.sagemaker, seed=seed, clock=self.clock)
         self.athena = AthenaDouble()
-        self._doubles: list[Any] = [self.sagemaker, CloudWatchDouble(), LambdaDouble(), StepFunctionsDouble(), self.runtime,
-                                    self.athena]
+        self.lambdas = LambdaDouble(handler_prefixes=(*RUNTIME_PREFIXES, *lambda_handlers))
+        self.cloudformation = CloudFormationDouble(response_url=self.url)
+        self._doubles: list[Any] = [self.sagemaker, CloudWatchDouble(), self.lambdas, StepFunctionsDouble(),
+                                    WaitStateDouble(self.clock), self.runtime, self.athena, self.cloudformation]
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -167,6 +185,6 @@ class EmulatorServer:
                 offset = float(json.loads(body or b"{}")["offset_seconds"])
             except (ValueError, KeyError, TypeError):
                 return "400 Bad Request", {"error": f"expected {{\"offset_seconds\": <number>}}, got {body[:200]!r}"}
-            self.runtime.clock_offset = timedelta(seconds=offset)
+            self.clock.offset = timedelta(seconds=offset)
             return "200 OK", {"offset_seconds": offset}
         return "404 Not Found", {"error": f"no control route {method} {CONTROL_PREFIX}{route}"}

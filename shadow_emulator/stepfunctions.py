@@ -1,18 +1,36 @@
-"""A test double for one moto gap: state machines created by CloudFormation cannot be executed.
+"""Test doubles for two moto gaps in Step Functions: CloudFormation's state machines, and Wait states.
 
 With ``execute_state_machine`` on, moto's Step Functions API uses its ASL-interpreting backend,
 but its CloudFormation support still creates state machines in the plain backend: a stack deploys
-(CREATE_COMPLETE, an ARN) yet ListStateMachines / StartExecution do not see the machine. While
-installed, ``StepFunctionsDouble`` creates and deletes them in whichever backend the API uses.
+(CREATE_COMPLETE, an ARN) yet ListStateMachines / StartExecution do not see the machine, and a
+stack update that changes its definition fails. While installed, ``StepFunctionsDouble`` creates,
+updates and deletes them in whichever backend the API uses.
+
+moto's interpreter really sleeps in a Wait state, by this machine's clock. While installed,
+``WaitStateDouble`` makes Wait states follow the emulator's clock (``EmulatorClock``, whose offset
+``POST /_shadow_emulator/clock`` sets): a ``Timestamp`` / ``TimestampPath`` wait ends once the
+emulated now reaches the timestamp (UTC), a ``Seconds`` / ``SecondsPath`` wait once the emulated
+clock has moved that many seconds since the state was entered (real time elapsed plus any change
+of the offset). The wait looks at the clock five times a second, so moving the offset forward ends
+a wait that is already waiting; StopExecution still interrupts it at once.
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from moto.stepfunctions import models as sfn_models
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.responses import get_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
+
+from .clock import EmulatorClock
+
+LOG = logging.getLogger(__name__)
 
 
 class StepFunctionsDouble:
@@ -22,6 +40,7 @@ class StepFunctionsDouble:
     def install(self) -> StepFunctionsDouble:
         machine = sfn_models.StateMachine
         self._saved = {"create": machine.__dict__["create_from_cloudformation_json"],
+                       "update": machine.__dict__["update_from_cloudformation_json"],
                        "delete": machine.__dict__["delete_from_cloudformation_json"]}
 
         def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -31,19 +50,89 @@ class StepFunctionsDouble:
                 properties.get("StateMachineName", resource_name), properties.get("DefinitionString", ""),
                 properties.get("RoleArn", ""), tags=tags)
 
+        def update(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+            properties = cloudformation_json.get("Properties", {})
+            if properties.get("StateMachineName", original_resource.name) != original_resource.name:  # replacement
+                new = create(cls, properties["StateMachineName"], cloudformation_json, account_id, region_name)
+                delete(cls, original_resource.arn, cloudformation_json, account_id, region_name)
+                return new
+            backend = get_backend(account_id, region_name)
+            updated = backend.update_state_machine(original_resource.arn, definition=properties.get("DefinitionString"),
+                                                   role_arn=properties.get("RoleArn"))
+            backend.tagger.tag_resource(updated.arn, cfn_to_api_tags(properties.get("Tags", [])))
+            return updated
+
         def delete(cls, resource_name, cloudformation_json, account_id, region_name):
             get_backend(account_id, region_name).delete_state_machine(resource_name)
 
         machine.create_from_cloudformation_json = classmethod(create)
+        machine.update_from_cloudformation_json = classmethod(update)
         machine.delete_from_cloudformation_json = classmethod(delete)
         return self
 
     def uninstall(self) -> None:
         if self._saved:
             sfn_models.StateMachine.create_from_cloudformation_json = self._saved.pop("create")
+            sfn_models.StateMachine.update_from_cloudformation_json = self._saved.pop("update")
             sfn_models.StateMachine.delete_from_cloudformation_json = self._saved.pop("delete")
 
     def __enter__(self) -> StepFunctionsDouble:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
+
+class WaitStateDouble:
+    """Wait states that end by the emulator's clock (see the module's docstring).
+
+    :param clock: the clock to follow (the server's, shared with the runtime double). Default: a clock of its own.
+    :param poll_seconds: how often a waiting state looks at the clock. Default: 0.2 s.
+    """
+
+    def __init__(self, clock: EmulatorClock | None = None, poll_seconds: float = 0.2) -> None:
+        self.clock = clock or EmulatorClock()
+        self.poll_seconds = poll_seconds
+        self._original: Any = None
+
+    def deadline(self, function: WaitFunction, env: Any) -> datetime:
+        """When (emulated, UTC) the Wait state entered now ends; the state's errors are moto's."""
+        if isinstance(function, Timestamp):  # and TimestampPath: a UTC time, ISO 8601 with a Z
+            function.string.eval(env=env)
+            text = env.stack.pop()
+            moment = function._from_timestamp_string(timestamp=text)
+            if moment is None:
+                raise FailureEventException(function._create_failure_event(env, text))
+            return moment.replace(tzinfo=UTC)
+        # Seconds, SecondsPath, SecondsJSONata: counted on the emulated clock from now.
+        return self.clock.now() + timedelta(seconds=function._get_wait_seconds(env=env))
+
+    def wait_until(self, env: Any, until: datetime) -> None:
+        """Wait until the clock reaches ``until`` or the execution stops (ends, fails, is stopped)."""
+        while env.is_running():
+            remaining = (until - self.clock.now()).total_seconds()
+            if remaining <= 0:
+                return
+            # moto pulses program_state_event when the execution stops: that wakes the wait at once.
+            env.program_state_event.wait(min(remaining, self.poll_seconds))
+        LOG.info("Wait state interrupted: the execution is no longer running")
+
+    def install(self) -> WaitStateDouble:
+        self._original = WaitFunction.__dict__["_eval_body"]
+        double = self
+
+        def _eval_body(function: WaitFunction, env: Any) -> None:
+            double.wait_until(env, double.deadline(function, env))
+
+        WaitFunction._eval_body = _eval_body
+        return self
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            WaitFunction._eval_body = self._original
+            self._original = None
+
+    def __enter__(self) -> WaitStateDouble:
         return self.install()
 
     def __exit__(self, *exc: object) -> None:

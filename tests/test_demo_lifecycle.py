@@ -1,9 +1,10 @@
 """The demo's whole lifecycle, as `make demo` runs it, with less traffic: both scenarios.
 
 Each test starts the emulator (``python -m shadow_emulator``) on a free port, bootstraps and
-deploys the example app with the real CDK CLI, sends real traffic through InvokeEndpoint,
-runs the deployed promotion workflow to its end, inspects the endpoint and the captured data,
-and destroys the stack.
+deploys the example app with the real CDK CLI, sends real traffic through InvokeEndpoint, lets
+the test end itself (the emulated clock moves to its end; the execution the deploy started judges
+and acts; ``shadow-test run`` follows it), runs the drift guard and deploys the next phase with
+production unchanged, inspects the endpoint and the captured data, and destroys the stack.
 """
 
 from __future__ import annotations
@@ -64,6 +65,19 @@ def assert_traffic_and_capture(demo: Demo) -> None:
     assert 0.85 < agreement["effect"] < 0.99  # v2 and v1 are different models; they mostly agree
 
 
+def assert_the_test_ended_itself(demo: Demo, exit_code: int) -> None:
+    result = demo.result
+    # One execution in all: the one the deploy started, waiting for the test's end. Nobody started another.
+    assert len(result.executions) == 1 and result.executions[0].startswith("test-end-"), result.executions
+    assert result.run_exit_code == exit_code, result.run_output
+    assert "-> WaitForTestEnd" in result.run_output and "-> Judge" in result.run_output
+    assert f"verdict: **{result.decision}**" in result.run_output  # the report, printed by shadow-test run
+    # The next phase passes the drift guard and its deploy leaves production's model (and instances) as they were.
+    assert result.drift_next[0] == 0, result.drift_next
+    assert result.production_after_phase_deploy == result.production_before_phase_deploy
+    assert result.final_config["production"] == result.production_after_phase_deploy
+
+
 def test_healthy_candidate_is_promoted_into_the_production_variant(healthy):
     result = healthy.result
     assert result.decision == "PROMOTE", result.report_markdown
@@ -74,6 +88,12 @@ def test_healthy_candidate_is_promoted_into_the_production_variant(healthy):
     assert after["production"] == [{**before["production"][0], "ModelName": before["shadow"][0]["ModelName"]}]
     assert after["shadow"] == []
     assert_traffic_and_capture(healthy)
+    assert_the_test_ended_itself(healthy, exit_code=0)
+    # The SHADOW assembly would put v1 back into production: the guard refuses it, naming both models.
+    code, line = result.drift_shadow
+    assert code == 1 and "\n" not in line, line
+    assert before["production"][0]["ModelName"] in line and before["shadow"][0]["ModelName"] in line
+    assert result.next_phase == "promoted"
 
 
 def test_regressed_candidate_is_rejected_and_production_untouched(regressed):
@@ -85,6 +105,8 @@ def test_regressed_candidate_is_rejected_and_production_untouched(regressed):
     assert after["production"] == before["production"]  # same model, instances and weight
     assert after["shadow"] == []
     assert_traffic_and_capture(regressed)
+    assert_the_test_ended_itself(regressed, exit_code=3)
+    assert result.drift_shadow[0] == 0 and result.next_phase == "rolled_back"  # v1 still serves, as declared
 
 
 def test_a_taken_port_is_a_one_line_error(tmp_path):

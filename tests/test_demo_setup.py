@@ -48,6 +48,9 @@ def test_scenarios_configure_the_workflow_for_a_short_local_test(scenarios):
         assert '"latency_tolerance":0.3' in text and '"error_rate_tolerance":0.01' in text
         assert '"Seconds":2' in text  # DescribeEndpoint polling during the update
         assert "WaitForMoreTraffic" not in text and '"KeptAsIs"' in text  # INCONCLUSIVE keeps the endpoint
+        # The demo's test ends itself one hour after its deploy.
+        timer = only(template, "Custom::ShadowTestEnd")["Properties"]
+        assert timer["DurationSeconds"] == 3600
 
 
 def test_scenarios_judge_the_prediction_agreement(scenarios):
