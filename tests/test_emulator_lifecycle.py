@@ -505,3 +505,18 @@ def test_the_test_end_timer_ends_when_the_emulators_clock_reaches_the_end(aws):
     cfn.delete_stack(StackName="test-end-clock")  # the timer has ended: its Delete leaves it as it is
     assert settled(cfn, stack_id)["StackStatus"] == "DELETE_COMPLETE"
     assert executions(sfn, machine) == {timer: "SUCCEEDED"}
+
+
+def test_leaving_the_shadow_phase_cancels_the_pending_end(aws):
+    """Deploying PROMOTED or ROLLED_BACK removes the timer from the template: its Delete stops the waiting run."""
+    cfn, sfn = aws("cloudformation"), aws("stepfunctions")
+    machine = workflow(sfn)
+    cfn.create_stack(StackName="test-end-phase", TemplateBody=timer_template(machine, 3600))
+    assert settled(cfn, "test-end-phase")["StackStatus"] == "CREATE_COMPLETE"
+    timer = physical_ids(cfn, "test-end-phase")["TestEnd"]
+    without_timer = json.loads(timer_template(machine, 3600, description="promoted"))
+    del without_timer["Resources"]["TestEnd"]
+    cfn.update_stack(StackName="test-end-phase", TemplateBody=json.dumps(without_timer))
+    assert settled(cfn, "test-end-phase")["StackStatus"] == "UPDATE_COMPLETE"
+    assert executions(sfn, machine) == {timer: "ABORTED"}
+    cfn.delete_stack(StackName="test-end-phase")

@@ -31,3 +31,8 @@ def test_the_wheel_ships_every_runtime_module(tmp_path):
     modules = {f"shadow_constructs/_lambda/shadow_runtime/{p.name}" for p in (ROOT / "lambda" / "shadow_runtime").glob("*.py")}
     assert len(modules) >= 7 and modules <= names
     assert "shadow_constructs/promotion_workflow.py" in names and "shadow_report/cli.py" in names
+    # The shadow-test command and the pipelines step ship too, with the console script.
+    assert {"shadow_cli/shadow_test.py", "shadow_cli/stack.py", "shadow_constructs/pipelines.py",
+            "shadow_constructs/phase.py"} <= names
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "shadow-test = shadow_cli.shadow_test:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
