@@ -28,31 +28,29 @@ class SynthesizedStack:
     region: str | None
 
     def template(self) -> dict[str, Any]:
-        try:
-            template = json.loads(self.template_path.read_text())
-        except OSError as error:
-            raise CliError(f"cannot read the template of {self.display_name}: {error}") from None
-        except ValueError as error:
-            raise CliError(f"the template {self.template_path} is not JSON: {error}") from None
-        if not isinstance(template, dict):
-            raise CliError(f"the template {self.template_path} is not a JSON object")
-        return template
+        return _json_object(self.template_path, f"the template of {self.display_name}", "a JSON object")
+
+
+def _json_object(path: Path, what: str, kind: str, missing: str | None = None) -> dict[str, Any]:
+    """A JSON object read from ``path``; a one-line CliError naming ``what`` otherwise."""
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CliError(missing or f"cannot read {what}: {path} not found") from None
+    except OSError as error:
+        raise CliError(f"cannot read {what}: {error}") from None
+    except ValueError as error:
+        raise CliError(f"{what} ({path}) is not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise CliError(f"{what} ({path}) is not {kind}")
+    return value
 
 
 def _manifest(directory: Path) -> dict[str, Any]:
     path = directory / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CliError(f"no cloud assembly at {directory} ({path.name} not found): run `cdk synth` first, "
-                       f"or pass its output folder with --app") from None
-    except OSError as error:
-        raise CliError(f"cannot read {path}: {error}") from None
-    except ValueError as error:
-        raise CliError(f"{path} is not JSON: {error}") from None
-    if not isinstance(manifest, dict):
-        raise CliError(f"{path} is not a cloud assembly manifest")
-    return manifest
+    return _json_object(path, f"the manifest of {directory}", "a cloud assembly manifest",
+                        missing=f"no cloud assembly at {directory} ({path.name} not found): run `cdk synth` first, "
+                                f"or pass its output folder with --app")
 
 
 def _region(environment: Any) -> str | None:

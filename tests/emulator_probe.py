@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
 from typing import Any
 
 
@@ -28,13 +27,9 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     failing = kind in properties.get("FailOn", "").split(",") or (
         kind == "Delete" and bool(properties.get("FailDeleteWhile")) and os.path.exists(properties["FailDeleteWhile"]))
     physical = event["PhysicalResourceId"] if kind == "Delete" else properties.get("PhysicalId", event["RequestId"])
-    body = {"Status": "FAILED" if failing else "SUCCESS", "Reason": f"probe refuses {kind}" if failing else "ok",
-            "PhysicalResourceId": physical, "StackId": event["StackId"], "RequestId": event["RequestId"],
-            "LogicalResourceId": event["LogicalResourceId"],
-            "Data": {"Echo": properties.get("Value", "unset"), "Kind": kind}}
-    data = json.dumps(body).encode()
-    request = urllib.request.Request(event["ResponseURL"], data=data, method="PUT",
-                                     headers={"Content-Type": "", "Content-Length": str(len(data))})
-    with urllib.request.urlopen(request, timeout=30):
-        pass
-    return body
+    # The library's own cfn-response PUT (the emulator's LambdaDouble puts lambda/ on the path).
+    from shadow_runtime.lifecycle import respond
+
+    return respond(event, "FAILED" if failing else "SUCCESS",
+                   {"PhysicalResourceId": physical, "Data": {"Echo": properties.get("Value", "unset"), "Kind": kind}},
+                   f"probe refuses {kind}" if failing else "ok")
