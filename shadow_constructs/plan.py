@@ -243,7 +243,9 @@ def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outd
 
 def _duration_text(seconds: int) -> str:
     hours = seconds / 3600
-    return f"{hours / 24:g} days" if hours >= 48 and hours % 24 == 0 else f"{hours:g} hours"
+    if hours >= 48 and hours % 24 == 0:
+        return f"{hours / 24:g} days"
+    return f"{hours:g} hour{'' if hours == 1 else 's'}"
 
 
 def _cost_until_end(endpoints: list[EndpointPlan], seconds: int) -> str:
