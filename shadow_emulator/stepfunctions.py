@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from moto.stepfunctions import models as sfn_models
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
@@ -83,17 +84,41 @@ class StepFunctionsDouble:
         self.uninstall()
 
 
+class _ForwardedTime:
+    """The ``time`` module as moto's retrier sees it in fast-forward mode: a back-off moves the clock instead."""
+
+    def __init__(self, double: WaitStateDouble) -> None:
+        self._double = double
+
+    def sleep(self, seconds: float) -> None:
+        self._double.advance(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        import time
+
+        return getattr(time, name)
+
+
 class WaitStateDouble:
     """Wait states that end by the emulator's clock (see the module's docstring).
 
     :param clock: the clock to follow (the server's, shared with the runtime double). Default: a clock of its own.
     :param poll_seconds: how often a waiting state looks at the clock. Default: 0.2 s.
+    :param fast_forward: instead of waiting, move the clock forward to the end of every wait and of every
+        retry's back-off (moto's retrier sleeps for real): executions run as if the time had passed, at once.
+        For in-process tests of a state machine's logic; the emulator's server does not. Default: False.
     """
 
-    def __init__(self, clock: EmulatorClock | None = None, poll_seconds: float = 0.2) -> None:
+    def __init__(self, clock: EmulatorClock | None = None, poll_seconds: float = 0.2, fast_forward: bool = False) -> None:
         self.clock = clock or EmulatorClock()
         self.poll_seconds = poll_seconds
+        self.fast_forward = fast_forward
         self._original: Any = None
+        self._original_time: Any = None
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` forward (fast-forward mode: a wait or a back-off that took no time)."""
+        self.clock.offset = self.clock.offset + timedelta(seconds=max(0.0, seconds))
 
     def deadline(self, function: WaitFunction, env: Any) -> datetime:
         """When (emulated, UTC) the Wait state entered now ends; the state's errors are moto's."""
@@ -109,6 +134,9 @@ class WaitStateDouble:
 
     def wait_until(self, env: Any, until: datetime) -> None:
         """Wait until the clock reaches ``until`` or the execution stops (ends, fails, is stopped)."""
+        if self.fast_forward:
+            self.advance((until - self.clock.now()).total_seconds())
+            return
         while env.is_running():
             remaining = (until - self.clock.now()).total_seconds()
             if remaining <= 0:
@@ -125,12 +153,18 @@ class WaitStateDouble:
             double.wait_until(env, double.deadline(function, env))
 
         WaitFunction._eval_body = _eval_body
+        if self.fast_forward:
+            self._original_time = retrier_decl.time
+            retrier_decl.time = _ForwardedTime(self)
         return self
 
     def uninstall(self) -> None:
         if self._original is not None:
             WaitFunction._eval_body = self._original
             self._original = None
+        if self._original_time is not None:
+            retrier_decl.time = self._original_time
+            self._original_time = None
 
     def __enter__(self) -> WaitStateDouble:
         return self.install()

@@ -520,3 +520,25 @@ def test_leaving_the_shadow_phase_cancels_the_pending_end(aws):
     assert settled(cfn, "test-end-phase")["StackStatus"] == "UPDATE_COMPLETE"
     assert executions(sfn, machine) == {timer: "ABORTED"}
     cfn.delete_stack(StackName="test-end-phase")
+
+
+def test_fast_forward_runs_waits_and_retry_back_offs_at_once_on_the_clock():
+    """In-process tests of a state machine's logic: an hour's wait and a minute's back-off take no time."""
+    from moto import mock_aws
+
+    definition = {"StartAt": "Wait", "States": {
+        "Wait": {"Type": "Wait", "Seconds": 3600, "Next": "Flaky"},
+        "Flaky": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:sfn:describeExecution",
+                  "Parameters": {"ExecutionArn": "arn:aws:states:us-east-1:123456789012:execution:none:none"},
+                  "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 60, "MaxAttempts": 1}], "End": True}}}
+    clock = EmulatorClock()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), \
+            WaitStateDouble(clock, fast_forward=True):
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        machine = sfn.create_state_machine(name="forward", definition=json.dumps(definition),
+                                           roleArn=f"arn:aws:iam::{ACCOUNT}:role/states")["stateMachineArn"]
+        started = time.monotonic()
+        execution = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+        status = poll(lambda: ended(sfn, execution), "the execution to end")
+        assert status == "FAILED" and time.monotonic() - started < 20
+        assert clock.offset >= timedelta(seconds=3659)  # the wait and the one 60 s back-off, on the clock (to the second)

@@ -25,7 +25,7 @@ from shadow_constructs import (
     ShadowEndpoint,
     Variant,
 )
-from shadow_emulator import CloudWatchDouble, LambdaDouble, SageMakerDouble
+from shadow_emulator import CloudWatchDouble, LambdaDouble, SageMakerDouble, WaitStateDouble
 
 FAST = {"window": cdk.Duration.minutes(30), "retry_interval": cdk.Duration.seconds(1),
         "poll_interval": cdk.Duration.seconds(1), "update_timeout": cdk.Duration.seconds(4),
@@ -57,7 +57,9 @@ def world(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-    with mock_aws(config=config), SageMakerDouble(update_polls=2) as sagemaker, CloudWatchDouble(), LambdaDouble():
+    # Waits and retry back-offs move a clock instead of sleeping: the executions' logic, at once.
+    with mock_aws(config=config), SageMakerDouble(update_polls=2) as sagemaker, CloudWatchDouble(), LambdaDouble(), \
+            WaitStateDouble(fast_forward=True):
         yield sagemaker, boto3.client("sagemaker", region_name=harness.REGION)
 
 
