@@ -230,19 +230,33 @@ def test_a_timed_out_execution_is_exit_1(emulator, capsys):
     assert " TIMED_OUT" in one_error_line(err)
 
 
-def test_run_follows_the_running_test_end_execution_and_says_so(emulator, capsys):
+class WhenRunPauses:
+    """``time`` as run sees it: ``action`` happens at each of its pauses between two looks. The first pause comes
+    after run chose the execution to follow, so the test acts only then (a timer could fire before run looked,
+    on a loaded machine)."""
+
+    def __init__(self, action) -> None:
+        self.action = action
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        self.action()
+        time.sleep(seconds)
+
+
+def test_run_follows_the_running_test_end_execution_and_says_so(emulator, capsys, monkeypatch):
     """The self-ending execution waits a week in WaitForTestEnd; run follows it and the emulated clock jumps there."""
     end = iso(datetime.now(UTC) + timedelta(days=7))
     execution = start_test_end(emulator, "Churn", 7 * 86400, name="test-end-5eed")
     sfn = emulator.client("stepfunctions")
-    week_passes = threading.Timer(1.0, emulator.set_clock, [7 * 86400 + 60])
     safety = threading.Timer(30.0, lambda: sfn.stop_execution(executionArn=execution))  # never hang the suite
-    week_passes.start()
+    monkeypatch.setattr(shadow_test, "time", WhenRunPauses(lambda: emulator.set_clock(7 * 86400 + 60)))
     safety.start()
     try:
         code, out, err = cli(capsys, "run", "--stack", "Churn", "--poll", "0.1")
     finally:
-        week_passes.cancel()
         safety.cancel()
         emulator.set_clock(0)
     assert (code, err) == (0, "")
@@ -253,14 +267,16 @@ def test_run_follows_the_running_test_end_execution_and_says_so(emulator, capsys
     assert lines[-1] == "execution test-end-5eed SUCCEEDED: decision PROMOTE (score 97.5), action promoted: promote (promoted)"
 
 
-def test_an_aborted_execution_is_exit_1(emulator, capsys):
+def test_an_aborted_execution_is_exit_1(emulator, capsys, monkeypatch):
     execution = start_test_end(emulator, "Aborting", 3600, name="test-end-ab0r7")
-    stopper = threading.Timer(1.0, lambda: emulator.client("stepfunctions").stop_execution(executionArn=execution))
-    stopper.start()
-    try:
-        code, out, err = cli(capsys, "run", "--stack", "Aborting", "--poll", "0.1")
-    finally:
-        stopper.cancel()
+    sfn = emulator.client("stepfunctions")
+
+    def stop() -> None:
+        if sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
+            sfn.stop_execution(executionArn=execution)
+
+    monkeypatch.setattr(shadow_test, "time", WhenRunPauses(stop))
+    code, out, err = cli(capsys, "run", "--stack", "Aborting", "--poll", "0.1")
     assert code == 1
     assert "-> WaitForTestEnd (until " in out and ", in 59 min " in out
     assert one_error_line(err) == "shadow-test: execution test-end-ab0r7 ABORTED: no error or cause given"
