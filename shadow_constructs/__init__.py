@@ -12,7 +12,7 @@ from .metric_factory import VERDICT_SERIES, ShadowMetricFactory
 from .metrics import ENDPOINT_METRICS, EndpointMetric
 from .model import ModelData, ModelImage, ServingModel
 from .phase import InstanceSettings, TestPhase
-from .promotion_workflow import InconclusiveAction, PromotionWorkflow
+from .promotion_workflow import Criteria, InconclusiveAction, PromotionWorkflow
 from .variant import RoutingStrategy, Variant, VariantAutoscaling
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "CaptureAnalytics",
     "CaptureStore",
     "ConfigError",
+    "Criteria",
     "DataCapture",
     "DeploymentGuardrails",
     "EndpointMetric",

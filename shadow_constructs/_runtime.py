@@ -23,16 +23,25 @@ def runtime_dir(package_dir: Path = Path(__file__).resolve().parent) -> Path:
 RUNTIME_DIR = runtime_dir()
 
 
+PACKAGE = "shadow_constructs._lambda.shadow_runtime"
+
+
 def runtime_module(name: str) -> ModuleType:
-    """A stdlib-only module of ``shadow_runtime`` (e.g. ``promotion``), from wherever the asset lies."""
-    qualified = f"shadow_constructs._lambda.shadow_runtime.{name}"
-    if qualified in sys.modules:
-        return sys.modules[qualified]
-    path = RUNTIME_DIR / "shadow_runtime" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(qualified, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"shadow_runtime.{name} not found at {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[qualified] = module
-    spec.loader.exec_module(module)
-    return module
+    """A module of ``shadow_runtime`` (e.g. ``promotion``, ``verdict``), from wherever the asset lies.
+
+    Installed, the asset is the package ``shadow_constructs._lambda.shadow_runtime``; in a checkout the
+    project's ``lambda/shadow_runtime`` is loaded under that same name, so its relative imports work
+    and every construct sees one copy. Only stdlib modules are imported this way (boto3 is not needed).
+    """
+    if PACKAGE not in sys.modules:
+        try:
+            importlib.import_module(PACKAGE)
+        except ModuleNotFoundError:
+            init = RUNTIME_DIR / "shadow_runtime" / "__init__.py"
+            spec = importlib.util.spec_from_file_location(PACKAGE, init, submodule_search_locations=[str(init.parent)])
+            if spec is None or spec.loader is None:
+                raise ImportError(f"shadow_runtime not found at {init.parent}") from None
+            package = importlib.util.module_from_spec(spec)
+            sys.modules[PACKAGE] = package
+            spec.loader.exec_module(package)
+    return importlib.import_module(f"{PACKAGE}.{name}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -20,11 +21,11 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from ._nag import acknowledge, acknowledge_wildcard_resource
-from ._runtime import RUNTIME_DIR
+from ._runtime import RUNTIME_DIR, runtime_module
 from .capture import CaptureStore
 from .capture_analytics import CaptureAnalytics
 from .endpoint import ShadowEndpoint, ShadowEndpointBase
-from .errors import Problems, shown
+from .errors import ConfigError, Problems, shown
 from .managed_test import ManagedShadowTest
 from .metric_factory import VERDICT_SERIES, ShadowMetricFactory
 from .phase import METADATA_KEY, OVERRIDE_FIELDS, InstanceSettings, TestPhase
@@ -35,9 +36,32 @@ THROTTLING_ERRORS = ["SageMaker.ThrottlingException", "SageMaker.SageMakerExcept
 #: Between two looks at the self-ending execution a pipeline's run follows.
 FOLLOW_INTERVAL = cdk.Duration.minutes(5)
 IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
-_CRITERIA_KEYS = ("confidence", "latency_tolerance", "utilization_tolerance", "error_rate_tolerance", "critical",
-                  "weights", "min_minutes", "min_shadow_invocations", "pass_score", "marginal_score",
-                  "min_agreement", "min_agreement_predictions")
+#: The verdict's criteria: the Judge function's own class, so what synthesizes is what the judge accepts.
+Criteria = runtime_module("verdict").Criteria
+
+
+def _criteria_mapping(problems: Problems, criteria: Any) -> dict[str, Any]:
+    """The criteria as the JSON the judge gets: the fields given (a ``Criteria`` gives those that differ from
+    the defaults), each checked now by ``Criteria`` (type, range, metric keys): a bad value fails the synth,
+    not the Judge step at the end of the test window."""
+    if criteria is None:
+        return {}
+    if dataclasses.is_dataclass(criteria) and type(criteria).__name__ == "Criteria":
+        defaults = Criteria()
+        given = {f.name: getattr(criteria, f.name) for f in dataclasses.fields(criteria)
+                 if f.name != "sampling_percent" and getattr(criteria, f.name) != getattr(defaults, f.name)}
+    elif isinstance(criteria, Mapping):
+        given = dict(criteria)
+    else:
+        problems.add(f"criteria must be a Criteria or a mapping of its fields, got {shown(criteria)}")
+        return {}
+    given = {k: list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, Mapping) else v for k, v in given.items()}
+    try:
+        Criteria.from_mapping(given)
+    except (ValueError, TypeError) as error:
+        problems.add(f"criteria: {str(error).removeprefix('invalid criteria: ')}")
+        return {}
+    return given
 
 
 class InconclusiveAction(enum.Enum):
@@ -68,8 +92,10 @@ class PromotionWorkflow(Construct):
     :param endpoint: the ShadowEndpoint (or imported endpoint with a shadow). Required.
     :param managed_test: the ManagedShadowTest to end instead of updating the endpoint. Default: none.
     :param window: how much traffic to judge. Default: 60 minutes ending when the run starts.
-    :param criteria: verdict criteria (``shadow_runtime.verdict.Criteria`` fields except
-        sampling_percent, which comes from the endpoint). Default: the verdict's defaults.
+    :param criteria: verdict criteria: a ``Criteria`` (``shadow_constructs.Criteria``, the judge's own class)
+        or a mapping of its fields, checked at synth (every field's type and range); its
+        ``sampling_percent`` comes from the endpoint unless a mapping sets it. Default: the verdict's
+        defaults.
     :param require_approval: wait for a person (task token, sent to the topic) before promoting.
         Default: False.
     :param instance_settings: ``InstanceSettings`` of the promoted variant. Default: the endpoint's
@@ -140,10 +166,7 @@ class PromotionWorkflow(Construct):
             problems.add(f"managed_test must be a ManagedShadowTest, got {shown(managed_test)}")
         self.window = window or cdk.Duration.minutes(60)
         problems.check_seconds("window", self.window, 600, 30 * 86400)
-        criteria = dict(criteria or {})
-        unknown = sorted(set(criteria) - set(_CRITERIA_KEYS))
-        if unknown:
-            problems.add(f"criteria keys must be among {', '.join(_CRITERIA_KEYS)}, got {unknown}")
+        criteria = _criteria_mapping(problems, criteria)
         problems.check_type("require_approval", require_approval, bool, "a bool")
         instance_settings, instance_override = self._promotion_settings(problems, endpoint, instance_settings,
                                                                         instance_override)
@@ -197,7 +220,13 @@ class PromotionWorkflow(Construct):
         sampling = getattr(endpoint, "sampling_percent", None) or \
             (managed_test.resource.shadow_mode_config.shadow_model_variants[0].sampling_percentage
              if managed_test else 100)
+        #: The criteria the judge gets: the ones given (checked at synth by ``Criteria`` itself), with the
+        #: endpoint's sampling share unless given.
         self.criteria = {"sampling_percent": sampling, **criteria}
+        try:
+            Criteria.from_mapping(self.criteria)
+        except ValueError as error:  # e.g. a sampling share out of range; the rest was checked above
+            raise ConfigError(f"PromotionWorkflow {self.node.path!r}", [f"criteria: {error}"]) from None
         #: The state machine's physical name: deterministic, so a pipeline stack can name it without a reference.
         self.state_machine_name = cdk.Names.unique_resource_name(self, max_length=80, separator="-")
         self.state_machine_arn = cdk.Stack.of(self).format_arn(

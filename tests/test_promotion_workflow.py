@@ -12,6 +12,7 @@ from conftest import XGBOOST_URI, actions_of, new_stack, only, policy_statements
 
 from shadow_constructs import (
     ConfigError,
+    Criteria,
     DeploymentGuardrails,
     InconclusiveAction,
     PromotionWorkflow,
@@ -52,6 +53,13 @@ def test_every_task_retries_throttling_and_is_caught(default):
         assert "SageMaker.ThrottlingException" in retry["ErrorEquals"] and retry["BackoffRate"] == 2, name
         if name != "ReportFailure":
             assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), name
+
+
+def test_a_criteria_object_gives_the_judge_the_fields_that_differ_from_the_defaults():
+    _, workflow, template = build(criteria=Criteria(latency_tolerance=0.1, critical=("ModelLatency:*",)))
+    judge = definition(template)["States"]["Judge"]["Parameters"]
+    assert judge["criteria"] == {"sampling_percent": 50, "latency_tolerance": 0.1, "critical": ["ModelLatency:*"]}
+    assert Criteria.from_mapping(workflow.criteria).latency_tolerance == 0.1  # the judge reads it back
 
 
 def test_criteria_and_sampling_share_reach_the_judge(default):
@@ -115,7 +123,14 @@ def test_approval_and_inconclusive_choices_shape_the_graph():
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"window": cdk.Duration.minutes(5)}, r"window must be between 600 and 2592000 seconds, got 300 seconds"),
-    ({"criteria": {"tolerance": 1}}, r"criteria keys must be among .*, got \['tolerance'\]"),
+    ({"criteria": {"tolerance": 1}}, r"criteria: unknown keys \['tolerance'\]; known keys: \[.*'latency_tolerance'"),
+    # Every field's type and range is checked by the judge's own Criteria at synth, not after the test window.
+    ({"criteria": {"confidence": 5}}, r"criteria: confidence must be a number between 0.5 and 0.9999, got 5"),
+    ({"criteria": {"pass_score": "high"}}, r"criteria: pass_score must be a number between 0 and 100, got 'high'"),
+    ({"criteria": {"critical": ["Latency:p99"]}}, r"criteria: critical: .*Latency"),
+    ({"criteria": {"weights": {"ModelLatency:p50": -1}}}, r"criteria: weights\['ModelLatency:p50'\] must be a number >= 0"),
+    ({"criteria": {"sampling_percent": 0}}, r"criteria: .*sampling_percent must be a number between 1 and 100, got 0"),
+    ({"criteria": "strict"}, r"criteria must be a Criteria or a mapping of its fields, got 'strict'"),
     ({"require_approval": "yes"}, r"require_approval must be a bool, got 'yes'"),
     ({"instance_settings": "shadow"}, r"instance_settings must be an InstanceSettings, got 'shadow'"),
     ({"on_inconclusive": "extend"}, r"on_inconclusive must be an InconclusiveAction, got 'extend'"),
