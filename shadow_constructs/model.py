@@ -284,7 +284,11 @@ class ServingModel(Construct):
             image = _collect(problems, ModelImage.from_uri, image)
         elif not isinstance(image, ModelImage):
             problems.add(f"image must be a ModelImage or an ECR image URI string, got {shown(image)}")
-        if isinstance(model_data, (str, Path)):
+        if isinstance(model_data, str) and re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", model_data) \
+                and not model_data.startswith("s3://"):
+            problems.add(f"model_data must be an s3:// URL or an existing local path, got {model_data!r}")
+            model_data = None
+        elif isinstance(model_data, (str, Path)):
             model_data = _collect(problems, ModelData.from_s3_url if str(model_data).startswith("s3://")
                                   else ModelData.from_asset, model_data)
         elif model_data is not None and not isinstance(model_data, ModelData):
