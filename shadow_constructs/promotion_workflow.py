@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -642,7 +644,10 @@ class PromotionWorkflow(Construct):
         resource = cdk.CustomResource(
             self, "TestEnd", service_token=function.function_arn, resource_type="Custom::ShadowTestEnd",
             properties={"StateMachineArn": self.state_machine_arn,
-                        "DurationSeconds": int(self.duration.to_seconds())})
+                        "DurationSeconds": int(self.duration.to_seconds()),
+                        # A running execution keeps the definition it started with: a redeploy that changes the
+                        # workflow (criteria, window, ...) must restart the pending end with the new one.
+                        "DefinitionHash": cdk.Lazy.string(_DefinitionHash(self.state_machine))})
         resource.node.add_dependency(self.state_machine, function.role)
         cfn = resource.node.default_child
         cfn.add_metadata(METADATA_KEY, {"role": "test-end"})
@@ -658,6 +663,18 @@ class PromotionWorkflow(Construct):
             description=f"End the shadow test of {self.endpoint.endpoint_name} at its planned end",
             target=scheduler.CfnSchedule.TargetProperty(arn=self.state_machine.state_machine_arn,
                                                         role_arn=role.role_arn, input="{}"))
+
+
+@jsii.implements(cdk.IStableStringProducer)
+class _DefinitionHash:
+    """A digest of the state machine's definition as synthesized (references unresolved, so deterministic)."""
+
+    def __init__(self, machine: sfn.StateMachine) -> None:
+        self.machine = machine
+
+    def produce(self) -> str:
+        definition = cdk.Stack.of(self.machine).resolve(self.machine.node.default_child.definition_string)
+        return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @jsii.implements(cdk.IStableAnyProducer)

@@ -60,6 +60,19 @@ def test_synthesizing_twice_gives_identical_templates():
     assert str(datetime.now(UTC).year) not in first.replace("2010-09-09", "").replace("2012-10-17", "")
 
 
+def timer_of(template: dict) -> dict:
+    return next(r for r in template["Resources"].values() if r["Type"] == "Custom::ShadowTestEnd")["Properties"]
+
+
+def test_a_changed_workflow_changes_the_timer_so_the_pending_run_restarts(default_template):
+    """A running execution keeps the definition it started with: new criteria must reach the pending end."""
+    again = template_of(workflow_stack()).to_json()
+    stricter = template_of(workflow_stack(criteria={"latency_tolerance": 0.02})).to_json()
+    assert timer_of(again)["DefinitionHash"] == timer_of(default_template)["DefinitionHash"]
+    assert timer_of(stricter)["DefinitionHash"] != timer_of(default_template)["DefinitionHash"]
+    assert timer_of(stricter)["DurationSeconds"] == timer_of(default_template)["DurationSeconds"]
+
+
 def test_the_timer_may_only_start_and_stop_its_own_workflow(default_template):
     template = cdk.assertions.Template.from_json(default_template)
     statements = policy_statements(template, "PromotionTestEndRole")
@@ -154,10 +167,23 @@ def test_an_unchanged_update_keeps_the_timer_and_a_new_duration_counts_from_the_
     longer = lifecycle.handle(event("Update", 10 * DAY, PhysicalResourceId=created,
                                     OldResourceProperties=event("Create")["ResourceProperties"]), sfn)
     assert longer["PhysicalResourceId"] != created  # CloudFormation then deletes (cancels) the old timer
-    started = sfn.describe_execution(executionArn=created)["startDate"]
-    assert longer["Data"]["TestStart"] == lifecycle.iso(started)
-    assert longer["Data"]["TestEnd"] == lifecycle.iso(started + timedelta(days=10))
+    started = json.loads(sfn.describe_execution(executionArn=created)["input"])["test_start"]
+    assert longer["Data"]["TestStart"] == started
+    assert longer["Data"]["TestEnd"] == lifecycle.iso(datetime.fromisoformat(started.replace("Z", "+00:00"))
+                                                      + timedelta(days=10))
     for arn in (created, longer["PhysicalResourceId"]):
+        sfn.stop_execution(executionArn=arn)
+
+
+def test_a_new_definition_restarts_the_wait_with_the_same_end(sfn):
+    old = {**event("Create")["ResourceProperties"], "DefinitionHash": "aaaa"}
+    created = lifecycle.handle({**event("Create"), "ResourceProperties": old}, sfn)
+    new = {**old, "DefinitionHash": "bbbb"}
+    restarted = lifecycle.handle(event("Update", PhysicalResourceId=created["PhysicalResourceId"],
+                                       OldResourceProperties=old, ResourceProperties=new), sfn)
+    assert restarted["PhysicalResourceId"] != created["PhysicalResourceId"]
+    assert restarted["Data"]["TestEnd"] == created["Data"]["TestEnd"]  # the test's end does not move
+    for arn in (created["PhysicalResourceId"], restarted["PhysicalResourceId"]):
         sfn.stop_execution(executionArn=arn)
 
 

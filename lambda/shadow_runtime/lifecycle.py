@@ -69,6 +69,19 @@ def start_timer(sfn, state_machine_arn: str, request_id: str, start: datetime, s
     return {"ExecutionArn": arn, "TestEnd": payload["test_end"], "TestStart": payload["test_start"]}
 
 
+def test_start(sfn, execution_arn: str) -> datetime | None:
+    """When the test of a self-ending execution started: its input's ``test_start`` (else its start date)."""
+    try:
+        described = sfn.describe_execution(executionArn=execution_arn)
+    except Exception:  # noqa: BLE001 - no old execution to measure from
+        return None
+    recorded = json.loads(described.get("input") or "{}").get("test_start")
+    return datetime.fromisoformat(recorded.replace("Z", "+00:00")) if recorded else described["startDate"]
+
+
+test_start.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, despite its name
+
+
 def still_waiting(sfn, execution_arn: str) -> bool:
     """Whether the execution runs and has not left its wait for the test's end."""
     if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
@@ -107,13 +120,12 @@ def handle(event: dict[str, Any], sfn=None, now: datetime | None = None) -> dict
     if kind == "Update":
         old = event.get("OldResourceProperties") or {}
         current = event.get("PhysicalResourceId", "")
-        if str(old.get("DurationSeconds")) == str(seconds) and old.get("StateMachineArn") == machine:
+        if str(old.get("DurationSeconds")) == str(seconds) and old.get("StateMachineArn") == machine \
+                and old.get("DefinitionHash") == properties.get("DefinitionHash"):
             return {"PhysicalResourceId": current, "Data": {}}
-        # A new duration counts from the test's original start; CloudFormation then deletes the old timer.
-        try:
-            start = sfn.describe_execution(executionArn=current)["startDate"]
-        except Exception:  # noqa: BLE001 - no old execution to measure from: the test starts now
-            start = now
+        # A new duration counts from the test's original start, and a new definition (a running execution keeps
+        # the one it started with) restarts the wait with the same end; CloudFormation then deletes the old timer.
+        start = test_start(sfn, current) or now
         data = start_timer(sfn, machine, event["RequestId"], start, seconds)
         return {"PhysicalResourceId": data["ExecutionArn"], "Data": data}
     data = start_timer(sfn, machine, event["RequestId"], now, seconds)
@@ -137,7 +149,8 @@ def respond(event: dict[str, Any], status: str, result: dict[str, Any], reason: 
 def test_end_resource(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Handler of ``Custom::ShadowTestEnd``: start, move or cancel the test's self-ending execution.
 
-    ResourceProperties: ``StateMachineArn``, ``DurationSeconds`` (3600-2592000). Create starts the
+    ResourceProperties: ``StateMachineArn``, ``DurationSeconds`` (3600-2592000), ``DefinitionHash`` (a
+    changed workflow definition restarts the pending execution, keeping the test's start). Create starts the
     execution with ``{"test_end", "trigger": "test-end", "duration_seconds", "test_start"}``; its ARN
     is the physical id and ``TestEnd`` / ``TestStart`` are attributes. A failed Delete never blocks the
     stack's deletion: the reason is reported, the status is SUCCESS.
