@@ -75,7 +75,7 @@ class ShadowEndpointBase(Construct):
         if metric_name not in ENDPOINT_METRICS:
             problems.add(f"metric_name must be one of {', '.join(ENDPOINT_METRICS)}, got {shown(metric_name)}")
         variant = self.production_variant_name if variant is None else variant
-        if not cdk.Token.is_unresolved(variant) and variant not in self.variant_names:
+        if variant not in self.variant_names and not cdk.Token.is_unresolved(variant):  # a name seldom is a token
             problems.add(f"variant must be one of {', '.join(self.variant_names)}, got {shown(variant)}")
         problems.raise_if_any()
         return endpoint_metric(self.endpoint_name, variant, metric_name, **options)

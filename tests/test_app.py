@@ -13,9 +13,9 @@ from aws_cdk import assertions
 from conftest import ROOT, cfn_lint_findings, only
 
 from app import build_app
+from shadow_cli.plan import main as plan_main
+from shadow_cli.plan import plan_assembly, render_plan
 from shadow_constructs import ConfigError
-from shadow_constructs.plan import main as plan_main
-from shadow_constructs.plan import plan_assembly, render_plan
 from stacks import ShadowTestConfig
 
 

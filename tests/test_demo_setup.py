@@ -61,7 +61,7 @@ def test_scenarios_judge_the_prediction_agreement(scenarios):
 
 
 def test_the_plan_says_the_workflow_measures_the_agreement(tmp_path):
-    from shadow_constructs.plan import plan_assembly, render_plan
+    from shadow_cli.plan import plan_assembly, render_plan
 
     app = cdk.App(outdir=str(tmp_path), context={"nag": "false", "shadow-test-config": "scenarios/healthy.json"})
     build_app(app).synth()

@@ -230,7 +230,7 @@ def test_follow_finds_the_newest_self_ending_execution(sfn, monkeypatch):
 
 
 def test_the_plan_says_when_the_test_ends_in_words():
-    from shadow_constructs.plan import _duration_text
+    from shadow_cli.plan import _duration_text
 
     assert [_duration_text(s) for s in (3600, 5400, 86400, 2 * 86400, 7 * 86400, 30 * 86400)] == \
         ["1 hour", "1.5 hours", "24 hours", "2 days", "7 days", "30 days"]
