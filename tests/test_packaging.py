@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,6 +24,8 @@ def test_an_installed_package_uses_its_packaged_copy(tmp_path):
 
 
 def test_the_wheel_ships_every_runtime_module(tmp_path):
+    # setuptools' build/ folder keeps files of packages no longer listed: start from none (it is gitignored).
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--quiet",
                             "--disable-pip-version-check", "-w", str(tmp_path)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-2000:]
@@ -34,5 +37,7 @@ def test_the_wheel_ships_every_runtime_module(tmp_path):
     # The shadow-test command and the pipelines step ship too, with the console script.
     assert {"shadow_cli/shadow_test.py", "shadow_cli/stack.py", "shadow_constructs/pipelines.py",
             "shadow_constructs/phase.py"} <= names
+    # The emulator is a test double: never in the runtime distribution.
+    assert not [n for n in names if n.startswith("shadow_emulator/")]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "shadow-test = shadow_cli.shadow_test:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
