@@ -90,7 +90,7 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
     """Parse ``argv``, compare, write the outputs; returns {kind: path}. Raises ReportError on bad input."""
     try:
         import duckdb  # noqa: F401
-        import matplotlib  # noqa: F401
+        import PIL  # noqa: F401  (Pillow draws the plots)
 
         from .engine import ReportSettings, analyse
         from .render import write_all

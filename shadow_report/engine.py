@@ -1,13 +1,16 @@
 """The report engine: DuckDB reads capture files, pairs production and shadow records, computes the measures.
 
-Everything runs inside DuckDB over the files, in batches, into a disk-backed scratch database with a
-memory limit: Python never holds the records, only the aggregated answers, so memory does not grow
-with the number of records.
+Everything runs inside DuckDB, in an in-memory database with a memory limit beyond which DuckDB spills to the
+scratch folder: Python never holds the records, only the aggregated answers, so memory does not grow with the
+number of records. One pass reads the files, batch by batch, into a narrow table of records and their statuses;
+one full outer join of production's and the shadow's usable records on inferenceId gives the pairs, the unmatched
+records and any duplicates; the measures come from the compared predictions, several queries at a time.
 
 Definitions (the Athena named queries of ``CaptureAnalytics`` compute the same ones):
 
-- a *record* is one non-blank line of a capture file; its endpoint, variant and hour come from the key
-  ``<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``;
+- a *record* is one non-blank line of a capture file (a line ends at ``\\n``; a ``\\r`` before it and a byte
+  order mark before the first line are not part of it; a line of spaces only is blank); its endpoint, variant and
+  hour come from the key ``<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``;
 - a record is *usable* when it is a JSON object with an ``eventMetadata.inferenceId`` and an
   ``endpointOutput`` whose ``data`` decodes under its ``encoding`` (CSV, JSON or BASE64). Otherwise it is
   counted under the first problem that applies, in this order: ``malformed`` (not UTF-8, or not a JSON object
@@ -32,6 +35,7 @@ Definitions (the Athena named queries of ``CaptureAnalytics`` compute the same o
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -47,6 +51,7 @@ PSI_EPSILON = 0.0001
 DECILES = [round(0.1 * i, 1) for i in range(1, 10)]
 BATCH_BYTES = 256 * 1024 * 1024
 BATCH_FILES = 2000
+PIECE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -136,52 +141,78 @@ def choose_variants(variants: Sequence[str], production: str | None, shadow: str
     return next(v for v in present if v != shadows[0]), shadows[0]
 
 
+# How records.status stores a record's status: 0 usable, then the problems in order, then outside the window.
+STATUSES = ("ok", *PROBLEMS, "outside_window")
+_OK, _DUPLICATE = 0, STATUSES.index("duplicate_inference_id")
+
+# One row per record, as narrow as it can be (at ten million records it is what DuckDB keeps and spills):
+# - text: the inferenceId of a usable (or duplicate) record, the line's first 300 characters for a problem record;
+# - value: the prediction of an output that is one number (the common case); else tokens: the predictions as text,
+#   numeric telling whether they are all numbers.
 _RECORDS_DDL = """
 CREATE TABLE records (
-    variant VARCHAR, hour TIMESTAMPTZ, filename VARCHAR, status VARCHAR, inference_id VARCHAR,
-    event_id VARCHAR, ts TIMESTAMPTZ, kind VARCHAR, vals DOUBLE[], tokens VARCHAR[], excerpt VARCHAR)
+    file INTEGER, line INTEGER, side UTINYINT, status UTINYINT, text VARCHAR, value DOUBLE, tokens VARCHAR[], numeric BOOLEAN)
 """
 
-# One pass over a batch of files: each line becomes one row of `records` with its status.
+# The lines of files: {texts} reads them as (file id, side, hour, lines before, content). read_text scans its files on one thread,
+# so the files are split over one read_text per DuckDB thread (UNION ALL), and each file's id, side and hour are
+# looked up in lists, not joined (a join could hold every file's text in its hash table). A line ends at \n (a \r
+# before it is dropped); a line of spaces only is blank: not a record.
+_LINES = r"""
+texts AS ({texts}
+), split AS (
+    SELECT file, side, hour, unnest(lines) AS line, before + generate_subscripts(lines, 1) AS n
+    -- A byte order mark before the first line is not part of it.
+    FROM (SELECT file, side, hour, before,
+                 string_split(CASE WHEN before = 0 AND starts_with(content, chr(65279)) THEN content[2:] ELSE content END,
+                              chr(10)) AS lines
+          FROM texts)
+), raw AS (
+    SELECT * REPLACE (CASE WHEN ends_with(line, chr(13)) THEN rtrim(line, chr(13)) ELSE line END AS line) FROM split
+    WHERE NOT regexp_full_match(line, ' *\r*')  -- not trim(line) <> '': trim() reads the whole line
+)"""
+
+# One pass over a batch of files: each record becomes one row of `records` with its status. Built by _load_sql:
+# {fields} are the JSON paths read ($.eventMetadata.inferenceTime only when there is a window: without one, neither
+# the time nor the eventId is needed until duplicates are ranked, and a path less is a faster parse).
 _LOAD = r"""
 INSERT INTO records
-WITH raw AS (
-    SELECT filename, line
-    FROM read_csv($files, columns = {'line': 'VARCHAR'}, delim = '\x01', quote = '', escape = '', header = false,
-                  auto_detect = false, strict_mode = false, filename = true, max_line_size = 67108864,
-                  ignore_errors = true, store_rejects = true)  -- lines that are not UTF-8: counted below, not lost
-    WHERE line IS NOT NULL AND trim(line) <> ''
-), parsed AS (
+WITH """ + _LINES + r""", parsed AS (
     -- One JSON parse per line: try() gives NULL for lines that are not JSON.
-    SELECT f.variant, f.hour, r.filename, r.line, try(json_extract_string(r.line, [
-        '$.eventMetadata.inferenceId', '$.eventMetadata.eventId', '$.eventMetadata.inferenceTime',
-        '$.captureData.endpointOutput.encoding', '$.captureData.endpointOutput.data',
-        '$.captureData.endpointOutput.observedContentType'])) AS f
-    FROM raw r JOIN files f ON f.path = r.filename
+    SELECT *, try(json_extract_string(line, [{fields}])) AS f FROM raw
 ), fields AS (
     -- A record is a JSON object with captureData or eventMetadata (what a JSON SerDe reads as a row). Any field
-    -- above proves one of them; only lines with none are looked at again (CASE evaluates branches lazily).
-    SELECT *, CASE WHEN f IS NULL OR NOT starts_with(ltrim(line), '{') THEN false
-                   WHEN f[1] IS NOT NULL OR f[2] IS NOT NULL OR f[3] IS NOT NULL OR f[4] IS NOT NULL OR f[5] IS NOT NULL
-                        OR f[6] IS NOT NULL THEN true
-                   ELSE json_exists(line, '$.captureData') OR json_exists(line, '$.eventMetadata') END AS ok
+    -- read proves one of them; only lines with none are looked at again (CASE evaluates branches lazily).
+    SELECT file, side, hour, n, line, f[1] AS inference_id, upper(f[2]) AS encoding, f[3] AS data, f[4] AS content_type,
+           {time} AS inference_time,
+           CASE WHEN f IS NULL THEN false
+                WHEN NOT starts_with(line, '{') AND NOT regexp_matches(line, '^ +\{') THEN false
+                WHEN f[1] IS NOT NULL OR f[2] IS NOT NULL OR f[3] IS NOT NULL OR f[4] IS NOT NULL OR f[5] IS NOT NULL THEN true
+                ELSE json_exists(line, '$.captureData') OR json_exists(line, '$.eventMetadata') END AS ok
     FROM parsed
 ), decoded AS (
-    SELECT variant, hour, filename, line, ok, f[1] AS inference_id, f[2] AS event_id,
-           coalesce(try_cast(f[3] AS TIMESTAMPTZ), hour) AS ts, upper(f[4]) AS encoding, f[5] AS data,
-           CASE upper(f[4]) WHEN 'CSV' THEN f[5] WHEN 'JSON' THEN f[5]
-                            WHEN 'BASE64' THEN try(decode(from_base64(f[5]))) END AS text,
-           upper(f[4]) = 'JSON' OR (upper(f[4]) = 'BASE64' AND lower(coalesce(f[6], '')) LIKE '%json%') AS is_json
+    SELECT * EXCLUDE (inference_time, content_type), coalesce(try_cast(inference_time AS TIMESTAMPTZ), hour) AS ts,
+           CASE encoding WHEN 'CSV' THEN data WHEN 'JSON' THEN data WHEN 'BASE64' THEN try(decode(from_base64(data))) END AS text,
+           CASE encoding WHEN 'JSON' THEN true WHEN 'BASE64' THEN lower(coalesce(content_type, '')) LIKE '%json%' ELSE false END AS is_json
     FROM fields
+), single AS (
+    -- CSV without a comma, line break or quote is one value: a number needs no splitting (the cast, like trim,
+    -- ignores the spaces around it).
+    SELECT *, NOT is_json AND NOT (contains(text, ',') OR contains(text, chr(10)) OR contains(text, chr(13)) OR contains(text, '"'))
+              AS one
+    FROM decoded
+), valued AS (
+    SELECT *, CASE WHEN one THEN try_cast(text AS DOUBLE) END AS value FROM single
 ), arrays AS (
-    SELECT *, CASE WHEN is_json AND json_valid(text) THEN
+    SELECT *, coalesce(isfinite(value), false) AS number,
+              CASE WHEN is_json AND json_valid(text) THEN
                   CASE json_type(text) WHEN 'ARRAY' THEN text::JSON
                                        WHEN 'OBJECT' THEN json_extract(text, '$.predictions') END END AS arr
-    FROM decoded
+    FROM valued
 ), tokenised AS (
     SELECT *, CASE
-        WHEN text IS NULL THEN NULL
-        WHEN NOT is_json AND NOT regexp_matches(text, '[,\r\n"]') THEN CASE WHEN trim(text) <> '' THEN [trim(text)] END
+        WHEN text IS NULL OR number THEN NULL
+        WHEN one THEN CASE WHEN trim(text) <> '' THEN [trim(text)] END
         WHEN NOT is_json THEN list_filter(list_transform(string_split_regex(trim(text), '\s*[,\r\n]+\s*'),
                                                          lambda t: trim(t, '"')), lambda t: t <> '')
         WHEN NOT json_valid(text) THEN NULL
@@ -193,117 +224,233 @@ WITH raw AS (
         END AS tokens
     FROM arrays
 ), numbered AS (
-    SELECT *, list_transform(tokens, lambda t: try_cast(t AS DOUBLE)) AS nums FROM tokenised
+    SELECT *, CASE WHEN NOT number THEN list_transform(tokens, lambda t: try_cast(t AS DOUBLE)) END AS nums FROM tokenised
 ), typed AS (
-    SELECT *, list_bool_and(list_transform(nums, lambda v: v IS NOT NULL AND isfinite(v))) AS all_numbers,
-        CASE WHEN NOT ok THEN 'malformed'
-             WHEN ($start IS NOT NULL AND ts < $start) OR ($end IS NOT NULL AND ts >= $end) THEN 'outside_window'
-             WHEN coalesce(inference_id, '') = '' THEN 'missing_inference_id'
-             WHEN data IS NULL THEN 'no_output'
-             WHEN encoding IS NULL OR encoding NOT IN ('CSV', 'JSON', 'BASE64') THEN 'unknown_encoding'
-             WHEN tokens IS NULL OR len(tokens) = 0 THEN 'undecodable_output'
-             ELSE 'ok' END AS status
+    SELECT *,
+        CASE WHEN number THEN true
+             ELSE coalesce(list_bool_and(list_transform(nums, lambda v: v IS NOT NULL AND isfinite(v))), false) END AS all_numbers,
+        CASE WHEN NOT ok THEN {malformed}
+             WHEN {outside} THEN {outside_window}
+             WHEN coalesce(inference_id, '') = '' THEN {missing_inference_id}
+             WHEN data IS NULL THEN {no_output}
+             WHEN encoding IS NULL OR encoding NOT IN ('CSV', 'JSON', 'BASE64') THEN {unknown_encoding}
+             WHEN NOT number AND (tokens IS NULL OR len(tokens) = 0) THEN {undecodable_output}
+             ELSE {ok} END AS status
     FROM numbered
+), stored AS (
+    SELECT *, number OR (all_numbers AND len(nums) = 1) AS scalar FROM typed
 )
-SELECT variant, hour, filename, status, inference_id, event_id, ts,
-       CASE WHEN status <> 'ok' THEN NULL WHEN all_numbers THEN 'numeric' ELSE 'label' END,
-       CASE WHEN status = 'ok' AND all_numbers THEN nums END,
-       CASE WHEN status = 'ok' AND NOT all_numbers THEN tokens END,
-       CASE WHEN status NOT IN ('ok', 'outside_window') THEN left(line, 300) END
-FROM typed
+SELECT file, n AS line, side, status,
+       CASE WHEN status = {ok} THEN inference_id WHEN status <> {outside_window} THEN left(line, 300) END AS text,
+       CASE WHEN status = {ok} AND scalar THEN CASE WHEN number THEN value ELSE nums[1] END END AS value,
+       CASE WHEN status = {ok} AND NOT scalar THEN tokens END AS tokens,
+       CASE WHEN status = {ok} AND NOT scalar THEN all_numbers END AS numeric
+FROM stored
+"""
+for _code, _name in enumerate(STATUSES):
+    _LOAD = _LOAD.replace("{" + _name + "}", str(_code))
+_FIELDS = ["$.eventMetadata.inferenceId", "$.captureData.endpointOutput.encoding", "$.captureData.endpointOutput.data",
+           "$.captureData.endpointOutput.observedContentType"]
+
+
+@functools.cache
+def _load_sql(window: bool) -> str:
+    """The load, reading inferenceTime only when there is a window to check it against."""
+    fields = _FIELDS + ["$.eventMetadata.inferenceTime"] * window
+    return (_LOAD.replace("{fields}", ", ".join(f"'{path}'" for path in fields)).replace("{time}", "f[5]" if window else "NULL")
+            .replace("{outside}", "($start IS NOT NULL AND ts < $start) OR ($end IS NOT NULL AND ts >= $end)" if window else "false"))
+
+
+# Every inferenceId with a usable record, production's and the shadow's side by side (a full outer join): pairs,
+# unmatched records and, when an inferenceId comes back more than once, duplicates. pfile (production's file) gives
+# the hour; pv and sv are the values of outputs that are one number.
+_JOINED = f"""
+SELECT coalesce(p.text, s.text) AS inference_id, p.file AS pfile, p.text IS NOT NULL AS has_p, s.text IS NOT NULL AS has_s,
+       p.value AS pv, s.value AS sv
+FROM (SELECT file, text, value FROM records WHERE side = 0 AND status = {_OK} {{only}}) p
+FULL JOIN (SELECT text, value FROM records WHERE side = 1 AND status = {_OK} {{only}}) s ON p.text = s.text
 """
 
-# Lines the reader rejected (not UTF-8, longer than 64 MiB) are malformed records of their file.
-_REJECTED = """
-INSERT INTO records
-SELECT f.variant, f.hour, s.file_path, 'malformed', NULL, NULL, f.hour, NULL, NULL, NULL, left(coalesce(e.csv_line, ''), 300)
-FROM reject_errors e JOIN reject_scans s ON s.scan_id = e.scan_id AND s.file_id = e.file_id JOIN files f ON f.path = s.file_path
+# A second usable record with an inferenceId already seen in its variant is a duplicate: the earliest by
+# inferenceTime, then eventId (then file and line) is kept. Only the records of repeated inferenceIds are ranked;
+# their times and eventIds are read again from their lines.
+_REPEATED = f"""
+CREATE TEMP TABLE repeated AS
+SELECT file, line, side, text AS inference_id FROM records
+WHERE status = {_OK} AND text IN (SELECT inference_id FROM joined GROUP BY inference_id HAVING count(*) > 1)
+QUALIFY count(*) OVER (PARTITION BY side, text) > 1
 """
 
-_DUPLICATES = """
-UPDATE records SET status = 'duplicate_inference_id', excerpt = 'inferenceId ' || inference_id
-WHERE rowid IN (
-    SELECT rowid FROM (
-        SELECT rowid, row_number() OVER (PARTITION BY variant, inference_id ORDER BY ts, event_id, filename, rowid) AS n
-        FROM records WHERE status = 'ok')
-    WHERE n > 1)
+_REPEATED_TIMES = """
+CREATE TEMP TABLE repeated_times AS
+WITH """ + _LINES + """
+SELECT raw.file, raw.n AS line, json_extract_string(raw.line, '$.eventMetadata.eventId') AS event_id,
+       coalesce(try_cast(json_extract_string(raw.line, '$.eventMetadata.inferenceTime') AS TIMESTAMPTZ), raw.hour) AS ts
+FROM raw SEMI JOIN repeated r ON r.file = raw.file AND r.line = raw.n
 """
 
-_PAIRS = """
-CREATE TABLE pairs AS
-SELECT p.hour, p.inference_id, p.kind AS pk, s.kind AS sk, p.vals AS pv, s.vals AS sv, p.tokens AS pt, s.tokens AS st
-FROM records p JOIN records s ON p.inference_id = s.inference_id
-WHERE p.variant = $production AND s.variant = $shadow AND p.status = 'ok' AND s.status = 'ok'
+_DUPLICATES = f"""
+UPDATE records SET status = {_DUPLICATE}
+FROM (SELECT file, line FROM (
+          SELECT r.file, r.line, row_number() OVER (PARTITION BY r.side, r.inference_id ORDER BY t.ts, t.event_id, f.path, r.line) AS k
+          FROM repeated r JOIN repeated_times t USING (file, line) JOIN files f ON f.id = r.file)
+      WHERE k > 1) later
+WHERE records.file = later.file AND records.line = later.line
 """
 
+# Pairs whose outputs are not both one number (lists, labels): both records, read back from `records`.
+_COMPLEX_PAIRS = f"""
+CREATE TABLE complex_pairs AS
+WITH wanted AS (SELECT inference_id FROM joined WHERE has_p AND has_s AND (pv IS NULL OR sv IS NULL)),
+p AS (SELECT * FROM records WHERE side = 0 AND status = {_OK} AND text IN (SELECT inference_id FROM wanted)),
+s AS (SELECT * FROM records WHERE side = 1 AND status = {_OK} AND text IN (SELECT inference_id FROM wanted)),
+sides AS (
+    SELECT f.hour, p.value AS pv, p.tokens AS pt, s.value AS sv, s.tokens AS st,
+           CASE WHEN p.value IS NOT NULL OR p.numeric THEN 'numeric' ELSE 'label' END AS pk,
+           CASE WHEN s.value IS NOT NULL OR s.numeric THEN 'numeric' ELSE 'label' END AS sk,
+           coalesce(len(p.tokens), 1) AS pn, coalesce(len(s.tokens), 1) AS sn
+    FROM p JOIN s ON s.text = p.text JOIN files f ON f.id = p.file
+)
+SELECT hour, CASE WHEN pk <> sk THEN 'kind_mismatch' WHEN pn <> sn THEN 'length_mismatch' ELSE pk END AS kind,
+       CASE WHEN pk <> 'numeric' THEN NULL WHEN pv IS NOT NULL THEN [pv] ELSE list_transform(pt, lambda t: t::DOUBLE) END AS pvals,
+       CASE WHEN sk <> 'numeric' THEN NULL WHEN sv IS NOT NULL THEN [sv] ELSE list_transform(st, lambda t: t::DOUBLE) END AS svals,
+       pt, st
+FROM sides
+"""
+
+# The compared predictions: production and shadow value, and their labels (numbers thresholded).
 _PREDICTIONS = """
 CREATE TABLE predictions AS
-SELECT hour, unnest(pv) AS p, unnest(sv) AS s,
-       unnest(list_transform(pv, lambda v: CASE WHEN v >= $threshold THEN '1' ELSE '0' END)) AS pl,
-       unnest(list_transform(sv, lambda v: CASE WHEN v >= $threshold THEN '1' ELSE '0' END)) AS sl
-FROM pairs WHERE pk = 'numeric' AND sk = 'numeric' AND len(pv) = len(sv)
-UNION ALL
-SELECT hour, NULL, NULL, unnest(pt), unnest(st)
-FROM pairs WHERE pk = 'label' AND sk = 'label' AND len(pt) = len(st)
+SELECT f.hour, j.pv AS p, j.sv AS s, CASE WHEN j.pv >= $threshold THEN '1' ELSE '0' END AS pl,
+       CASE WHEN j.sv >= $threshold THEN '1' ELSE '0' END AS sl
+FROM joined j JOIN files f ON f.id = j.pfile WHERE j.pv IS NOT NULL AND j.sv IS NOT NULL
 """
 
-# Every measure, overall (scope 'all') and per hour, from the compared predictions.
-_SCOPED = """
-CREATE TABLE scoped AS
-SELECT 'all' AS scope, p, s, pl, sl FROM predictions
+_COMPLEX_PREDICTIONS = """
+INSERT INTO predictions
+SELECT hour, unnest(pvals), unnest(svals),
+       unnest(list_transform(pvals, lambda v: CASE WHEN v >= $threshold THEN '1' ELSE '0' END)),
+       unnest(list_transform(svals, lambda v: CASE WHEN v >= $threshold THEN '1' ELSE '0' END))
+FROM complex_pairs WHERE kind = 'numeric'
 UNION ALL
-SELECT strftime(hour, '%Y-%m-%dT%H:00:00Z'), p, s, pl, sl FROM predictions
+SELECT hour, NULL, NULL, unnest(pt), unnest(st) FROM complex_pairs WHERE kind = 'label'
 """
 
-_MEASURES = """
-SELECT scope,
+# Every measure overall (scope 'all') and per hour, from the compared predictions, in one pass: GROUPING SETS.
+_SCOPE = "CASE WHEN grouping(hour) = 1 THEN 'all' ELSE strftime(hour, '%Y-%m-%dT%H:00:00Z') END"
+_HOUR = "strftime(hour, '%Y-%m-%dT%H:00:00Z')"
+
+_MEASURES = f"""
+SELECT {_SCOPE} AS scope,
        count(p) AS numeric_predictions,
        avg(s - p) AS mean_diff,
        avg(abs(s - p)) AS mean_abs_diff,
-       quantile_cont(abs(s - p), 0.5) AS median_abs_diff,
-       quantile_cont(abs(s - p), 0.99) AS p99_abs_diff,
+       quantile_cont(abs(s - p), [0.5, 0.99]) AS abs_diff_quantiles,
        max(abs(s - p)) AS max_abs_diff,
        avg(CASE WHEN abs(s - p) <= $tolerance THEN 1.0 ELSE 0.0 END) AS within_tolerance,
        corr(p, s) AS correlation,
        count(*) AS label_predictions,
        avg(CASE WHEN pl = sl THEN 1.0 ELSE 0.0 END) AS agreement
-FROM scoped GROUP BY scope
+FROM predictions GROUP BY GROUPING SETS ((), (hour))
 """
 
-# Both samples of a scope have the same size n (predictions are paired), so the gap between the two empirical
-# distribution functions at x is (#production ≤ x − #shadow ≤ x) / n: a running sum of +1 / −1, ties included by
-# the RANGE frame. Every scope sums to 0, so one running sum ordered by (scope, x) restarts at 0 for each scope:
-# no PARTITION BY, which DuckDB runs three times slower here.
-_KS = """
+KS_BUCKETS = 4096
+"""Equal-width buckets of the exact KS computation below: any number gives the same statistic, this one is fast."""
+
+# Kolmogorov-Smirnov, exact without sorting every value. Both samples of a scope have the same size n (predictions
+# are paired), so the gap between the two empirical distribution functions at x is (#production ≤ x − #shadow ≤ x)
+# / n. The values are cut into equal-width buckets (the same for every scope): per scope and bucket, the net count
+# gives the gap after each bucket, which the bucket's largest value reaches. The largest of those is a lower bound;
+# inside a bucket the gap moves at most by as many values as one side has there, so only buckets that could go
+# beyond the bound are walked value by value (the RANGE frame counts ties together).
+_KS = f"""
 WITH v AS (
-    SELECT scope, p AS x, 1 AS side FROM scoped WHERE p IS NOT NULL
-    UNION ALL SELECT scope, s, -1 FROM scoped WHERE s IS NOT NULL
-), c AS (
-    SELECT scope, sum(side) OVER (ORDER BY scope, x RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS gap FROM v
+    SELECT hour, p AS x, 1 AS d FROM predictions WHERE p IS NOT NULL
+    UNION ALL SELECT hour, s, -1 FROM predictions WHERE s IS NOT NULL
+), extent AS (
+    SELECT min(x) AS low, (max(x) - min(x)) / $buckets AS width FROM v
+), b AS (
+    SELECT hour, x, d, CASE WHEN width > 0 THEN least(floor((x - low) / width), $buckets - 1) ELSE 0 END::INTEGER AS bucket
+    FROM v, extent
+), buckets AS (
+    SELECT grouping(hour) AS overall, hour, bucket, sum(d) AS net, count(*) FILTER (d = 1) AS np, count(*) FILTER (d = -1) AS ns
+    FROM b GROUP BY GROUPING SETS ((bucket), (hour, bucket))
+), gaps AS (
+    SELECT *, sum(net) OVER (PARTITION BY overall, hour ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS after FROM buckets
+), bounds AS (
+    SELECT *, after - net AS before, max(abs(after)) OVER (PARTITION BY overall, hour) AS reached,
+           sum(np + ns) OVER (PARTITION BY overall, hour) / 2 AS n
+    FROM gaps
+), candidates AS (
+    SELECT overall, hour, bucket, before FROM bounds WHERE abs(before) + greatest(np, ns) > reached
+), inside AS (
+    SELECT c.overall, c.hour, c.bucket, c.before, b.x, b.d FROM candidates c JOIN b USING (bucket) WHERE c.overall = 1
+    UNION ALL
+    SELECT c.overall, c.hour, c.bucket, c.before, b.x, b.d FROM candidates c JOIN b USING (bucket, hour) WHERE c.overall = 0
+), walked AS (
+    SELECT overall, hour, max(abs(gap)) AS largest FROM (
+        SELECT overall, hour,
+               before + sum(d) OVER (PARTITION BY overall, hour, bucket ORDER BY x RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS gap
+        FROM inside)
+    GROUP BY ALL
+), scopes AS (
+    SELECT DISTINCT overall, hour, reached, n FROM bounds
 )
-SELECT scope, max(abs(gap)) / (count(*) / 2) AS ks FROM c GROUP BY scope
+SELECT CASE WHEN s.overall = 1 THEN 'all' ELSE {_HOUR.replace('hour', 's.hour')} END, greatest(s.reached, coalesce(w.largest, 0)) / s.n
+FROM scopes s LEFT JOIN walked w ON w.overall = s.overall AND w.hour IS NOT DISTINCT FROM s.hour
 """
 
-_PSI = """
+
+def _bin(cuts: str, value: str) -> str:
+    """SQL for the PSI bin of ``value``: how many of the nine ``cuts`` lie below it (a value equal to a cut goes to
+    the lower bin). Nine comparisons, not a lambda over the list: this runs for every compared prediction."""
+    return "(" + " + ".join(f"({value} > {cuts}[{i}])::INTEGER" for i in range(1, len(DECILES) + 1)) + ")"
+
+
+# PSI bins cut at production's deciles of the scope: each prediction gets its bins under all cuts and under its hour's
+# cuts in one pass; the joint counts of (production bin, shadow bin) per scope give both shares of every bin.
+_PSI = f"""
 WITH edges AS (
-    SELECT scope, quantile_cont(p, $deciles) AS cuts FROM scoped WHERE p IS NOT NULL GROUP BY scope
-), binned AS (
-    SELECT e.scope, len(list_filter(e.cuts, lambda q: q < v.p)) AS bin, 1 AS is_p FROM scoped v JOIN edges e USING (scope)
+    SELECT hour, quantile_cont(p, $deciles) AS cuts FROM predictions WHERE p IS NOT NULL GROUP BY GROUPING SETS ((), (hour))
+), bins AS (
+    SELECT v.hour, {_bin('a.cuts', 'v.p')} AS pa, {_bin('a.cuts', 'v.s')} AS sa,
+                   {_bin('h.cuts', 'v.p')} AS ph, {_bin('h.cuts', 'v.s')} AS sh
+    FROM predictions v JOIN edges h ON h.hour = v.hour CROSS JOIN (SELECT cuts FROM edges WHERE hour IS NULL) a
     WHERE v.p IS NOT NULL
-    UNION ALL
-    SELECT e.scope, len(list_filter(e.cuts, lambda q: q < v.s)), 0 FROM scoped v JOIN edges e USING (scope) WHERE v.s IS NOT NULL
-), counts AS (
-    SELECT scope, bin, sum(is_p) AS np, sum(1 - is_p) AS ns FROM binned GROUP BY scope, bin
-), totals AS (
-    SELECT scope, sum(np) AS tp, sum(ns) AS ts FROM counts GROUP BY scope
+), joint AS (
+    SELECT {_SCOPE} AS scope, coalesce(pa, ph) AS pb, coalesce(sa, sh) AS sb, count(*) AS n
+    FROM bins GROUP BY GROUPING SETS ((pa, sa), (hour, ph, sh))
 ), shares AS (
-    SELECT t.scope, greatest(coalesce(c.np, 0) / t.tp, $eps) AS ps, greatest(coalesce(c.ns, 0) / t.ts, $eps) AS ss
-    FROM totals t CROSS JOIN range(10) AS b(bin) LEFT JOIN counts c ON c.scope = t.scope AND c.bin = b.bin
+    SELECT scope, greatest(coalesce(sum(n) FILTER (pb = bin), 0) / sum(n), $eps) AS ps,
+                  greatest(coalesce(sum(n) FILTER (sb = bin), 0) / sum(n), $eps) AS ss
+    FROM joint CROSS JOIN range(10) AS b(bin) GROUP BY scope, bin
 )
 SELECT scope, sum((ss - ps) * ln(ss / ps)) AS psi FROM shares GROUP BY scope
 """
 
-_CONFUSION = "SELECT scope, pl, sl, count(*) FROM scoped GROUP BY ALL ORDER BY ALL"
+_CONFUSION = f"SELECT {_SCOPE} AS scope, pl, sl, count(*) FROM predictions GROUP BY GROUPING SETS ((pl, sl), (hour, pl, sl))"
+
+_COUNTS = f"""
+SELECT {_HOUR.replace('hour', 'f.hour')}, r.side, r.status, r.count
+FROM (SELECT file, side, status, count(*) AS count FROM records GROUP BY ALL) r JOIN files f ON f.id = r.file
+"""
+
+_PAIR_KINDS = f"""
+SELECT {_HOUR.replace('hour', 'f.hour')}, 'numeric', count(*) FROM joined j JOIN files f ON f.id = j.pfile
+WHERE j.pv IS NOT NULL AND j.sv IS NOT NULL GROUP BY ALL
+UNION ALL
+SELECT {_HOUR}, kind, count(*) FROM complex_pairs GROUP BY ALL
+"""
+
+_SAMPLES = f"""
+SELECT status, side, path, excerpt FROM (
+    SELECT r.status, r.side, f.path, CASE WHEN r.status = {_DUPLICATE} THEN 'inferenceId ' || r.text ELSE r.text END AS excerpt,
+           row_number() OVER (PARTITION BY r.status ORDER BY f.path, excerpt) AS n
+    FROM records r JOIN files f ON f.id = r.file WHERE r.status BETWEEN 1 AND {_DUPLICATE})
+WHERE n <= $n
+"""
+
+_UNMATCHED = "SELECT inference_id FROM joined WHERE {this} AND NOT {other} ORDER BY inference_id LIMIT $n"
 
 
 def _connect(settings: ReportSettings, scratch: str):
@@ -311,14 +458,20 @@ def _connect(settings: ReportSettings, scratch: str):
         import duckdb
     except ImportError:
         raise ReportError("shadow-report needs DuckDB: pip install 'shadow-constructs[report]'") from None
-    connection = duckdb.connect(os.path.join(scratch, "report.duckdb"))
+    # An in-memory database: nothing is written to disk until it outgrows memory_limit, then DuckDB spills there.
+    connection = duckdb.connect()
     connection.execute(f"SET memory_limit = '{settings.memory_limit}'")
     connection.execute(f"SET temp_directory = '{os.path.join(scratch, 'spill')}'")
     connection.execute("SET preserve_insertion_order = false")
-    connection.execute("SET TimeZone = 'UTC'")
-    connection.execute("SET enable_progress_bar = false")
     if settings.threads:
         connection.execute(f"SET threads = {int(settings.threads)}")
+    return _session(connection)
+
+
+def _session(connection):
+    """Per-connection settings, for the connection and each cursor of it."""
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute("SET enable_progress_bar = false")
     return connection
 
 
@@ -358,11 +511,11 @@ HISTOGRAM_BINS = 40
 
 
 def _histogram(connection) -> list[tuple[float, float, int]]:
-    low, high = connection.execute("SELECT min(s - p), max(s - p) FROM predictions WHERE p IS NOT NULL").fetchone()
+    low, high, count = connection.execute("SELECT min(s - p), max(s - p), count(p) FROM predictions").fetchone()
     if low is None:
         return []
     if high == low:
-        return [(low, high, connection.execute("SELECT count(p) FROM predictions").fetchone()[0])]
+        return [(low, high, count)]
     width = (high - low) / HISTOGRAM_BINS
     counts = dict(connection.execute(
         "SELECT least(floor((s - p - $low) / $width)::INTEGER, $last), count(*) FROM predictions WHERE p IS NOT NULL GROUP BY ALL",
@@ -376,12 +529,127 @@ def _scatter(connection) -> list[tuple[float, float]]:
         f"USING SAMPLE reservoir({SCATTER_POINTS} ROWS) REPEATABLE (7)").fetchall()
 
 
+@dataclass
+class _Input:
+    """What the engine reads: a capture file, or a piece of a large one (``source``, in the scratch folder, cut at a
+    line end; ``before`` lines of the file come before it). ``id`` is the file's in ``files``, ``side`` 0 for
+    production and 1 for the shadow."""
+
+    file: CaptureFile
+    id: int
+    side: int
+    source: str
+    before: int = 0
+
+
+def _inputs(capture_file: CaptureFile, file_id: int, side: int, scratch: str) -> list[_Input]:
+    """A file as one input, or a large one as pieces of about PIECE_BYTES: read_text holds a whole file in memory
+    (and its lines once more), so pieces keep that within DuckDB's memory limit whatever the size of the files."""
+    if capture_file.size <= PIECE_BYTES:
+        return [_Input(capture_file, file_id, side, capture_file.path)]
+    folder = os.path.join(scratch, "pieces")
+    os.makedirs(folder, exist_ok=True)
+    pieces: list[_Input] = []
+
+    def piece(data: bytes, before: int) -> None:
+        path = os.path.join(folder, f"{file_id}-{len(pieces)}.jsonl")
+        with open(path, "wb") as target:
+            target.write(data)
+        pieces.append(_Input(capture_file, file_id, side, path, before))
+
+    before, rest = 0, b""
+    with open(capture_file.path, "rb") as source:
+        while block := source.read(PIECE_BYTES):
+            data = rest + block
+            cut = data.rfind(b"\n") + 1  # 0: no line ends yet, read on
+            if cut:
+                piece(data[:cut], before)
+                before += data.count(b"\n", 0, cut)
+            rest = data[cut:]
+    if rest:
+        piece(rest, before)
+    return pieces
+
+
+def _read_texts(inputs: Sequence[_Input], parts: int) -> tuple[str, dict[str, list]]:
+    """SQL reading ``inputs`` as (file, side, hour, before, content), split over ``parts`` read_text scans, and its
+    parameters."""
+    groups = [inputs[i::parts] for i in range(parts) if inputs[i::parts]]
+    sql = "\n    UNION ALL ".join(
+        f"SELECT $ids{i}[k] AS file, $sides{i}[k] AS side, $hours{i}[k] AS hour, $befores{i}[k] AS before, content "
+        f"FROM (SELECT list_position($files{i}, filename) AS k, content FROM read_text($files{i}))" for i in range(len(groups)))
+    parameters: dict[str, list] = {}
+    for i, group in enumerate(groups):
+        parameters[f"files{i}"] = [item.source for item in group]
+        parameters[f"ids{i}"] = [item.id for item in group]
+        parameters[f"sides{i}"] = [item.side for item in group]
+        parameters[f"hours{i}"] = [item.file.hour for item in group]
+        parameters[f"befores{i}"] = [item.before for item in group]
+    return sql, parameters
+
+
+def _load(connection, batch: Sequence[_Input], settings: ReportSettings, parts: int, scratch: str) -> None:
+    """Load one batch of files into ``records``. A file that is not UTF-8 throughout is read from a copy whose
+    undecodable lines are blank; those lines are recorded as malformed records of the original file."""
+    from duckdb import InvalidInputException
+
+    texts, parameters = _read_texts(batch, parts)
+    window = settings.start is not None or settings.end is not None
+    try:
+        connection.execute(_load_sql(window).replace("{texts}", texts),
+                           {**parameters, **({"start": settings.start, "end": settings.end} if window else {})})
+    except InvalidInputException as error:
+        if "UTF-8" not in str(error):
+            raise
+        bad = {row[0] for row in connection.execute("SELECT filename FROM read_blob($files) WHERE try(decode(content)) IS NULL",
+                                                    {"files": [item.source for item in batch]}).fetchall()}
+        if not bad:
+            raise
+        for item in batch:
+            if item.source in bad:
+                item.source = _clean_copy(connection, item, scratch)
+        _load(connection, batch, settings, parts, scratch)
+
+
+def _clean_copy(connection, item: _Input, scratch: str) -> str:
+    """A copy of a file whose lines that are not UTF-8 are blank; those lines go to ``records`` as malformed."""
+    folder = os.path.join(scratch, "utf8")
+    os.makedirs(folder, exist_ok=True)
+    copy = os.path.join(folder, f"{item.id}-{item.before}.jsonl")
+    rejected = []
+    with open(item.source, "rb") as source, open(copy, "wb") as target:
+        for number, line in enumerate(source, start=item.before + 1):
+            try:
+                line.decode()
+            except UnicodeDecodeError:
+                text = line.rstrip(b"\n").rstrip(b"\r").decode(errors="replace").replace("\ufffd", "?")
+                rejected.append((item.id, number, item.side, STATUSES.index("malformed"), text[:300]))
+                line = b"\n"
+            target.write(line)
+    connection.executemany("INSERT INTO records (file, line, side, status, text) VALUES (?, ?, ?, ?, ?)", rejected)
+    return copy
+
+
+def _deduplicate(connection, inputs: Sequence[_Input], parts: int) -> None:
+    """Mark the later records of an inferenceId seen more than once in a variant as duplicates, and join the
+    remaining ones again. Without duplicates, every inferenceId is one row of ``joined``."""
+    if not connection.execute("SELECT count(*) - count(DISTINCT inference_id) FROM joined").fetchone()[0]:
+        return
+    connection.execute(_REPEATED)
+    files = {row[0] for row in connection.execute("SELECT DISTINCT file FROM repeated").fetchall()}
+    texts, parameters = _read_texts([item for item in inputs if item.id in files], parts)
+    connection.execute(_REPEATED_TIMES.replace("{texts}", texts), parameters)
+    connection.execute(_DUPLICATES)
+    connection.execute("DELETE FROM joined WHERE inference_id IN (SELECT inference_id FROM repeated)")
+    connection.execute("INSERT INTO joined " + _JOINED.format(only="AND text IN (SELECT inference_id FROM repeated)"))
+
+
 def analyse(files: Sequence[CaptureFile], settings: ReportSettings, scratch: str, *,
             progress: Callable[[int, int], None] | None = None) -> Analysis:
     """Compare production and shadow over ``files`` (see the module docstring for every definition).
 
-    ``scratch`` is an empty folder for DuckDB's database and spill files; ``progress(done_bytes, total_bytes)``
-    is called after each batch of files.
+    ``scratch`` is an empty folder for DuckDB's spill files and the copies it reads of large files (in pieces) and of
+    files with lines that are not UTF-8; ``progress(done_bytes, total_bytes)`` is called after each batch of files.
     """
     settings.check()
     if not files:
@@ -389,49 +657,98 @@ def analyse(files: Sequence[CaptureFile], settings: ReportSettings, scratch: str
     endpoint = choose_endpoint(files, settings.endpoint)
     of_endpoint = [f for f in files if f.endpoint == endpoint]
     production, shadow = choose_variants([f.variant for f in of_endpoint], settings.production_variant, settings.shadow_variant)
-    selected = [f for f in of_endpoint if f.variant in (production, shadow) and _in_window(f, settings)]
+    # Sorted by path: file ids follow the paths, as the tie-break between duplicates does.
+    selected = sorted((f for f in of_endpoint if f.variant in (production, shadow) and _in_window(f, settings)), key=lambda f: f.path)
+    sides = [0 if f.variant == production else 1 for f in selected]
 
     connection = _connect(settings, scratch)
     try:
-        connection.execute("CREATE TABLE files (path VARCHAR, variant VARCHAR, hour TIMESTAMPTZ)")
-        connection.executemany("INSERT INTO files VALUES (?, ?, ?)", [(f.path, f.variant, f.hour) for f in selected])
+        connection.execute("CREATE TABLE files (id INTEGER, path VARCHAR, side UTINYINT, hour TIMESTAMPTZ)")
+        connection.execute("INSERT INTO files SELECT unnest($ids), unnest($paths), unnest($sides), unnest($hours)",
+                           {"ids": list(range(len(selected))), "paths": [f.path for f in selected], "sides": sides,
+                            "hours": [f.hour for f in selected]})
         connection.execute(_RECORDS_DDL)
-        total = sum(f.size for f in selected)
-        done = 0
+        parts = int(connection.execute("SELECT current_setting('threads')").fetchone()[0])
+        inputs: list[_Input] = []
+        total, done, ids = sum(f.size for f in selected), 0, {f.path: i for i, f in enumerate(selected)}
         for batch in _batches(selected):
-            connection.execute(_LOAD, {"files": [f.path for f in batch], "start": settings.start, "end": settings.end})
+            pieces = [piece for f in batch for piece in _inputs(f, ids[f.path], sides[ids[f.path]], scratch)]
+            _load(connection, pieces, settings, parts, scratch)
+            inputs += pieces
             done += sum(f.size for f in batch)
             if progress:
                 progress(done, total)
-        if connection.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'reject_errors'").fetchone()[0]:
-            connection.execute(_REJECTED)
-        connection.execute(_DUPLICATES)
-        connection.execute(_PAIRS, {"production": production, "shadow": shadow})
+        connection.execute("CREATE TABLE joined AS " + _JOINED.format(only=""))
+        _deduplicate(connection, inputs, parts)
+        connection.execute(_COMPLEX_PAIRS)
         connection.execute(_PREDICTIONS, {"threshold": float(settings.threshold)})
-        connection.execute(_SCOPED)
-        report = _assemble(connection, settings, endpoint, production, shadow, selected)
-        return Analysis(report=report, histogram=_histogram(connection), scatter=_scatter(connection))
+        if connection.execute("SELECT count(*) FROM complex_pairs").fetchone()[0]:
+            connection.execute(_COMPLEX_PREDICTIONS, {"threshold": float(settings.threshold)})
+        results = _query_all(connection, settings, parts)
     finally:
         connection.close()
+    report = _assemble(results, settings, endpoint, production, shadow, selected)
+    return Analysis(report=report, histogram=results["histogram"], scatter=results["scatter"])
 
 
-def _assemble(connection, settings: ReportSettings, endpoint: str, production: str, shadow: str,
+def _query_all(connection, settings: ReportSettings, workers: int) -> dict[str, Any]:
+    """Every query of the report, run side by side on cursors of ``connection`` (windows and quantiles run on one
+    thread each, so several queries at a time keep the cores busy). Each gives its rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def rows(sql: str, parameters: dict[str, Any] | None = None) -> Callable[[Any], list]:
+        return lambda cursor: cursor.execute(sql, parameters or {}).fetchall()
+
+    tasks: dict[str, Callable[[Any], Any]] = {  # the longest first
+        "ks": rows(_KS, {"buckets": KS_BUCKETS}),
+        "psi": rows(_PSI, {"deciles": DECILES, "eps": PSI_EPSILON}),
+        "measures": rows(_MEASURES, {"tolerance": float(settings.tolerance)}),
+        "unmatched_production": rows(_UNMATCHED.format(this="has_p", other="has_s"), {"n": settings.samples}),
+        "unmatched_shadow": rows(_UNMATCHED.format(this="has_s", other="has_p"), {"n": settings.samples}),
+        "pairs": rows(_PAIR_KINDS),
+        "counts": rows(_COUNTS),
+        "confusion": rows(_CONFUSION),
+        "samples": rows(_SAMPLES, {"n": settings.samples}),
+        "histogram": _histogram,
+        "scatter": _scatter,
+    }
+
+    def run(task: Callable[[Any], Any]) -> Any:
+        with connection.cursor() as cursor:
+            return task(_session(cursor))
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {name: pool.submit(run, task) for name, task in tasks.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _assemble(results: dict[str, Any], settings: ReportSettings, endpoint: str, production: str, shadow: str,
               selected: Sequence[CaptureFile]) -> dict[str, Any]:
+    names = (production, shadow)
     variants: dict[str, dict[str, int]] = {}
-    for name in (production, shadow):
+    for name in names:
         variants[name] = {"files": sum(1 for f in selected if f.variant == name), "records": 0, "usable": 0,
                           "outside_window": 0, **{problem: 0 for problem in PROBLEMS}}
-    for variant, status, count in connection.execute("SELECT variant, status, count(*) FROM records GROUP BY ALL").fetchall():
-        entry = variants[variant]
-        entry["usable" if status == "ok" else status] += count
-        if status != "outside_window":
-            entry["records"] += count
+    hourly_counts: dict[str, dict[str, Any]] = {}
 
-    pair_kinds = dict(connection.execute("""
-        SELECT CASE WHEN pk <> sk THEN 'kind_mismatch'
-                    WHEN (pk = 'numeric' AND len(pv) <> len(sv)) OR (pk = 'label' AND len(pt) <> len(st)) THEN 'length_mismatch'
-                    ELSE pk END, count(*)
-        FROM pairs GROUP BY ALL""").fetchall())
+    def hour_entry(hour: str) -> dict[str, Any]:
+        return hourly_counts.setdefault(hour, {"records": {production: 0, shadow: 0}, "usable": {production: 0, shadow: 0},
+                                               "paired": 0})
+
+    for hour, side, status, count in results["counts"]:
+        variant, name = names[side], STATUSES[status]
+        entry = variants[variant]
+        entry["usable" if name == "ok" else name] += count
+        if name != "outside_window":
+            entry["records"] += count
+            hour_entry(hour)["records"][variant] += count
+            if name == "ok":
+                hour_entry(hour)["usable"][variant] += count
+
+    pair_kinds: dict[str, int] = {}
+    for hour, kind, count in results["pairs"]:
+        pair_kinds[kind] = pair_kinds.get(kind, 0) + count
+        hour_entry(hour)["paired"] += count
     paired = sum(pair_kinds.values())
     pairing = {
         "paired": paired,
@@ -443,54 +760,32 @@ def _assemble(connection, settings: ReportSettings, endpoint: str, production: s
         "length_mismatch": pair_kinds.get("length_mismatch", 0),
     }
 
-    measures = {row[0]: row for row in connection.execute(_MEASURES, {"tolerance": float(settings.tolerance)}).fetchall()}
-    ks = dict(connection.execute(_KS).fetchall())
-    psi = dict(connection.execute(_PSI, {"deciles": DECILES, "eps": PSI_EPSILON}).fetchall())
+    measures = {row[0]: row for row in results["measures"]}
+    ks, psi = dict(results["ks"]), dict(results["psi"])
     confusion: dict[str, dict[str, dict[str, int]]] = {}
-    for scope, p_label, s_label, count in connection.execute(_CONFUSION).fetchall():
+    for scope, p_label, s_label, count in sorted(results["confusion"]):
         confusion.setdefault(scope, {}).setdefault(p_label, {})[s_label] = count
 
     def measured(scope: str) -> dict[str, Any]:
         row = measures.get(scope)
         numeric = None
         if row is not None and row[1]:
-            numeric = {"predictions": row[1], "mean_diff": row[2], "mean_abs_diff": row[3], "median_abs_diff": row[4],
-                       "p99_abs_diff": row[5], "max_abs_diff": row[6], "within_tolerance": row[7],
-                       "correlation": _correlation(row[8]), "ks": ks.get(scope), "psi": psi.get(scope)}
+            numeric = {"predictions": row[1], "mean_diff": row[2], "mean_abs_diff": row[3], "median_abs_diff": row[4][0],
+                       "p99_abs_diff": row[4][1], "max_abs_diff": row[5], "within_tolerance": row[6],
+                       "correlation": _correlation(row[7]), "ks": ks.get(scope), "psi": psi.get(scope)}
         labels = None
-        if row is not None and row[9]:
-            labels = {"predictions": row[9], "agreement": row[10], "confusion": confusion.get(scope, {})}
+        if row is not None and row[8]:
+            labels = {"predictions": row[8], "agreement": row[9], "confusion": confusion.get(scope, {})}
         return {"numeric": numeric, "labels": labels}
 
-    hourly_counts: dict[str, dict[str, Any]] = {}
-    for hour, variant, records, usable in connection.execute("""
-            SELECT strftime(hour, '%Y-%m-%dT%H:00:00Z'), variant, count(*) FILTER (WHERE status <> 'outside_window'),
-                   count(*) FILTER (WHERE status = 'ok')
-            FROM records GROUP BY ALL ORDER BY ALL""").fetchall():
-        if records:
-            entry = hourly_counts.setdefault(hour, {"records": {production: 0, shadow: 0}, "usable": {production: 0, shadow: 0}})
-            entry["records"][variant] = records
-            entry["usable"][variant] = usable
-    for hour, count in connection.execute(
-            "SELECT strftime(hour, '%Y-%m-%dT%H:00:00Z'), count(*) FROM pairs GROUP BY ALL").fetchall():
-        hourly_counts.setdefault(hour, {"records": {production: 0, shadow: 0}, "usable": {production: 0, shadow: 0}})["paired"] = count
-    hourly = [{"hour": hour, "records": entry["records"], "usable": entry["usable"], "paired": entry.get("paired", 0),
-               **measured(hour)} for hour, entry in sorted(hourly_counts.items())]
+    hourly = [{"hour": hour, **entry, **measured(hour)} for hour, entry in sorted(hourly_counts.items())]
 
     samples: dict[str, list[dict[str, str]]] = {}
-    for status, variant, filename, excerpt in connection.execute("""
-            SELECT status, variant, filename, excerpt FROM (
-                SELECT *, row_number() OVER (PARTITION BY status ORDER BY filename, excerpt) AS n
-                FROM records WHERE status NOT IN ('ok', 'outside_window'))
-            WHERE n <= $n ORDER BY status, filename, excerpt""", {"n": settings.samples}).fetchall():
-        samples.setdefault(status, []).append({"variant": variant, "file": filename, "excerpt": excerpt})
-    for side, this, other in (("unmatched_production", production, shadow), ("unmatched_shadow", shadow, production)):
-        ids = [row[0] for row in connection.execute("""
-            SELECT inference_id FROM records r WHERE variant = $this AND status = 'ok' AND NOT EXISTS (
-                SELECT 1 FROM records o WHERE o.variant = $other AND o.status = 'ok' AND o.inference_id = r.inference_id)
-            ORDER BY inference_id LIMIT $n""", {"this": this, "other": other, "n": settings.samples}).fetchall()]
-        if ids:
-            samples[side] = [{"inference_id": i} for i in ids]
+    for status, side, filename, excerpt in sorted(results["samples"], key=lambda row: (STATUSES[row[0]], row[2], row[3])):
+        samples.setdefault(STATUSES[status], []).append({"variant": names[side], "file": filename, "excerpt": excerpt})
+    for side_name in ("unmatched_production", "unmatched_shadow"):
+        if results[side_name]:
+            samples[side_name] = [{"inference_id": row[0]} for row in results[side_name]]
 
     overall = measured("all")
     return {

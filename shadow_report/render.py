@@ -1,10 +1,10 @@
-"""Writing a comparison: report.json, report.md and three PNG plots (matplotlib, Agg backend)."""
+"""Writing a comparison: report.json, report.md and three PNG plots (drawn by ``plots`` with Pillow)."""
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .engine import PROBLEMS, Analysis
@@ -35,59 +35,25 @@ def write_plots(analysis: Analysis, out: str) -> dict[str, str]:
 
     A plot with nothing to draw (no numeric predictions, no labels) is not written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from . import plots
 
     report, written = analysis.report, {}
     production, shadow = report["production_variant"], report["shadow_variant"]
     if analysis.histogram:
-        figure, axes = plt.subplots(figsize=(8, 4.5))
-        starts = [b[0] for b in analysis.histogram]
-        widths = [max(b[1] - b[0], 1e-12) for b in analysis.histogram]
-        axes.bar(starts, [b[2] for b in analysis.histogram], width=widths, align="edge", color="tab:orange", edgecolor="white")
-        axes.set_xlabel(f"difference of paired predictions: {shadow} − {production}")
-        axes.set_ylabel("predictions")
-        axes.set_title(f"{report['endpoint']}: differences of paired predictions")
-        written["differences"] = _save(figure, out, PLOTS["differences"])
+        written["differences"] = plots.histogram(
+            os.path.join(out, PLOTS["differences"]), analysis.histogram,
+            title=f"{report['endpoint']}: differences of paired predictions",
+            xlabel=f"difference of paired predictions: {shadow} − {production}")
     if analysis.scatter:
-        figure, axes = plt.subplots(figsize=(5.5, 5.5))
-        xs, ys = [p for p, _ in analysis.scatter], [s for _, s in analysis.scatter]
-        low, high = min(xs + ys), max(xs + ys)
-        axes.plot([low, high], [low, high], color="grey", linewidth=1, label="same answer")
-        axes.scatter(xs, ys, s=4, alpha=0.4, color="tab:blue")
-        axes.set_xlabel(f"production: {production}")
-        axes.set_ylabel(f"shadow: {shadow}")
-        axes.set_title(f"{report['endpoint']}: paired predictions")
-        axes.legend(loc="upper left")
-        written["scatter"] = _save(figure, out, PLOTS["scatter"])
+        written["scatter"] = plots.scatter(
+            os.path.join(out, PLOTS["scatter"]), analysis.scatter, title=f"{report['endpoint']}: paired predictions",
+            xlabel=f"production: {production}", ylabel=f"shadow: {shadow}")
     hours = [h for h in report["hourly"] if h["labels"]]
     if hours:
-        from matplotlib import dates
-
-        figure, axes = plt.subplots(figsize=(8, 4.5))
-        moments = [datetime.fromisoformat(h["hour"]) for h in hours]
-        axes.plot(moments, [100 * h["labels"]["agreement"] for h in hours], marker="o", markersize=3, color="tab:green")
-        axes.set_ylim(0, 105)
-        axes.set_ylabel("label agreement (%)")
-        axes.set_xlabel("hour (UTC)")
-        axes.set_title(f"{report['endpoint']}: agreement per hour")
-        locator = dates.AutoDateLocator(tz=UTC)  # readable ticks for a few hours as for 30 days
-        axes.xaxis.set_major_locator(locator)
-        axes.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator, tz=UTC))
-        written["hourly_agreement"] = _save(figure, out, PLOTS["hourly_agreement"])
+        written["hourly_agreement"] = plots.hourly(
+            os.path.join(out, PLOTS["hourly_agreement"]), [datetime.fromisoformat(h["hour"]) for h in hours],
+            [100 * h["labels"]["agreement"] for h in hours], title=f"{report['endpoint']}: agreement per hour")
     return written
-
-
-def _save(figure, out: str, name: str) -> str:
-    from matplotlib import pyplot as plt
-
-    path = os.path.join(out, name)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
 
 
 def _number(value: Any, digits: int = 4) -> str:
