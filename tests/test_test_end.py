@@ -143,6 +143,12 @@ def wait_entered(sfn, arn: str) -> None:
     raise AssertionError(f"{arn} never entered WaitForTestEnd")
 
 
+def stop(sfn, arn: str) -> None:
+    """Clean-up: stop an execution once it waits (moto fails to stop one whose worker has not started yet)."""
+    wait_entered(sfn, arn)
+    sfn.stop_execution(executionArn=arn)
+
+
 def test_create_starts_one_execution_waiting_for_the_end(sfn):
     now = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
     result = lifecycle.handle(event("Create"), sfn, now)
@@ -155,8 +161,7 @@ def test_create_starts_one_execution_waiting_for_the_end(sfn):
     # A retried request (same RequestId) finds its execution instead of starting a second one.
     assert lifecycle.handle(event("Create"), sfn, now)["PhysicalResourceId"] == arn
     assert len(sfn.list_executions(stateMachineArn=MACHINE)["executions"]) == 1
-    wait_entered(sfn, arn)
-    sfn.stop_execution(executionArn=arn)
+    stop(sfn, arn)
 
 
 def test_an_unchanged_update_keeps_the_timer_and_a_new_duration_counts_from_the_start(sfn):
@@ -172,7 +177,7 @@ def test_an_unchanged_update_keeps_the_timer_and_a_new_duration_counts_from_the_
     assert longer["Data"]["TestEnd"] == lifecycle.iso(datetime.fromisoformat(started.replace("Z", "+00:00"))
                                                       + timedelta(days=10))
     for arn in (created, longer["PhysicalResourceId"]):
-        sfn.stop_execution(executionArn=arn)
+        stop(sfn, arn)
 
 
 def test_a_new_definition_restarts_the_wait_with_the_same_end(sfn):
@@ -184,7 +189,7 @@ def test_a_new_definition_restarts_the_wait_with_the_same_end(sfn):
     assert restarted["PhysicalResourceId"] != created["PhysicalResourceId"]
     assert restarted["Data"]["TestEnd"] == created["Data"]["TestEnd"]  # the test's end does not move
     for arn in (created["PhysicalResourceId"], restarted["PhysicalResourceId"]):
-        sfn.stop_execution(executionArn=arn)
+        stop(sfn, arn)
 
 
 def test_delete_cancels_a_waiting_execution_only(sfn):
