@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from capture_fixtures import PAIRS, REFERENCE, record, write_file, write_label_capture, write_reference_capture
+from capture_fixtures import PAIRS, REFERENCE, psi_oracle, record, write_file, write_label_capture, write_reference_capture
 from scipy import stats
 
 from shadow_report import ReportError, ReportSettings, analyse, choose_variants, discover, parse_capture_path
@@ -22,14 +22,6 @@ def run(root, **settings):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     return run(write_reference_capture(tmp_path_factory.mktemp("capture")))
-
-
-def psi_oracle(production, shadow, epsilon=0.0001):
-    cuts = np.quantile(production, np.arange(1, 10) / 10)
-    p = np.bincount(np.searchsorted(cuts, production, side="left"), minlength=10) / len(production)
-    s = np.bincount(np.searchsorted(cuts, shadow, side="left"), minlength=10) / len(shadow)
-    p, s = np.maximum(p, epsilon), np.maximum(s, epsilon)
-    return float(np.sum((s - p) * np.log(s / p)))
 
 
 def test_records_are_counted_per_variant_with_every_problem(reference):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from capture_fixtures import b64, record, write_file
+from capture_fixtures import b64, psi_oracle, record, write_file
 from scipy import stats
 
 from shadow_report import ReportSettings, analyse, discover, engine
@@ -32,14 +32,6 @@ def run(root, **settings):
     files, _ = discover(root)
     with tempfile.TemporaryDirectory() as scratch:
         return analyse(files, ReportSettings(**settings), scratch)
-
-
-def psi_oracle(production, shadow, epsilon=0.0001):
-    cuts = np.quantile(production, np.arange(1, 10) / 10)
-    p = np.bincount(np.searchsorted(cuts, production, side="left"), minlength=10) / len(production)
-    s = np.bincount(np.searchsorted(cuts, shadow, side="left"), minlength=10) / len(shadow)
-    p, s = np.maximum(p, epsilon), np.maximum(s, epsilon)
-    return float(np.sum((s - p) * np.log(s / p)))
 
 
 def write_pairs(root: Path, pairs_per_hour: int, draw) -> dict[str, list[tuple[float, float]]]:
