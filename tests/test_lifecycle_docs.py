@@ -1,59 +1,20 @@
-"""The lifecycle's documentation runs: the README's phase and pipeline examples are synthesized, and every
-`shadow-test` command line of the GitHub Actions example parses with the command's own parser."""
+"""The GitHub Actions example of the lifecycle (docs/examples/github-actions-shadow-test.yml) runs the lifecycle in
+order and every `shadow-test` command line of it parses with the command's own parser. The phase and pipeline
+examples of docs/lifecycle.md are synthesized by test_docs_examples.py."""
 
 from __future__ import annotations
 
-import json
-import re
 import shlex
 from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
 import yaml
-from conftest import ROOT, XGBOOST_URI, new_stack, only, template_of
+from conftest import ROOT
 
 from shadow_cli.shadow_test import build_parser
-from shadow_constructs import InstanceSettings, ServingModel, ShadowEndpoint, TestPhase, Variant
 
-README = (ROOT / "README.md").read_text()
 WORKFLOW = ROOT / "docs" / "examples" / "github-actions-shadow-test.yml"
-
-
-def python_block(containing: str) -> str:
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if containing in b]
-    assert len(blocks) == 1, f"expected one README python block with {containing!r}, found {len(blocks)}"
-    return blocks[0]
-
-
-def test_the_readme_phase_example_renders_the_promoted_phase():
-    stack = new_stack()
-    v1, v2 = (ServingModel(stack, name, image=XGBOOST_URI) for name in ("V1", "V2"))
-    namespace = {"self": stack, "v1": v1, "v2": v2, "ShadowEndpoint": ShadowEndpoint, "Variant": Variant,
-                 "TestPhase": TestPhase, "InstanceSettings": InstanceSettings}
-    exec(python_block("phase=TestPhase.PROMOTED"), namespace)  # noqa: S102 - the README's own example
-    config = only(template_of(stack), "AWS::SageMaker::EndpointConfig")["Properties"]
-    assert "ShadowProductionVariants" not in config
-    assert config["ProductionVariants"][0]["ModelName"] == stack.resolve(v2.model_name)
-
-
-def test_the_readme_pipeline_example_synthesizes(tmp_path):
-    code = python_block("ShadowVerdictStep(")
-    assert code.count("app = cdk.App()") == 1
-    # The example as written, but synthesizing into a scratch folder (the jsii process is shared: no CDK_OUTDIR).
-    exec(code.replace("app = cdk.App()", f"app = cdk.App(outdir={str(tmp_path)!r})"),  # noqa: S102
-         {"__name__": "readme"})
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    pipeline = json.loads((tmp_path / manifest["artifacts"]["ShadowPipeline"]["properties"]["templateFile"]).read_text())
-    stages = next(r for r in pipeline["Resources"].values() if r["Type"] == "AWS::CodePipeline::Pipeline")
-    stages = stages["Properties"]["Stages"]
-    assert [s["Name"] for s in stages][-2:] == ["Shadow", "Promoted"]
-    verdict = next(a for a in stages[-2]["Actions"] if a["ActionTypeId"]["Provider"] == "StepFunctions")
-    assert json.loads(verdict["Configuration"]["Input"]) == {"follow": True, "fail_unless_promoted": True}
-    # Both stages deploy the same CloudFormation stack: the Promoted stage updates what the Shadow stage made.
-    deployed = {a["Configuration"]["StackName"] for s in stages[-2:] for a in s["Actions"]
-                if a["ActionTypeId"]["Provider"] == "CloudFormation"}
-    assert deployed == {"ChurnShadowTest"}
 
 
 def workflow_commands() -> list[list[str]]:
