@@ -1,19 +1,24 @@
 """The Athena (Trino) SQL of CaptureAnalytics' named queries: shadow-report's measures over the Glue capture table.
 
 Pure functions, no CDK: the construct ships these strings, the tests transpile them with sqlglot and run them on
-DuckDB against the same capture files as shadow-report's engine, and must get the engine's numbers. The
-definitions are the engine's (``shadow_report.engine``); where Athena differs, it is said here:
+DuckDB against the same capture files as shadow-report's engine, and must get the engine's numbers. Here the
+capture table's rows become the compared predictions; the measures over them, the problem order, a pair's kind and
+a number's label are the engine's own definitions (``shadow_report.measures``, rendered for Trino). Where Athena
+reads the data otherwise than the engine, it is said here:
 
 - the table is read with the OpenX JSON SerDe and ``ignore.malformed.json``: a line that is not a JSON object
   with captureData or eventMetadata is a row whose two columns are NULL, counted as ``malformed``;
 - the window is given in partition hours (``datehour``, ``yyyy/MM/dd/HH``), the two ``?`` execution
   parameters, first and last hour included: only those partitions are scanned;
-- quantiles (median, p99, PSI's deciles) are exact, by rank, interpolated like DuckDB's ``quantile_cont``
-  (Athena's ``approx_percentile`` is approximate, so it is not used);
+- quantiles (median, p99, PSI's deciles) are exact: a sorted ``array_agg`` read by rank (Athena's
+  ``approx_percentile`` is approximate, so it is not used);
 - a duplicate inferenceId keeps the earliest record by inferenceTime text, then eventId.
 """
 
 from __future__ import annotations
+
+from shadow_report import measures
+from shadow_report.measures import TRINO
 
 QUERY_NAMES = ("record-counts", "pairing", "numeric-measures", "label-agreement", "confusion-matrix")
 
@@ -32,7 +37,7 @@ FROM {table}
 WHERE endpoint = '{endpoint}' AND variant IN ('{production}', '{shadow}') AND datehour BETWEEN ? AND ?
 """
 
-# Records → status, kind and predictions; pairs → compared predictions; every scope ('all' and each hour).
+# Records → status, kind and predictions; pairs (with their kind) → the compared predictions, which measures reads.
 _PREFIX = """WITH records AS ({columns}),
 decoded AS (
     SELECT *,
@@ -88,158 +93,42 @@ usable AS (
     FROM classified WHERE status = 'ok'
 ),
 pairs AS (
-    SELECT p.hour, p.inference_id, p.kind AS pk, s.kind AS sk, p.tokens AS pt, s.tokens AS st, p.nums AS pv, s.nums AS sv
+    SELECT p.hour, p.tokens AS pt, s.tokens AS st, p.nums AS pv, s.nums AS sv,
+           {pair_kind} AS kind
     FROM usable p JOIN usable s ON p.inference_id = s.inference_id
     WHERE p.variant = '{production}' AND s.variant = '{shadow}'
 ),
 predictions AS (
-    SELECT hour, element_at(pv, i) AS p, element_at(sv, i) AS s,
-           CASE WHEN element_at(pv, i) >= {threshold} THEN '1' ELSE '0' END AS pl,
-           CASE WHEN element_at(sv, i) >= {threshold} THEN '1' ELSE '0' END AS sl
+    SELECT hour, element_at(pv, i) AS p, element_at(sv, i) AS s, {production_label} AS pl, {shadow_label} AS sl
     FROM pairs CROSS JOIN UNNEST(sequence(1, cardinality(pv))) AS positions(i)
-    WHERE pk = 'numeric' AND sk = 'numeric' AND cardinality(pv) = cardinality(sv)
+    WHERE kind = 'numeric'
     UNION ALL
     SELECT hour, CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), element_at(pt, i), element_at(st, i)
     FROM pairs CROSS JOIN UNNEST(sequence(1, cardinality(pt))) AS positions(i)
-    WHERE pk = 'label' AND sk = 'label' AND cardinality(pt) = cardinality(st)
-),
-scoped AS (
-    SELECT 'all' AS scope, p, s, pl, sl FROM predictions
-    UNION ALL
-    SELECT hour, p, s, pl, sl FROM predictions
+    WHERE kind = 'label'
 )
 """
 
 _RECORD_COUNTS = """
-SELECT variant, scope, count(*) AS records, count_if(status = 'ok') AS usable,
-       count_if(status = 'malformed') AS malformed, count_if(status = 'missing_inference_id') AS missing_inference_id,
-       count_if(status = 'no_output') AS no_output, count_if(status = 'unknown_encoding') AS unknown_encoding,
-       count_if(status = 'undecodable_output') AS undecodable_output,
-       count_if(status = 'duplicate_inference_id') AS duplicate_inference_id
-FROM (SELECT variant, 'all' AS scope, status FROM classified UNION ALL SELECT variant, hour, status FROM classified) AS scoped_records
-GROUP BY variant, scope
+SELECT variant, {scope} AS scope, count(*) AS records, count_if(status = 'ok') AS usable, {problems}
+FROM classified GROUP BY GROUPING SETS ((variant), (variant, hour))
 ORDER BY variant, scope
 """
 
 _PAIRING = """
 SELECT scope, paired,
-       usable_production - paired AS unmatched_production, usable_shadow - paired AS unmatched_shadow,
-       numeric_pairs, label_pairs, kind_mismatch, length_mismatch
-FROM (
-    SELECT scope, count(*) AS paired,
-           count_if(pk = 'numeric' AND sk = 'numeric' AND cardinality(pv) = cardinality(sv)) AS numeric_pairs,
-           count_if(pk = 'label' AND sk = 'label' AND cardinality(pt) = cardinality(st)) AS label_pairs,
-           count_if(pk <> sk) AS kind_mismatch,
-           count_if(pk = sk AND cardinality(pt) <> cardinality(st)) AS length_mismatch
-    FROM (SELECT 'all' AS scope, * FROM pairs UNION ALL SELECT hour AS scope, * FROM pairs) AS scoped_pairs
-    GROUP BY scope
-) AS counted
+       usable_production - paired AS unmatched_production, usable_shadow - paired AS unmatched_shadow, {kinds}
+FROM (SELECT {scope} AS scope, count(*) AS paired, {kind_counts} FROM pairs GROUP BY GROUPING SETS ((), (hour))) AS counted
 JOIN (
-    SELECT scope, count_if(variant = '{production}') AS usable_production, count_if(variant = '{shadow}') AS usable_shadow
-    FROM (SELECT 'all' AS scope, variant FROM usable UNION ALL SELECT hour, variant FROM usable) AS scoped_usable
-    GROUP BY scope
+    SELECT {scope} AS scope, count_if(variant = '{production}') AS usable_production, count_if(variant = '{shadow}') AS usable_shadow
+    FROM usable GROUP BY GROUPING SETS ((), (hour))
 ) AS available USING (scope)
 ORDER BY scope
 """
 
-_NUMERIC = """,
-diffs AS (
-    SELECT scope, p, s, abs(s - p) AS d,
-           row_number() OVER (PARTITION BY scope ORDER BY abs(s - p)) - 1 AS r,
-           count(*) OVER (PARTITION BY scope) AS n
-    FROM scoped WHERE p IS NOT NULL
-),
-measures AS (
-    SELECT scope, count(*) AS predictions, avg(s - p) AS mean_diff, avg(d) AS mean_abs_diff,
-           {median} AS median_abs_diff, {p99} AS p99_abs_diff, max(d) AS max_abs_diff,
-           avg(CASE WHEN d <= {tolerance} THEN 1e0 ELSE 0e0 END) AS within_tolerance,
-           corr(p, s) AS correlation
-    FROM diffs GROUP BY scope
-),
-sides AS (
-    SELECT scope, p AS x, 1 AS side FROM scoped WHERE p IS NOT NULL
-    UNION ALL
-    SELECT scope, s AS x, -1 AS side FROM scoped WHERE s IS NOT NULL
-),
-steps AS (
-    SELECT scope, x, sum(side) AS side, count(*) AS values_here FROM sides GROUP BY scope, x
-),
-ks AS (
-    -- Paired samples have equal sizes n: the distance of the two distribution functions at x is a running sum / n.
-    SELECT scope, max(abs(gap)) / (sum(values_here) / 2e0) AS ks
-    FROM (SELECT scope, values_here,
-                 sum(side) OVER (PARTITION BY scope ORDER BY x ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS gap
-          FROM steps) AS running
-    GROUP BY scope
-),
-production_ranked AS (
-    SELECT scope, p, row_number() OVER (PARTITION BY scope ORDER BY p) - 1 AS r, count(*) OVER (PARTITION BY scope) AS n
-    FROM scoped WHERE p IS NOT NULL
-),
-cuts AS (
-    SELECT scope, k,
-           max(CASE WHEN r = floor((n - 1) * (k / 10e0)) THEN p END)
-           + max((n - 1) * (k / 10e0) - floor((n - 1) * (k / 10e0)))
-             * (coalesce(max(CASE WHEN r = floor((n - 1) * (k / 10e0)) + 1 THEN p END),
-                         max(CASE WHEN r = floor((n - 1) * (k / 10e0)) THEN p END))
-                - max(CASE WHEN r = floor((n - 1) * (k / 10e0)) THEN p END)) AS cut
-    FROM production_ranked CROSS JOIN UNNEST(sequence(1, 9)) AS deciles(k)
-    GROUP BY scope, k
-),
-binned AS (
-    -- a value's bin is the number of cuts below it
-    SELECT steps.scope, steps.x, steps.side, steps.values_here, count(cuts.cut) AS bin
-    FROM steps LEFT JOIN cuts ON cuts.scope = steps.scope AND cuts.cut < steps.x
-    GROUP BY steps.scope, steps.x, steps.side, steps.values_here
-),
-bin_counts AS (
-    -- per value: (values_here + side) / 2 came from production, (values_here - side) / 2 from the shadow.
-    SELECT scope, bin, sum((values_here + side) / 2) AS np, sum((values_here - side) / 2) AS ns FROM binned GROUP BY scope, bin
-),
-totals AS (
-    SELECT scope, sum(np) AS tp, sum(ns) AS ts FROM bin_counts GROUP BY scope
-),
-shares AS (
-    SELECT totals.scope,
-           greatest(coalesce(bin_counts.np, 0) / CAST(totals.tp AS DOUBLE), {epsilon}) AS ps,
-           greatest(coalesce(bin_counts.ns, 0) / CAST(totals.ts AS DOUBLE), {epsilon}) AS ss
-    FROM totals CROSS JOIN UNNEST(sequence(0, 9)) AS bins(bin)
-    LEFT JOIN bin_counts ON bin_counts.scope = totals.scope AND bin_counts.bin = bins.bin
-),
-psi AS (
-    SELECT scope, sum((ss - ps) * ln(ss / ps)) AS psi FROM shares GROUP BY scope
-)
-SELECT measures.*, ks.ks, psi.psi
-FROM measures JOIN ks ON ks.scope = measures.scope JOIN psi ON psi.scope = measures.scope
-ORDER BY measures.scope
-"""
-
-_LABELS = """
-SELECT scope, count(*) AS predictions, avg(CASE WHEN pl = sl THEN 1e0 ELSE 0e0 END) AS agreement
-FROM scoped GROUP BY scope ORDER BY scope
-"""
-
-_CONFUSION = """
-SELECT scope, pl AS production_label, sl AS shadow_label, count(*) AS predictions
-FROM scoped GROUP BY scope, pl, sl ORDER BY scope, pl, sl
-"""
-
-
-def _double(value: float) -> str:
-    """A DOUBLE literal (a bare 0.01 is a DECIMAL in Trino, and averages of decimals are rounded)."""
-    text = repr(float(value))
-    return text if "e" in text else f"{text}e0"
-
-
-def _quantile(q: float) -> str:
-    h = f"(n - 1) * {_double(q)}"
-    low = f"max(CASE WHEN r = floor({h}) THEN d END)"
-    high = f"coalesce(max(CASE WHEN r = floor({h}) + 1 THEN d END), {low})"
-    return f"{low} + max({h} - floor({h})) * ({high} - {low})"
-
 
 def capture_queries(*, table: str, endpoint: str, production_variant: str, shadow_variant: str,
-                    tolerance: float = 0.01, threshold: float = 0.5, psi_epsilon: float = 0.0001) -> dict[str, str]:
+                    tolerance: float = 0.01, threshold: float = 0.5, psi_epsilon: float = measures.PSI_EPSILON) -> dict[str, str]:
     """The named queries' SQL, by name (``QUERY_NAMES``). Each takes two execution parameters: the first and the
     last partition hour of the window, as ``yyyy/MM/dd/HH`` strings.
 
@@ -255,12 +144,18 @@ def capture_queries(*, table: str, endpoint: str, production_variant: str, shado
         if "'" in value:
             raise ValueError(f"{name} must not contain a quote, got {value!r}")
     names = {"table": table, "endpoint": endpoint, "production": production_variant, "shadow": shadow_variant}
-    numbers = {"tolerance": _double(tolerance), "threshold": _double(threshold), "epsilon": _double(psi_epsilon)}
-    prefix = _PREFIX.format(columns=_COLUMNS.format(**names), **names, **numbers)
+    prefix = _PREFIX.format(
+        columns=_COLUMNS.format(**names), **names, pair_kind=measures.pair_kind("p.kind", "s.kind", "cardinality(p.tokens)",
+                                                                                "cardinality(s.tokens)"),
+        production_label=measures.label("element_at(pv, i)", threshold), shadow_label=measures.label("element_at(sv, i)", threshold))
+    scope = TRINO.scope()
     return {
-        "record-counts": prefix + _RECORD_COUNTS,
-        "pairing": prefix + _PAIRING.format(**names),
-        "numeric-measures": prefix + _NUMERIC.format(median=_quantile(0.5), p99=_quantile(0.99), **numbers),
-        "label-agreement": prefix + _LABELS,
-        "confusion-matrix": prefix + _CONFUSION,
+        "record-counts": prefix + _RECORD_COUNTS.format(
+            scope=scope, problems=", ".join(f"count_if(status = '{p}') AS {p}" for p in measures.PROBLEMS)),
+        "pairing": prefix + _PAIRING.format(
+            scope=scope, kinds=", ".join(measures.PAIR_COUNTS.values()),
+            kind_counts=", ".join(f"count_if(kind = '{k}') AS {c}" for k, c in measures.PAIR_COUNTS.items()), **names),
+        "numeric-measures": prefix + measures.numeric_sql(TRINO, tolerance, psi_epsilon) + "\nORDER BY m.scope\n",
+        "label-agreement": prefix + measures.labels_sql(TRINO) + "\nORDER BY scope\n",
+        "confusion-matrix": prefix + measures.confusion_sql(TRINO) + "\nORDER BY scope, production_label, shadow_label\n",
     }

@@ -6,14 +6,15 @@ number of records. One pass reads the files, batch by batch, into a narrow table
 one full outer join of production's and the shadow's usable records on inferenceId gives the pairs, the unmatched
 records and any duplicates; the measures come from the compared predictions, several queries at a time.
 
-Definitions (the Athena named queries of ``CaptureAnalytics`` compute the same ones):
+Definitions (the Athena named queries of ``CaptureAnalytics`` compute the same ones; the measures and the rules
+marked * are defined once, in ``measures``, for both):
 
 - a *record* is one non-blank line of a capture file (a line ends at ``\\n``; a ``\\r`` before it and a byte
   order mark before the first line are not part of it; a line of spaces only is blank); its endpoint, variant and
   hour come from the key ``<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``;
 - a record is *usable* when it is a JSON object with an ``eventMetadata.inferenceId`` and an
   ``endpointOutput`` whose ``data`` decodes under its ``encoding`` (CSV, JSON or BASE64). Otherwise it is
-  counted under the first problem that applies, in this order: ``malformed`` (not UTF-8, or not a JSON object
+  counted under the first problem that applies, in this order (*): ``malformed`` (not UTF-8, or not a JSON object
   with captureData or eventMetadata), ``missing_inference_id``, ``no_output``, ``unknown_encoding``,
   ``undecodable_output``; a second record with the same inferenceId in a variant is a
   ``duplicate_inference_id`` (the earliest by inferenceTime, then eventId, is kept). Well-formed records whose
@@ -24,8 +25,8 @@ Definitions (the Athena named queries of ``CaptureAnalytics`` compute the same o
   observed content type says JSON, else as CSV. All numbers → a *numeric* output, else a *label* output;
 - a *pair* is a usable production record and a usable shadow record with the same inferenceId; its
   predictions are compared position by position (pairs whose outputs differ in kind or length are
-  counted, not compared). Numeric predictions also become labels: ``"1"`` if ≥ ``threshold``, else ``"0"``;
-- measures over the compared predictions: mean (signed) and mean / median / p99 / max absolute difference
+  counted, not compared *). Numeric predictions also become labels: ``"1"`` if ≥ ``threshold``, else ``"0"`` (*);
+- measures over the compared predictions (*): mean (signed) and mean / median / p99 / max absolute difference
   (shadow − production; quantiles interpolate linearly), share with absolute difference ≤ ``tolerance``,
   Pearson correlation (None when a side is constant), two-sample Kolmogorov-Smirnov statistic (exact supremum distance of the two
   empirical distributions), PSI over ten bins cut at production's deciles (a value equal to a cut goes
@@ -43,12 +44,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import measures
+from .measures import DUCKDB, PROBLEMS
 from .sources import CaptureFile, ReportError
 
-PROBLEMS = ("malformed", "missing_inference_id", "no_output", "unknown_encoding", "undecodable_output",
-            "duplicate_inference_id")
-PSI_EPSILON = 0.0001
-DECILES = [round(0.1 * i, 1) for i in range(1, 10)]
 BATCH_BYTES = 256 * 1024 * 1024
 BATCH_FILES = 2000
 PIECE_BYTES = 16 * 1024 * 1024
@@ -311,7 +310,7 @@ sides AS (
            coalesce(len(p.tokens), 1) AS pn, coalesce(len(s.tokens), 1) AS sn
     FROM p JOIN s ON s.text = p.text JOIN files f ON f.id = p.file
 )
-SELECT hour, CASE WHEN pk <> sk THEN 'kind_mismatch' WHEN pn <> sn THEN 'length_mismatch' ELSE pk END AS kind,
+SELECT hour, {measures.pair_kind('pk', 'sk', 'pn', 'sn')} AS kind,
        CASE WHEN pk <> 'numeric' THEN NULL WHEN pv IS NOT NULL THEN [pv] ELSE list_transform(pt, lambda t: t::DOUBLE) END AS pvals,
        CASE WHEN sk <> 'numeric' THEN NULL WHEN sv IS NOT NULL THEN [sv] ELSE list_transform(st, lambda t: t::DOUBLE) END AS svals,
        pt, st
@@ -319,124 +318,37 @@ FROM sides
 """
 
 # The compared predictions: production and shadow value, and their labels (numbers thresholded).
-_PREDICTIONS = """
+def _predictions_sql(threshold: float) -> str:
+    return f"""
 CREATE TABLE predictions AS
-SELECT f.hour, j.pv AS p, j.sv AS s, CASE WHEN j.pv >= $threshold THEN '1' ELSE '0' END AS pl,
-       CASE WHEN j.sv >= $threshold THEN '1' ELSE '0' END AS sl
+SELECT f.hour, j.pv AS p, j.sv AS s, {measures.label('j.pv', threshold)} AS pl, {measures.label('j.sv', threshold)} AS sl
 FROM joined j JOIN files f ON f.id = j.pfile WHERE j.pv IS NOT NULL AND j.sv IS NOT NULL
 """
 
-_COMPLEX_PREDICTIONS = """
+
+def _complex_predictions_sql(threshold: float) -> str:
+    return f"""
 INSERT INTO predictions
 SELECT hour, unnest(pvals), unnest(svals),
-       unnest(list_transform(pvals, lambda v: CASE WHEN v >= $threshold THEN '1' ELSE '0' END)),
-       unnest(list_transform(svals, lambda v: CASE WHEN v >= $threshold THEN '1' ELSE '0' END))
+       unnest(list_transform(pvals, lambda v: {measures.label('v', threshold)})),
+       unnest(list_transform(svals, lambda v: {measures.label('v', threshold)}))
 FROM complex_pairs WHERE kind = 'numeric'
 UNION ALL
 SELECT hour, NULL, NULL, unnest(pt), unnest(st) FROM complex_pairs WHERE kind = 'label'
 """
 
-# Every measure overall (scope 'all') and per hour, from the compared predictions, in one pass: GROUPING SETS.
-_SCOPE = "CASE WHEN grouping(hour) = 1 THEN 'all' ELSE strftime(hour, '%Y-%m-%dT%H:00:00Z') END"
-_HOUR = "strftime(hour, '%Y-%m-%dT%H:00:00Z')"
+_HOUR = DUCKDB.hour("hour")
 
-_MEASURES = f"""
-SELECT {_SCOPE} AS scope,
-       count(p) AS numeric_predictions,
-       avg(s - p) AS mean_diff,
-       avg(abs(s - p)) AS mean_abs_diff,
-       quantile_cont(abs(s - p), [0.5, 0.99]) AS abs_diff_quantiles,
-       max(abs(s - p)) AS max_abs_diff,
-       avg(CASE WHEN abs(s - p) <= $tolerance THEN 1.0 ELSE 0.0 END) AS within_tolerance,
-       corr(p, s) AS correlation,
-       count(*) AS label_predictions,
-       avg(CASE WHEN pl = sl THEN 1.0 ELSE 0.0 END) AS agreement
-FROM predictions GROUP BY GROUPING SETS ((), (hour))
-"""
-
-KS_BUCKETS = 4096
-"""Equal-width buckets of the exact KS computation below: any number gives the same statistic, this one is fast."""
-
-# Kolmogorov-Smirnov, exact without sorting every value. Both samples of a scope have the same size n (predictions
-# are paired), so the gap between the two empirical distribution functions at x is (#production ≤ x − #shadow ≤ x)
-# / n. The values are cut into equal-width buckets (the same for every scope): per scope and bucket, the net count
-# gives the gap after each bucket, which the bucket's largest value reaches. The largest of those is a lower bound;
-# inside a bucket the gap moves at most by as many values as one side has there, so only buckets that could go
-# beyond the bound are walked value by value (the RANGE frame counts ties together).
-_KS = f"""
-WITH v AS (
-    SELECT hour, p AS x, 1 AS d FROM predictions WHERE p IS NOT NULL
-    UNION ALL SELECT hour, s, -1 FROM predictions WHERE s IS NOT NULL
-), extent AS (
-    SELECT min(x) AS low, (max(x) - min(x)) / $buckets AS width FROM v
-), b AS (
-    SELECT hour, x, d, CASE WHEN width > 0 THEN least(floor((x - low) / width), $buckets - 1) ELSE 0 END::INTEGER AS bucket
-    FROM v, extent
-), buckets AS (
-    SELECT grouping(hour) AS overall, hour, bucket, sum(d) AS net, count(*) FILTER (d = 1) AS np, count(*) FILTER (d = -1) AS ns
-    FROM b GROUP BY GROUPING SETS ((bucket), (hour, bucket))
-), gaps AS (
-    SELECT *, sum(net) OVER (PARTITION BY overall, hour ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS after FROM buckets
-), bounds AS (
-    SELECT *, after - net AS before, max(abs(after)) OVER (PARTITION BY overall, hour) AS reached,
-           sum(np + ns) OVER (PARTITION BY overall, hour) / 2 AS n
-    FROM gaps
-), candidates AS (
-    SELECT overall, hour, bucket, before FROM bounds WHERE abs(before) + greatest(np, ns) > reached
-), inside AS (
-    SELECT c.overall, c.hour, c.bucket, c.before, b.x, b.d FROM candidates c JOIN b USING (bucket) WHERE c.overall = 1
-    UNION ALL
-    SELECT c.overall, c.hour, c.bucket, c.before, b.x, b.d FROM candidates c JOIN b USING (bucket, hour) WHERE c.overall = 0
-), walked AS (
-    SELECT overall, hour, max(abs(gap)) AS largest FROM (
-        SELECT overall, hour,
-               before + sum(d) OVER (PARTITION BY overall, hour, bucket ORDER BY x RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS gap
-        FROM inside)
-    GROUP BY ALL
-), scopes AS (
-    SELECT DISTINCT overall, hour, reached, n FROM bounds
-)
-SELECT CASE WHEN s.overall = 1 THEN 'all' ELSE {_HOUR.replace('hour', 's.hour')} END, greatest(s.reached, coalesce(w.largest, 0)) / s.n
-FROM scopes s LEFT JOIN walked w ON w.overall = s.overall AND w.hour IS NOT DISTINCT FROM s.hour
-"""
-
-
-def _bin(cuts: str, value: str) -> str:
-    """SQL for the PSI bin of ``value``: how many of the nine ``cuts`` lie below it (a value equal to a cut goes to
-    the lower bin). Nine comparisons, not a lambda over the list: this runs for every compared prediction."""
-    return "(" + " + ".join(f"({value} > {cuts}[{i}])::INTEGER" for i in range(1, len(DECILES) + 1)) + ")"
-
-
-# PSI bins cut at production's deciles of the scope: each prediction gets its bins under all cuts and under its hour's
-# cuts in one pass; the joint counts of (production bin, shadow bin) per scope give both shares of every bin.
-_PSI = f"""
-WITH edges AS (
-    SELECT hour, quantile_cont(p, $deciles) AS cuts FROM predictions WHERE p IS NOT NULL GROUP BY GROUPING SETS ((), (hour))
-), bins AS (
-    SELECT v.hour, {_bin('a.cuts', 'v.p')} AS pa, {_bin('a.cuts', 'v.s')} AS sa,
-                   {_bin('h.cuts', 'v.p')} AS ph, {_bin('h.cuts', 'v.s')} AS sh
-    FROM predictions v JOIN edges h ON h.hour = v.hour CROSS JOIN (SELECT cuts FROM edges WHERE hour IS NULL) a
-    WHERE v.p IS NOT NULL
-), joint AS (
-    SELECT {_SCOPE} AS scope, coalesce(pa, ph) AS pb, coalesce(sa, sh) AS sb, count(*) AS n
-    FROM bins GROUP BY GROUPING SETS ((pa, sa), (hour, ph, sh))
-), shares AS (
-    SELECT scope, greatest(coalesce(sum(n) FILTER (pb = bin), 0) / sum(n), $eps) AS ps,
-                  greatest(coalesce(sum(n) FILTER (sb = bin), 0) / sum(n), $eps) AS ss
-    FROM joint CROSS JOIN range(10) AS b(bin) GROUP BY scope, bin
-)
-SELECT scope, sum((ss - ps) * ln(ss / ps)) AS psi FROM shares GROUP BY scope
-"""
-
-_CONFUSION = f"SELECT {_SCOPE} AS scope, pl, sl, count(*) FROM predictions GROUP BY GROUPING SETS ((pl, sl), (hour, pl, sl))"
+KS_BUCKETS = measures.KS_BUCKETS
+"""Equal-width buckets of the exact KS computation (``measures.ks_sql``): any number gives the same statistic."""
 
 _COUNTS = f"""
-SELECT {_HOUR.replace('hour', 'f.hour')}, r.side, r.status, r.count
+SELECT {DUCKDB.hour('f.hour')}, r.side, r.status, r.count
 FROM (SELECT file, side, status, count(*) AS count FROM records GROUP BY ALL) r JOIN files f ON f.id = r.file
 """
 
 _PAIR_KINDS = f"""
-SELECT {_HOUR.replace('hour', 'f.hour')}, 'numeric', count(*) FROM joined j JOIN files f ON f.id = j.pfile
+SELECT {DUCKDB.hour('f.hour')}, 'numeric', count(*) FROM joined j JOIN files f ON f.id = j.pfile
 WHERE j.pv IS NOT NULL AND j.sv IS NOT NULL GROUP BY ALL
 UNION ALL
 SELECT {_HOUR}, kind, count(*) FROM complex_pairs GROUP BY ALL
@@ -681,9 +593,9 @@ def analyse(files: Sequence[CaptureFile], settings: ReportSettings, scratch: str
         connection.execute("CREATE TABLE joined AS " + _JOINED.format(only=""))
         _deduplicate(connection, inputs, parts)
         connection.execute(_COMPLEX_PAIRS)
-        connection.execute(_PREDICTIONS, {"threshold": float(settings.threshold)})
+        connection.execute(_predictions_sql(settings.threshold))
         if connection.execute("SELECT count(*) FROM complex_pairs").fetchone()[0]:
-            connection.execute(_COMPLEX_PREDICTIONS, {"threshold": float(settings.threshold)})
+            connection.execute(_complex_predictions_sql(settings.threshold))
         results = _query_all(connection, settings, parts)
     finally:
         connection.close()
@@ -700,14 +612,14 @@ def _query_all(connection, settings: ReportSettings, workers: int) -> dict[str, 
         return lambda cursor: cursor.execute(sql, parameters or {}).fetchall()
 
     tasks: dict[str, Callable[[Any], Any]] = {  # the longest first
-        "ks": rows(_KS, {"buckets": KS_BUCKETS}),
-        "psi": rows(_PSI, {"deciles": DECILES, "eps": PSI_EPSILON}),
-        "measures": rows(_MEASURES, {"tolerance": float(settings.tolerance)}),
+        "ks": rows(measures.ks_sql(DUCKDB, KS_BUCKETS)),
+        "psi": rows(measures.psi_sql(DUCKDB)),
+        "measures": rows(measures.measures_sql(DUCKDB, settings.tolerance)),
         "unmatched_production": rows(_UNMATCHED.format(this="has_p", other="has_s"), {"n": settings.samples}),
         "unmatched_shadow": rows(_UNMATCHED.format(this="has_s", other="has_p"), {"n": settings.samples}),
         "pairs": rows(_PAIR_KINDS),
         "counts": rows(_COUNTS),
-        "confusion": rows(_CONFUSION),
+        "confusion": rows(measures.confusion_sql(DUCKDB)),
         "samples": rows(_SAMPLES, {"n": settings.samples}),
         "histogram": _histogram,
         "scatter": _scatter,
@@ -754,28 +666,24 @@ def _assemble(results: dict[str, Any], settings: ReportSettings, endpoint: str, 
         "paired": paired,
         "unmatched_production": variants[production]["usable"] - paired,
         "unmatched_shadow": variants[shadow]["usable"] - paired,
-        "numeric_pairs": pair_kinds.get("numeric", 0),
-        "label_pairs": pair_kinds.get("label", 0),
-        "kind_mismatch": pair_kinds.get("kind_mismatch", 0),
-        "length_mismatch": pair_kinds.get("length_mismatch", 0),
+        **{column: pair_kinds.get(kind, 0) for kind, column in measures.PAIR_COUNTS.items()},
     }
 
-    measures = {row[0]: row for row in results["measures"]}
+    by_scope = {row[0]: row for row in results["measures"]}
     ks, psi = dict(results["ks"]), dict(results["psi"])
     confusion: dict[str, dict[str, dict[str, int]]] = {}
     for scope, p_label, s_label, count in sorted(results["confusion"]):
         confusion.setdefault(scope, {}).setdefault(p_label, {})[s_label] = count
 
     def measured(scope: str) -> dict[str, Any]:
-        row = measures.get(scope)
+        row = by_scope.get(scope)
         numeric = None
         if row is not None and row[1]:
-            numeric = {"predictions": row[1], "mean_diff": row[2], "mean_abs_diff": row[3], "median_abs_diff": row[4][0],
-                       "p99_abs_diff": row[4][1], "max_abs_diff": row[5], "within_tolerance": row[6],
-                       "correlation": _correlation(row[7]), "ks": ks.get(scope), "psi": psi.get(scope)}
+            numeric = {**dict(zip(measures.NUMERIC_COLUMNS[:-2], row[1:-2], strict=True)), "correlation": _correlation(row[-3]),
+                       "ks": ks.get(scope), "psi": psi.get(scope)}
         labels = None
-        if row is not None and row[8]:
-            labels = {"predictions": row[8], "agreement": row[9], "confusion": confusion.get(scope, {})}
+        if row is not None and row[-2]:
+            labels = {"predictions": row[-2], "agreement": row[-1], "confusion": confusion.get(scope, {})}
         return {"numeric": numeric, "labels": labels}
 
     hourly = [{"hour": hour, **entry, **measured(hour)} for hour, entry in sorted(hourly_counts.items())]
