@@ -1,7 +1,7 @@
 """shadow-constructs: AWS CDK constructs for shadow-testing SageMaker models."""
 
 from .alarms import ShadowAlarms
-from .capture import CaptureStore, DataCapture
+from .capture import CaptureLocation, CaptureStore, DataCapture
 from .capture_analytics import CaptureAnalytics
 from .dashboard import ShadowDashboard
 from .deployment import CapacitySize, DeploymentGuardrails, TrafficRouting
@@ -25,6 +25,7 @@ __all__ = [
     "ShadowMetricFactory",
     "CapacitySize",
     "CaptureAnalytics",
+    "CaptureLocation",
     "CaptureStore",
     "ConfigError",
     "Criteria",

@@ -10,7 +10,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from .endpoint import ShadowEndpointBase
+from .endpoint_base import IShadowEndpoint
 from .errors import Problems, shown
 from .metric_factory import ShadowMetricFactory
 
@@ -23,7 +23,8 @@ class ShadowAlarms(Construct):
     Missing data is not breaching. The alarms have fixed physical names, so they can be given to
     the same endpoint's ``DeploymentGuardrails`` / ``add_rollback_alarm`` without a dependency cycle.
 
-    :param endpoint: a ShadowEndpoint (or an imported one) with a shadow variant. Required.
+    :param endpoint: an ``IShadowEndpoint`` (a ShadowEndpoint, created or imported) with a shadow variant.
+        Required.
     :param latency_statistic: the latency statistic compared. Default: ``p99``.
     :param latency_ratio_threshold: alarm when shadow / production ModelLatency exceeds it.
         Default: 1.2 (20% slower).
@@ -47,7 +48,7 @@ class ShadowAlarms(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        endpoint: ShadowEndpointBase,
+        endpoint: IShadowEndpoint,
         latency_statistic: str = "p99",
         latency_ratio_threshold: float = 1.2,
         error_rate_increase_threshold: float = 1.0,

@@ -15,10 +15,11 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from ._nag import acknowledge, acknowledge_wildcard_resource
-from .capture import _PREFIX, CaptureStore, check_capture_location
+from .capture import _PREFIX, CaptureLocation, CaptureStore, check_capture_location
 from .capture_queries import QUERY_NAMES, capture_queries
-from .endpoint import ShadowEndpointBase
-from .errors import Problems, shown
+from .endpoint_base import IShadowEndpoint, check_endpoint
+from .errors import Problems, check_removal_policy
+from .variant import VARIANT_NAME_PATTERN
 
 DEFAULT_BYTES_SCANNED_CUTOFF = 10 * 1024 ** 3
 MIN_BYTES_SCANNED_CUTOFF = 10_000_000  # Athena's minimum per-query limit (10 MB)
@@ -41,8 +42,9 @@ class CaptureAnalytics(Construct):
     endpoint's two variants) and ``datehour`` (``yyyy/MM/dd/HH``) needs no crawler and no partition loading. Each
     named query takes two execution parameters: the first and the last hour of the window, ``yyyy/MM/dd/HH``.
 
-    :param endpoint: the endpoint whose capture is analysed: a ``ShadowEndpoint`` (its capture destination is
-        used unless ``store`` or ``bucket`` is given) or an imported one (then give ``store`` or ``bucket``).
+    :param endpoint: the endpoint whose capture is analysed, an ``IShadowEndpoint``: its ``capture_location`` is
+        used unless ``store`` or ``bucket`` is given (an imported endpoint has one when imported with
+        ``from_endpoint_attributes(capture_store=... or capture_bucket=...)``).
     :param store: the CaptureStore holding the capture files. Default: the endpoint's capture destination.
     :param bucket: an existing bucket holding the capture files, instead of a store. Default: none.
     :param encryption_key: the KMS key of ``bucket``'s objects (readers need kms:Decrypt). Default: the bucket's
@@ -62,6 +64,8 @@ class CaptureAnalytics(Construct):
         Default: 30 days.
     :param projection_start: first hour partition projection knows, ``yyyy/MM/dd/HH``. Default: ``2022/12/01/00``
         (shadow variants did not exist before).
+    :param removal_policy: what happens to the query results bucket and its key when the stack deletes them.
+        Default: ``cdk.RemovalPolicy.RETAIN``.
     """
 
     def __init__(
@@ -69,7 +73,7 @@ class CaptureAnalytics(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        endpoint: ShadowEndpointBase,
+        endpoint: IShadowEndpoint,
         store: CaptureStore | None = None,
         bucket: s3.IBucket | None = None,
         encryption_key: kms.IKey | None = None,
@@ -84,22 +88,21 @@ class CaptureAnalytics(Construct):
         threshold: float = 0.5,
         results_expiration: cdk.Duration | None = None,
         projection_start: str = "2022/12/01/00",
+        removal_policy: cdk.RemovalPolicy | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         problems = Problems(f"CaptureAnalytics {self.node.path!r}")
         results_expiration = results_expiration or cdk.Duration.days(30)
-        if not isinstance(endpoint, ShadowEndpointBase):
-            problems.add(f"endpoint must be a ShadowEndpoint (created or imported), got {shown(endpoint)}")
+        if not check_endpoint(problems, endpoint):
             problems.raise_if_any()
-        capture_bucket, capture_key, capture_prefix = self._capture_source(problems, endpoint, store, bucket,
-                                                                           encryption_key, prefix)
+        source = self._capture_source(problems, endpoint, store, bucket, encryption_key, prefix)
         production = production_variant_name or endpoint.production_variant_name
-        shadow = shadow_variant_name or getattr(endpoint, "shadow_variant_name", None)
+        shadow = shadow_variant_name or endpoint.shadow_variant_name
         for name, value in (("production_variant_name", production), ("shadow_variant_name", shadow)):
             if value is None:
                 problems.add(f"{name} is needed: the endpoint has no {name.split('_')[0]} variant")
             else:
-                problems.check_pattern(name, value, r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+                problems.check_pattern(name, value, VARIANT_NAME_PATTERN,
                                        "must be a SageMaker variant name (1-63 letters, digits, hyphens)")
         if production is not None and production == shadow:
             problems.add(f"production_variant_name and shadow_variant_name are both {production!r}")
@@ -123,20 +126,23 @@ class CaptureAnalytics(Construct):
         problems.check_seconds("results_expiration", results_expiration, 86400, 3650 * 86400)
         problems.check_pattern("projection_start", projection_start, r"20\d\d/(0[1-9]|1[0-2])/(0[1-9]|[12]\d|3[01])/([01]\d|2[0-3])",
                                "must be an hour as yyyy/MM/dd/HH")
+        removal_policy = check_removal_policy(problems, removal_policy, cdk.RemovalPolicy.RETAIN)
         problems.raise_if_any()
 
         stack = cdk.Stack.of(self)
         self.endpoint = endpoint
         self.production_variant_name = production
         self.shadow_variant_name = shadow
-        self.capture_bucket = capture_bucket
-        self.capture_key = capture_key
-        self.capture_prefix = capture_prefix
+        #: Where the analysed capture lies.
+        self.capture_location = source
+        self.capture_bucket = source.bucket
+        self.capture_key = source.encryption_key
+        self.capture_prefix = source.prefix
         self.database_name = database_name
         self.table_name = table_name
         self.workgroup_name = workgroup_name
         self.bytes_scanned_cutoff_per_query = bytes_scanned_cutoff_per_query
-        location = f"s3://{capture_bucket.bucket_name}/{capture_prefix}/"
+        location = f"{source.destination}/"
 
         self.database = glue.CfnDatabase(
             self, "Database", catalog_id=stack.account,
@@ -172,7 +178,7 @@ class CaptureAnalytics(Construct):
                         parameters={"ignore.malformed.json": "true", "case.insensitive": "true"}))))
         self.table.node.add_dependency(self.database)
 
-        self.results_key = kms.Key(self, "ResultsKey", enable_key_rotation=True, removal_policy=cdk.RemovalPolicy.RETAIN,
+        self.results_key = kms.Key(self, "ResultsKey", enable_key_rotation=True, removal_policy=removal_policy,
                                    description=f"Athena query results of {self.node.path}")
         self.results_bucket = s3.Bucket(
             self, "Results", encryption=s3.BucketEncryption.KMS, encryption_key=self.results_key, bucket_key_enabled=True,
@@ -180,7 +186,7 @@ class CaptureAnalytics(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(id="ExpireResults", expiration=results_expiration,
                                               abort_incomplete_multipart_upload_after=cdk.Duration.days(1))],
-            removal_policy=cdk.RemovalPolicy.RETAIN)
+            removal_policy=removal_policy, auto_delete_objects=removal_policy is cdk.RemovalPolicy.DESTROY)
         acknowledge(self.results_bucket, "AwsSolutions-S1",
                     "Query results are derived and expire; Athena keeps the history of every query in the workgroup.")
         self.workgroup = athena.CfnWorkGroup(
@@ -209,25 +215,22 @@ class CaptureAnalytics(Construct):
             self.named_queries[name] = query
 
     @staticmethod
-    def _capture_source(problems: Problems, endpoint, store, bucket, encryption_key, prefix):
+    def _capture_source(problems: Problems, endpoint: IShadowEndpoint, store: CaptureStore | None,
+                        bucket: s3.IBucket | None, encryption_key: kms.IKey | None,
+                        prefix: str | None) -> CaptureLocation | None:
         check_capture_location(problems, store, bucket, encryption_key)
         if prefix is not None and problems.check_type("prefix", prefix, str, "a string") and not _PREFIX.fullmatch(prefix):
             problems.add(f"prefix must be S3 key segments without leading or trailing '/', got {prefix!r}")
+        if problems.found:
+            return None
         if store is not None or bucket is not None:
-            chosen_bucket = store.bucket if isinstance(store, CaptureStore) else bucket
-            key = store.encryption_key if isinstance(store, CaptureStore) else (encryption_key or getattr(bucket, "encryption_key", None))
-            return chosen_bucket, key, prefix or "datacapture"
-        capture = getattr(endpoint, "data_capture", None)
-        if capture is None:
+            return CaptureLocation.of(store, bucket, encryption_key, prefix)
+        location = endpoint.capture_location
+        if location is None:
             problems.add("the endpoint captures no data here: give store or bucket (and prefix) where its capture lands")
-            return None, None, None
-        if prefix is not None:
-            problems.add(f"prefix goes with store or bucket; the endpoint captures under {capture.prefix!r}")
-        created = getattr(endpoint, "capture_store", None)
-        source = capture.store or created
-        if source is not None:
-            return source.bucket, source.encryption_key, capture.prefix
-        return capture.bucket, capture.encryption_key or capture.bucket.encryption_key, capture.prefix
+        elif prefix is not None:
+            problems.add(f"prefix goes with store or bucket; the endpoint captures under {location.prefix!r}")
+        return location
 
     @property
     def workgroup_arn(self) -> str:

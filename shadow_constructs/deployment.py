@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_cloudwatch as cloudwatch
+from constructs import Construct
 
 from .errors import Problems, shown
 
@@ -115,6 +118,51 @@ class DeploymentGuardrails:
         self.traffic_routing = routing
         self.maximum_execution_timeout = maximum_execution_timeout
         self.rollback_alarms = alarms
+
+    def render(self, rollback_alarm_names: Sequence[str] = ()) -> dict[str, Any]:
+        """These guardrails as SageMaker's DeploymentConfig, with ``rollback_alarm_names`` as its auto-rollback
+        alarms: the one rendering for both the endpoint's ``AWS::SageMaker::Endpoint`` and the promotion
+        workflow's UpdateEndpoint (CloudFormation and the API spell its members alike)."""
+        routing = self.traffic_routing
+        traffic: dict[str, Any] = {"Type": routing.kind, "WaitIntervalInSeconds": seconds(routing.wait)}
+        if routing.size is not None:
+            traffic["CanarySize" if routing.kind == "CANARY" else "LinearStepSize"] = {
+                "Type": routing.size.kind, "Value": routing.size.value}
+        policy: dict[str, Any] = {"TrafficRoutingConfiguration": traffic,
+                                  "TerminationWaitInSeconds": seconds(self.termination_wait)}
+        if self.maximum_execution_timeout is not None:
+            policy["MaximumExecutionTimeoutInSeconds"] = seconds(self.maximum_execution_timeout)
+        config: dict[str, Any] = {"BlueGreenUpdatePolicy": policy}
+        if rollback_alarm_names:
+            config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in rollback_alarm_names]}
+        return config
+
+
+@jsii.implements(cdk.IStableAnyProducer)
+class _Producer:
+    def __init__(self, produce: Callable[[], Any]) -> None:
+        self._produce = produce
+
+    def produce(self) -> Any:
+        return self._produce()
+
+
+def lazy_any(produce: Callable[[], Any]) -> Any:
+    """A value ``produce()`` gives at synth (so that what is added later, such as rollback alarms, is in it)."""
+    return cdk.Lazy.any(_Producer(produce))
+
+
+def seconds(duration: cdk.Duration | None) -> int | None:
+    """Whole seconds of ``duration`` (None stays None)."""
+    return None if duration is None else int(duration.to_seconds())
+
+
+def alarm_name_of(alarm: cloudwatch.IAlarm) -> str:
+    """An alarm's physical name as a literal when it has one, so that referring to it adds no dependency
+    (alarms on an endpoint's metrics may also guard that endpoint's updates)."""
+    cfn = alarm.node.default_child if isinstance(alarm, Construct) else None
+    name = cfn.alarm_name if isinstance(cfn, cloudwatch.CfnAlarm) else None
+    return name if isinstance(name, str) and not cdk.Token.is_unresolved(name) else alarm.alarm_name
 
 
 __all__ = ["CapacitySize", "DeploymentGuardrails", "TrafficRouting"]

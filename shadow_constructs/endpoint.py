@@ -1,12 +1,15 @@
-"""ShadowEndpoint: a SageMaker real-time endpoint with a production and an optional shadow variant."""
+"""ShadowEndpoint: a SageMaker real-time endpoint with a production and an optional shadow variant.
+
+The interface other constructs take (``IShadowEndpoint``), the shared verbs and the import of an existing
+endpoint are in ``endpoint_base``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import aws_cdk as cdk
-import jsii
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
@@ -15,164 +18,24 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from ._runtime import runtime_module
-from .capture import CaptureStore, DataCapture
-from .deployment import DeploymentGuardrails
-from .errors import ConfigError, Problems, shown
-from .metrics import ENDPOINT_METRICS, endpoint_metric
-from .phase import METADATA_KEY, OVERRIDE_FIELDS, InstanceSettings, TestPhase
-from .variant import VARIANT_NAME_PATTERN, Variant, check_variant_name, has_local_storage, instance_family
+from .capture import CaptureLocation, CaptureStore, DataCapture
+from .deployment import DeploymentGuardrails, alarm_name_of, lazy_any, seconds
+from .endpoint_base import ImportedShadowEndpoint, IShadowEndpoint, ShadowEndpointBase
+from .errors import ConfigError, Problems, check_removal_policy, shown
+from .phase import METADATA_KEY, InstanceSettings, TestPhase, check_instance_override
+from .variant import (
+    DEFAULT_SHADOW_NAME,
+    ENDPOINT_NAME_PATTERN,
+    IMPORTED_PRODUCTION_NAME,
+    Variant,
+    check_shadow_instance_type,
+    default_production_name,
+    has_local_storage,
+)
 
-DEFAULT_PRODUCTION_NAME = "production"
-DEFAULT_SHADOW_NAME = "shadow"
-# Families SageMaker refuses in shadow tests (SPEC: Inf1 instances).
-SHADOW_EXCLUDED_FAMILIES = ("inf1",)
-
-
-@runtime_checkable
-class IShadowEndpoint(Protocol):
-    """What other constructs may rely on, for a created or an imported endpoint."""
-
-    endpoint_name: str
-    endpoint_arn: str
-    production_variant_name: str
-    shadow_variant_name: str | None
-
-    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant: ...
-
-    def metric(self, metric_name: str, *, variant: str | None = None, **options) -> cloudwatch.Metric: ...
-
-
-class ShadowEndpointBase(Construct):
-    """Verbs shared by created and imported endpoints."""
-
-    endpoint_name: str
-    endpoint_arn: str
-    production_variant_name: str
-    shadow_variant_name: str | None
-
-    @property
-    def variant_names(self) -> list[str]:
-        """Every variant name of the endpoint, production first, shadow last."""
-        names = list(getattr(self, "_production_names", [self.production_variant_name]))
-        return names + ([self.shadow_variant_name] if self.shadow_variant_name else [])
-
-    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` call InvokeEndpoint (and its streaming form) on this endpoint only."""
-        return iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
-            resource_arns=[self.endpoint_arn])
-
-    def metric(self, metric_name: str, *, variant: str | None = None, **options) -> cloudwatch.Metric:
-        """A 1-minute CloudWatch metric of one variant (default: the production variant).
-
-        ``metric_name`` is one of the SageMaker endpoint metrics (Invocations, ModelLatency,
-        CPUUtilization, ...); ``options`` are ``aws_cloudwatch.MetricOptions`` keywords
-        (statistic, period, label, color, unit, ...). Default statistic: Sum for counts,
-        Average for latencies and utilizations.
-        """
-        problems = Problems(f"{type(self).__name__}.metric")
-        if metric_name not in ENDPOINT_METRICS:
-            problems.add(f"metric_name must be one of {', '.join(ENDPOINT_METRICS)}, got {shown(metric_name)}")
-        variant = self.production_variant_name if variant is None else variant
-        if variant not in self.variant_names and not cdk.Token.is_unresolved(variant):  # a name seldom is a token
-            problems.add(f"variant must be one of {', '.join(self.variant_names)}, got {shown(variant)}")
-        problems.raise_if_any()
-        return endpoint_metric(self.endpoint_name, variant, metric_name, **options)
-
-    def metric_invocations(self, variant: str | None = None, **options) -> cloudwatch.Metric:
-        """Requests sent to the variant. Default: Sum per minute."""
-        return self.metric("Invocations", variant=variant, **options)
-
-    def metric_invocations_per_instance(self, variant: str | None = None, **options) -> cloudwatch.Metric:
-        """Requests per instance of the variant. Default: Sum per minute."""
-        return self.metric("InvocationsPerInstance", variant=variant, **options)
-
-    def metric_model_latency(self, variant: str | None = None, **options) -> cloudwatch.Metric:
-        """Time the model took to answer, in microseconds. Default: Average per minute."""
-        return self.metric("ModelLatency", variant=variant, **options)
-
-    def metric_overhead_latency(self, variant: str | None = None, **options) -> cloudwatch.Metric:
-        """Time SageMaker added around the model, in microseconds. Default: Average per minute."""
-        return self.metric("OverheadLatency", variant=variant, **options)
-
-    def metric_invocation_4xx_errors(self, variant: str | None = None, **options) -> cloudwatch.Metric:
-        """Requests answered 4xx. Default: Sum per minute."""
-        return self.metric("Invocation4XXErrors", variant=variant, **options)
-
-    def metric_invocation_5xx_errors(self, variant: str | None = None, **options) -> cloudwatch.Metric:
-        """Requests answered 5xx. Default: Sum per minute."""
-        return self.metric("Invocation5XXErrors", variant=variant, **options)
-
-    def metric_invocation_model_errors(self, variant: str | None = None, **options) -> cloudwatch.Metric:
-        """Requests the model answered with an error. Default: Sum per minute."""
-        return self.metric("InvocationModelErrors", variant=variant, **options)
-
-    def metric_cpu_utilization(self, variant: str | None = None, **options) -> cloudwatch.Metric:
-        """CPU use in percent, 0-100 per core. Default: Average per minute."""
-        return self.metric("CPUUtilization", variant=variant, **options)
-
-    def metric_memory_utilization(self, variant: str | None = None, **options) -> cloudwatch.Metric:
-        """Memory use in percent. Default: Average per minute."""
-        return self.metric("MemoryUtilization", variant=variant, **options)
-
-    def metric_disk_utilization(self, variant: str | None = None, **options) -> cloudwatch.Metric:
-        """Disk use in percent. Default: Average per minute."""
-        return self.metric("DiskUtilization", variant=variant, **options)
-
-    def metric_gpu_utilization(self, variant: str | None = None, **options) -> cloudwatch.Metric:
-        """GPU use in percent, 0-100 per GPU (GPU instances only). Default: Average per minute."""
-        return self.metric("GPUUtilization", variant=variant, **options)
-
-    def metric_gpu_memory_utilization(self, variant: str | None = None, **options) -> cloudwatch.Metric:
-        """GPU memory use in percent (GPU instances only). Default: Average per minute."""
-        return self.metric("GPUMemoryUtilization", variant=variant, **options)
-
-
-class _ImportedEndpoint(ShadowEndpointBase):
-    def __init__(self, scope: Construct, construct_id: str, endpoint_name: str,
-                 production_variant_name: str, shadow_variant_name: str | None) -> None:
-        super().__init__(scope, construct_id)
-        problems = Problems(f"ShadowEndpoint.from_endpoint_name {self.node.path!r}")
-        if problems.check_type("endpoint_name", endpoint_name, str, "a string"):
-            problems.check_pattern("endpoint_name", endpoint_name, VARIANT_NAME_PATTERN,
-                                   "must be 1-63 letters, digits and inner hyphens")
-        if problems.check_type("production_variant_name", production_variant_name, str, "a string"):
-            check_variant_name(problems, "production_variant_name", production_variant_name)
-        if shadow_variant_name is not None and problems.check_type(
-                "shadow_variant_name", shadow_variant_name, str, "a string"):
-            check_variant_name(problems, "shadow_variant_name", shadow_variant_name)
-            if shadow_variant_name == production_variant_name:
-                problems.add(f"shadow_variant_name must differ from production_variant_name, "
-                             f"got {shadow_variant_name!r} for both")
-        problems.raise_if_any()
-        self.endpoint_name = endpoint_name
-        # SageMaker lower-cases names in ARNs.
-        arn_name = endpoint_name if cdk.Token.is_unresolved(endpoint_name) else endpoint_name.lower()
-        self.endpoint_arn = cdk.Stack.of(self).format_arn(
-            service="sagemaker", resource="endpoint", resource_name=arn_name)
-        self.production_variant_name = production_variant_name
-        self.shadow_variant_name = shadow_variant_name
-
-
-@jsii.implements(cdk.IStableAnyProducer)
-class _RollbackAlarms:
-    def __init__(self, alarms: list[cloudwatch.IAlarm]) -> None:
-        self.alarms = alarms
-
-    def produce(self):
-        if not self.alarms:
-            return None
-        # The L1 validates and renders this value like a struct it was given: camelCase keys.
-        return {"alarms": [{"alarmName": _alarm_name(alarm)} for alarm in self.alarms]}
-
-
-def _alarm_name(alarm: cloudwatch.IAlarm) -> str:
-    """An alarm's physical name as a literal when it has one, so that referring to it adds no
-    dependency (alarms on an endpoint's metrics may also guard that endpoint's updates)."""
-    cfn = alarm.node.default_child if hasattr(alarm, "node") else None
-    name = cfn.alarm_name if isinstance(cfn, cloudwatch.CfnAlarm) else None
-    return name if isinstance(name, str) and not cdk.Token.is_unresolved(name) else alarm.alarm_name
+#: SageMaker takes at most this many rollback alarms, and this many production variants.
+MAX_ROLLBACK_ALARMS = 10
+MAX_PRODUCTION_VARIANTS = 10
 
 
 class ShadowEndpoint(ShadowEndpointBase):
@@ -208,6 +71,9 @@ class ShadowEndpoint(ShadowEndpointBase):
     :param promoted_instance_override: explicit ProductionVariant members for the promoted variant
         instead (some of InstanceType, InitialInstanceCount, VolumeSizeInGB, RoutingConfig).
         Default: none.
+    :param removal_policy: what happens to the storage key this endpoint creates when the stack deletes it.
+        Default: ``cdk.RemovalPolicy.DESTROY`` (the key encrypts only the instances' volumes, which go with the
+        endpoint; CloudFormation schedules its deletion after KMS's waiting period).
     """
 
     def __init__(
@@ -225,37 +91,19 @@ class ShadowEndpoint(ShadowEndpointBase):
         phase: TestPhase = TestPhase.SHADOW,
         promoted_instance_settings: InstanceSettings = InstanceSettings.PRODUCTION,
         promoted_instance_override: Mapping[str, Any] | None = None,
+        removal_policy: cdk.RemovalPolicy | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         problems = Problems(f"ShadowEndpoint {self.node.path!r}")
         productions = self._check_variants(problems, production, shadow)
         self._check_phase(problems, phase, shadow, promoted_instance_settings, promoted_instance_override)
-        if sampling_percent is not None and shadow is None:
-            problems.add(f"sampling_percent applies only with a shadow variant, got {shown(sampling_percent)} "
-                         "without shadow")
-        elif sampling_percent is not None:
-            problems.check_int_range("sampling_percent", sampling_percent, 1, 100)
-        if data_capture is not None and not isinstance(data_capture, DataCapture):
-            problems.add(f"data_capture must be a DataCapture, got {shown(data_capture)}")
-        if deployment is not None and not isinstance(deployment, DeploymentGuardrails):
-            problems.add(f"deployment must be a DeploymentGuardrails, got {shown(deployment)}")
-        elif deployment is not None and productions:
-            self._check_fleet_sizes(problems, deployment, productions[0].instance_count)
-        every = productions + ([shadow] if isinstance(shadow, Variant) else [])
-        local = [v.instance_type for v in every if not cdk.Token.is_unresolved(v.instance_type)
-                 and has_local_storage(v.instance_type)]
-        if encryption_key is not None and not hasattr(encryption_key, "key_arn"):
-            problems.add(f"encryption_key must be an aws_kms.IKey, got {shown(encryption_key)}")
-        elif encryption_key is not None and local:
-            problems.add(f"encryption_key cannot be used with instance types that have local NVMe storage "
-                         f"(SageMaker encrypts it in hardware), got {', '.join(sorted(set(local)))}")
-        if endpoint_name is not None and problems.check_type("endpoint_name", endpoint_name, str, "a string"):
-            problems.check_pattern("endpoint_name", endpoint_name, VARIANT_NAME_PATTERN,
-                                   "must be 1-63 letters, digits and inner hyphens")
+        self._check_options(problems, productions, shadow, sampling_percent, data_capture, deployment,
+                            encryption_key, endpoint_name)
+        removal_policy = check_removal_policy(problems, removal_policy, cdk.RemovalPolicy.DESTROY)
         problems.raise_if_any()
 
-        self.phase = phase
-        self.promoted_instance_settings = promoted_instance_settings
+        self.phase: TestPhase | None = phase
+        self.promoted_instance_settings: InstanceSettings | None = promoted_instance_settings
         self.promoted_instance_override = dict(promoted_instance_override) if promoted_instance_override else None
         self.production = productions[0]
         self.production_variants = productions
@@ -268,60 +116,31 @@ class ShadowEndpoint(ShadowEndpointBase):
         self.sampling_percent = (sampling_percent or 100) if shadow else None
         self.data_capture = data_capture
         self.deployment = deployment
-        self._production_names = [self._name_of(v, i) for i, v in enumerate(productions)]
-        self.production_variant_name = self._production_names[0]
+        self.production_variant_names = [v.variant_name or default_production_name(i) for i, v in enumerate(productions)]
+        self.production_variant_name = self.production_variant_names[0]
         candidate_name = (shadow.variant_name or DEFAULT_SHADOW_NAME) if shadow else None
         self.shadow_variant_name = candidate_name if shadowing else None
         if shadowing:
             self._warn_about_shadow_capacity()
 
-        self.encryption_key: kms.IKey | None = encryption_key
-        if encryption_key is None and not local:
-            self.encryption_key = kms.Key(
-                self, "StorageKey", enable_key_rotation=True, removal_policy=cdk.RemovalPolicy.DESTROY,
-                description=f"ML storage volumes of the SageMaker endpoint {self.node.path}")
-
-        self.capture_store: CaptureStore | None = None
-        self.capture_destination: str | None = None
-        capture_config = self._capture_config(data_capture, every) if data_capture else None
-
-        weights = [v.weight or 1.0 for v in productions]
-        production_requests = [_variant_request(v, n, w) for v, n, w
-                               in zip(productions, self._production_names, weights, strict=True)]
-        shadow_requests = [_variant_request(shadow, candidate_name, weights[0] * self.sampling_percent / 100)] \
-            if shadow else []
+        declared = productions + ([shadow] if shadow else [])
+        self.encryption_key = encryption_key or self._storage_key(declared, removal_policy)
+        capture = data_capture.bind(self, [variant.model for variant in declared]) if data_capture else None
+        #: The CaptureStore this endpoint created for its capture (None when given one, or a bucket).
+        self.capture_store: CaptureStore | None = capture.created_store if capture else None
+        self.capture_location: CaptureLocation | None = capture.location if capture else None
         #: The variants as CreateEndpointConfig takes them (API member names), for this phase.
-        self.config_variants = self._phase_variants(production_requests, shadow_requests)
-        self.endpoint_config = sagemaker.CfnEndpointConfig(
-            self, "Config",
-            production_variants=[_variant_property(v) for v in self.config_variants["ProductionVariants"]],
-            shadow_production_variants=[_variant_property(v) for v in self.config_variants["ShadowProductionVariants"]]
-            or None,
-            data_capture_config=capture_config,
-            kms_key_id=self.encryption_key.key_arn if self.encryption_key else None,
-        )
+        self.config_variants = self._phase_variants(self._variant_requests(productions, shadow, candidate_name))
+        self.endpoint_config = self._endpoint_config(data_capture)
         self._rollback_alarms: list[cloudwatch.IAlarm] = []
-        self.resource = sagemaker.CfnEndpoint(
-            self, "Resource",
-            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
-            endpoint_name=endpoint_name,
-            deployment_config=self._deployment_config(deployment) if deployment else None,
-        )
         # A fixed name is used as is, so metrics and alarms on it need not wait for the endpoint.
         self._fixed_name = endpoint_name is not None and not cdk.Token.is_unresolved(endpoint_name)
-        self.resource.add_metadata(METADATA_KEY, {
-            "role": "endpoint", "phase": phase.value, "production_variant": self.production_variant_name,
-            "shadow_variant": self.shadow_variant_name})
+        self.resource = self._endpoint(endpoint_name)
         self.endpoint_name = endpoint_name if self._fixed_name else self.resource.attr_endpoint_name
         self.endpoint_arn = self.resource.ref  # Ref of AWS::SageMaker::Endpoint is its ARN
         for alarm in deployment.rollback_alarms if deployment else ():
             self.add_rollback_alarm(alarm)
-        self.scalable_targets: dict[str, appscaling.CfnScalableTarget] = {}
-        # Outside SHADOW the production variant keeps production's scaling (as the workflow restores it).
-        scaled = productions + ([shadow] if self.shadow is not None else [])
-        for variant, name in zip(scaled, self._production_names + [self.shadow_variant_name], strict=False):
-            if variant.autoscaling:
-                self._autoscale(variant, name)
+        self.scalable_targets: dict[str, appscaling.CfnScalableTarget] = self._autoscaling(productions)
 
     @staticmethod
     def from_endpoint_name(
@@ -329,7 +148,7 @@ class ShadowEndpoint(ShadowEndpointBase):
         construct_id: str,
         endpoint_name: str,
         *,
-        production_variant_name: str = "AllTraffic",
+        production_variant_name: str = IMPORTED_PRODUCTION_NAME,
         shadow_variant_name: str | None = None,
     ) -> ShadowEndpointBase:
         """An existing endpoint, for dashboards, alarms, grants and managed shadow tests.
@@ -338,49 +157,26 @@ class ShadowEndpoint(ShadowEndpointBase):
             (the SageMaker Python SDK's default name).
         :param shadow_variant_name: its shadow variant, if it has one. Default: none.
         """
-        return _ImportedEndpoint(scope, construct_id, endpoint_name, production_variant_name,
-                                 shadow_variant_name)
+        return ImportedShadowEndpoint(scope, construct_id, endpoint_name=endpoint_name,
+                                      production_variant_name=production_variant_name,
+                                      shadow_variant_name=shadow_variant_name,
+                                      where="ShadowEndpoint.from_endpoint_name")
+
+    #: An existing endpoint described by its attributes, each checked at synth: ``endpoint_name`` (required),
+    #: ``production_variant_name``, ``shadow_variant_name``, ``sampling_percent``, where its capture lands
+    #: (``capture_store`` or ``capture_bucket`` with ``capture_key``, under ``capture_prefix``) and the
+    #: ``deployment`` guardrails it is updated with. See ``ImportedShadowEndpoint`` for each one's default.
+    from_endpoint_attributes = staticmethod(ImportedShadowEndpoint)
 
     @property
     def variants(self) -> dict[str, Variant]:
         """Each variant this phase runs, by name, production first (in PROMOTED, the production
         variant's entry is the candidate: its model serves there)."""
         serving = [self.candidate] if self.phase is TestPhase.PROMOTED and self.candidate else self.production_variants
-        pairs = list(zip(self._production_names, serving, strict=False))
+        pairs = list(zip(self.production_variant_names, serving, strict=False))
         if self.shadow:
             pairs.append((self.shadow_variant_name, self.shadow))
         return dict(pairs)
-
-    def _phase_variants(self, production: list[dict[str, Any]], shadow: list[dict[str, Any]]) -> dict[str, list]:
-        if self.phase is TestPhase.SHADOW:
-            return {"ProductionVariants": production, "ShadowProductionVariants": shadow}
-        if self.phase is TestPhase.ROLLED_BACK:
-            return {"ProductionVariants": production, "ShadowProductionVariants": []}
-        promotion = runtime_module("promotion")
-        settings = "override" if self.promoted_instance_override else self.promoted_instance_settings.value
-        built = promotion.promoted_config({"ProductionVariants": production, "ShadowProductionVariants": shadow},
-                                          "rendered", settings, self.promoted_instance_override)
-        return {"ProductionVariants": built["ProductionVariants"], "ShadowProductionVariants": []}
-
-    @staticmethod
-    def _check_phase(problems: Problems, phase: Any, shadow: Any, settings: Any, override: Any) -> None:
-        if not isinstance(phase, TestPhase):
-            problems.add(f"phase must be a TestPhase (SHADOW, PROMOTED or ROLLED_BACK), got {shown(phase)}")
-        elif phase is TestPhase.PROMOTED and shadow is None:
-            problems.add("phase PROMOTED puts the shadow's model into production, so shadow must be given, got none")
-        if not isinstance(settings, InstanceSettings):
-            problems.add(f"promoted_instance_settings must be an InstanceSettings, got {shown(settings)}")
-        if override is None:
-            return
-        if not isinstance(override, Mapping) or not override or set(override) - set(OVERRIDE_FIELDS):
-            problems.add(f"promoted_instance_override must set some of {', '.join(OVERRIDE_FIELDS)}, got "
-                         f"{sorted(override) if isinstance(override, Mapping) else shown(override)}")
-            return
-        if "InstanceType" in override:
-            problems.check_pattern("promoted_instance_override InstanceType", override["InstanceType"],
-                                   r"ml\.[a-z][a-z0-9-]*\.[a-z0-9]+", "must be a SageMaker instance type")
-        if "InitialInstanceCount" in override:
-            problems.check_int_range("promoted_instance_override InitialInstanceCount", override["InitialInstanceCount"], 1)
 
     def add_rollback_alarm(self, alarm: cloudwatch.IAlarm) -> None:
         """Roll back an update of this endpoint while ``alarm`` is in ALARM (at most 10 alarms).
@@ -390,45 +186,33 @@ class ShadowEndpoint(ShadowEndpointBase):
         problems = Problems(f"ShadowEndpoint {self.node.path!r}")
         if self.deployment is None:
             problems.add("add_rollback_alarm needs deployment guardrails: pass deployment=DeploymentGuardrails(...)")
-        elif not hasattr(alarm, "alarm_name"):
+        elif not hasattr(alarm, "alarm_name"):  # jsii interfaces allow no isinstance
             problems.add(f"alarm must be a CloudWatch alarm, got {shown(alarm)}")
-        elif len(self._rollback_alarms) >= 10:
-            problems.add(f"rollback alarms take at most 10 alarms; adding {alarm.node.path!r} would make 11")
+        elif len(self._rollback_alarms) >= MAX_ROLLBACK_ALARMS:
+            problems.add(f"rollback alarms take at most {MAX_ROLLBACK_ALARMS} alarms; adding {alarm.node.path!r} "
+                         f"would make {MAX_ROLLBACK_ALARMS + 1}")
         problems.raise_if_any()
         self._rollback_alarms.append(alarm)
-        name = _alarm_name(alarm)
+        name = alarm_name_of(alarm)
         arn = alarm.alarm_arn if cdk.Token.is_unresolved(name) else cdk.Stack.of(self).format_arn(
             service="cloudwatch", resource="alarm", resource_name=name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
         for variant in self.variants.values():
             iam.Grant.add_to_principal(grantee=variant.model, actions=["cloudwatch:DescribeAlarms"],
                                        resource_arns=[arn])
-        if self._fixed_name and hasattr(alarm, "node") and cdk.Stack.of(alarm) is cdk.Stack.of(self):
+        if self._fixed_name and isinstance(alarm, Construct) and cdk.Stack.of(alarm) is cdk.Stack.of(self):
             # With a fixed endpoint name, alarms on its metrics do not depend on it: create them first.
             self.resource.node.add_dependency(alarm)
 
-    def deployment_config_request(self) -> dict | None:
-        """The endpoint's guardrails as UpdateEndpoint's DeploymentConfig (API member names), or None."""
+    def deployment_config_request(self) -> dict[str, Any] | None:
+        """The endpoint's guardrails and rollback alarms as UpdateEndpoint's DeploymentConfig, or None."""
         if self.deployment is None:
             return None
-        routing = self.deployment.traffic_routing
-        traffic: dict = {"Type": routing.kind, "WaitIntervalInSeconds": _seconds(routing.wait)}
-        if routing.size is not None:
-            traffic["CanarySize" if routing.kind == "CANARY" else "LinearStepSize"] = {
-                "Type": routing.size.kind, "Value": routing.size.value}
-        policy: dict = {"TrafficRoutingConfiguration": traffic,
-                        "TerminationWaitInSeconds": _seconds(self.deployment.termination_wait)}
-        if self.deployment.maximum_execution_timeout is not None:
-            policy["MaximumExecutionTimeoutInSeconds"] = _seconds(self.deployment.maximum_execution_timeout)
-        request: dict = {"BlueGreenUpdatePolicy": policy}
-        if self._rollback_alarms:
-            request["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": _alarm_name(a)}
-                                                               for a in self._rollback_alarms]}
-        return request
+        return self.deployment.render([alarm_name_of(alarm) for alarm in self._rollback_alarms])
 
     # Validation helpers
 
     @staticmethod
-    def _check_variants(problems: Problems, production, shadow) -> list[Variant]:
+    def _check_variants(problems: Problems, production: Any, shadow: Any) -> list[Variant]:
         productions = [production] if isinstance(production, Variant) else production
         if isinstance(productions, (str, bytes)) or not isinstance(productions, Sequence):
             problems.add(f"production must be a Variant or a list of Variants, got {shown(production)}")
@@ -452,16 +236,10 @@ class ShadowEndpoint(ShadowEndpointBase):
                 problems.add(f"shadow weight comes from sampling_percent; leave Variant(weight=...) unset "
                              f"on the shadow, got {shadow.weight}")
             for role, variant in [("production", p) for p in productions] + [("shadow", shadow)]:
-                family = None if cdk.Token.is_unresolved(variant.instance_type) else \
-                    instance_family(variant.instance_type)
-                if family in SHADOW_EXCLUDED_FAMILIES:
-                    problems.add(f"{role} instance_type {variant.instance_type!r} is not allowed in a shadow test "
-                                 f"(SageMaker rejects {', '.join(f'ml.{f}' for f in SHADOW_EXCLUDED_FAMILIES)} "
-                                 "instances for shadow variants)")
-        elif len(productions) > 10:
-            problems.add(f"production takes at most 10 Variants, got {len(productions)}")
-        names = [v.variant_name or (DEFAULT_PRODUCTION_NAME if i == 0 else f"{DEFAULT_PRODUCTION_NAME}-{i + 1}")
-                 for i, v in enumerate(productions)]
+                check_shadow_instance_type(problems, f"{role} instance_type", variant.instance_type)
+        elif len(productions) > MAX_PRODUCTION_VARIANTS:
+            problems.add(f"production takes at most {MAX_PRODUCTION_VARIANTS} Variants, got {len(productions)}")
+        names = [v.variant_name or default_production_name(i) for i, v in enumerate(productions)]
         if isinstance(shadow, Variant):
             names.append(shadow.variant_name or DEFAULT_SHADOW_NAME)
         duplicates = sorted({n for n in names if names.count(n) > 1 and not cdk.Token.is_unresolved(n)})
@@ -469,6 +247,41 @@ class ShadowEndpoint(ShadowEndpointBase):
             problems.add(f"variant_name must be unique within the endpoint, got {', '.join(map(repr, duplicates))} "
                          "more than once")
         return productions
+
+    @staticmethod
+    def _check_phase(problems: Problems, phase: Any, shadow: Any, settings: Any, override: Any) -> None:
+        if not isinstance(phase, TestPhase):
+            problems.add(f"phase must be a TestPhase (SHADOW, PROMOTED or ROLLED_BACK), got {shown(phase)}")
+        elif phase is TestPhase.PROMOTED and shadow is None:
+            problems.add("phase PROMOTED puts the shadow's model into production, so shadow must be given, got none")
+        if not isinstance(settings, InstanceSettings):
+            problems.add(f"promoted_instance_settings must be an InstanceSettings, got {shown(settings)}")
+        if override is not None:
+            check_instance_override(problems, "promoted_instance_override", override)
+
+    @classmethod
+    def _check_options(cls, problems: Problems, productions: list[Variant], shadow: Any, sampling_percent: Any,
+                       data_capture: Any, deployment: Any, encryption_key: Any, endpoint_name: Any) -> None:
+        if sampling_percent is not None and shadow is None:
+            problems.add(f"sampling_percent applies only with a shadow variant, got {shown(sampling_percent)} "
+                         "without shadow")
+        elif sampling_percent is not None:
+            problems.check_int_range("sampling_percent", sampling_percent, 1, 100)
+        if data_capture is not None and not isinstance(data_capture, DataCapture):
+            problems.add(f"data_capture must be a DataCapture, got {shown(data_capture)}")
+        if deployment is not None and not isinstance(deployment, DeploymentGuardrails):
+            problems.add(f"deployment must be a DeploymentGuardrails, got {shown(deployment)}")
+        elif deployment is not None and productions:
+            cls._check_fleet_sizes(problems, deployment, productions[0].instance_count)
+        local = _local_storage_types(productions + ([shadow] if isinstance(shadow, Variant) else []))
+        if encryption_key is not None and not hasattr(encryption_key, "key_arn"):
+            problems.add(f"encryption_key must be an aws_kms.IKey, got {shown(encryption_key)}")
+        elif encryption_key is not None and local:
+            problems.add(f"encryption_key cannot be used with instance types that have local NVMe storage "
+                         f"(SageMaker encrypts it in hardware), got {', '.join(local)}")
+        if endpoint_name is not None and problems.check_type("endpoint_name", endpoint_name, str, "a string"):
+            problems.check_pattern("endpoint_name", endpoint_name, ENDPOINT_NAME_PATTERN,
+                                   "must be 1-63 letters, digits and inner hyphens")
 
     @staticmethod
     def _check_fleet_sizes(problems: Problems, deployment: DeploymentGuardrails, fleet: int) -> None:
@@ -482,12 +295,6 @@ class ShadowEndpoint(ShadowEndpointBase):
         if deployment.traffic_routing.kind == "LINEAR" and not 0.1 <= share <= 0.5:
             problems.add(f"linear step must be 10-50% of the production fleet ({fleet} instances), "
                          f"got {size.value} instance(s)")
-
-    @staticmethod
-    def _name_of(variant: Variant, index: int) -> str:
-        if variant.variant_name:
-            return variant.variant_name
-        return DEFAULT_PRODUCTION_NAME if index == 0 else f"{DEFAULT_PRODUCTION_NAME}-{index + 1}"
 
     def _warn_about_shadow_capacity(self) -> None:
         shadow, production = self.shadow, self.production
@@ -504,40 +311,63 @@ class ShadowEndpoint(ShadowEndpointBase):
 
     # Rendering helpers
 
-    def _capture_config(self, capture: DataCapture, variants: list[Variant]):
-        bound = capture.bind(self, [variant.model for variant in variants])
-        self.capture_store = bound.created_store
-        self.capture_destination = bound.destination
-        key = bound.key
-        modes = [m for m, on in (("Input", capture.capture_input), ("Output", capture.capture_output)) if on]
-        return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
-            enable_capture=True,
-            initial_sampling_percentage=capture.sampling_percent,
-            destination_s3_uri=self.capture_destination,
-            capture_options=[sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=m) for m in modes],
-            capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
-                csv_content_types=capture.csv_content_types, json_content_types=capture.json_content_types),
-            kms_key_id=key.key_arn if key is not None else None,
+    def _storage_key(self, declared: list[Variant], removal_policy: cdk.RemovalPolicy) -> kms.IKey | None:
+        """A new key for the ML storage volumes, unless an instance type has local NVMe storage (no key allowed)."""
+        if _local_storage_types(declared):
+            return None
+        return kms.Key(self, "StorageKey", enable_key_rotation=True, removal_policy=removal_policy,
+                       description=f"ML storage volumes of the SageMaker endpoint {self.node.path}")
+
+    def _variant_requests(self, productions: list[Variant], shadow: Variant | None,
+                          shadow_name: str | None) -> dict[str, list[dict[str, Any]]]:
+        weights = [v.weight or 1.0 for v in productions]
+        production_requests = [_variant_request(v, n, w) for v, n, w
+                               in zip(productions, self.production_variant_names, weights, strict=True)]
+        shadow_requests = [_variant_request(shadow, shadow_name, weights[0] * self.sampling_percent / 100)] \
+            if shadow else []
+        return {"ProductionVariants": production_requests, "ShadowProductionVariants": shadow_requests}
+
+    def _phase_variants(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        if self.phase is TestPhase.SHADOW:
+            return declared
+        if self.phase is TestPhase.ROLLED_BACK:
+            return {"ProductionVariants": declared["ProductionVariants"], "ShadowProductionVariants": []}
+        promotion = runtime_module("promotion")
+        settings = "override" if self.promoted_instance_override else self.promoted_instance_settings.value
+        built = promotion.promoted_config(declared, "rendered", settings, self.promoted_instance_override)
+        return {"ProductionVariants": built["ProductionVariants"], "ShadowProductionVariants": []}
+
+    def _endpoint_config(self, capture: DataCapture | None) -> sagemaker.CfnEndpointConfig:
+        return sagemaker.CfnEndpointConfig(
+            self, "Config",
+            production_variants=[_variant_property(v) for v in self.config_variants["ProductionVariants"]],
+            shadow_production_variants=[_variant_property(v) for v in self.config_variants["ShadowProductionVariants"]]
+            or None,
+            data_capture_config=_capture_property(capture, self.capture_location) if capture else None,
+            kms_key_id=self.encryption_key.key_arn if self.encryption_key else None,
         )
 
-    def _deployment_config(self, deployment: DeploymentGuardrails):
-        routing = deployment.traffic_routing
-        size = None
-        if routing.size is not None:
-            size = sagemaker.CfnEndpoint.CapacitySizeProperty(type=routing.size.kind, value=routing.size.value)
-        return sagemaker.CfnEndpoint.DeploymentConfigProperty(
-            blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
-                traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
-                    type=routing.kind,
-                    wait_interval_in_seconds=_seconds(routing.wait),
-                    canary_size=size if routing.kind == "CANARY" else None,
-                    linear_step_size=size if routing.kind == "LINEAR" else None),
-                termination_wait_in_seconds=_seconds(deployment.termination_wait),
-                maximum_execution_timeout_in_seconds=_seconds(deployment.maximum_execution_timeout)),
-            auto_rollback_configuration=cdk.Lazy.any(_RollbackAlarms(self._rollback_alarms)),
+    def _endpoint(self, endpoint_name: str | None) -> sagemaker.CfnEndpoint:
+        resource = sagemaker.CfnEndpoint(
+            self, "Resource",
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            endpoint_name=endpoint_name,
+            # Rendered at synth: rollback alarms may be added after the endpoint.
+            deployment_config=lazy_any(lambda: _camel_case(self.deployment_config_request())) if self.deployment else None,
         )
+        resource.add_metadata(METADATA_KEY, {
+            "role": "endpoint", "phase": self.phase.value, "production_variant": self.production_variant_name,
+            "shadow_variant": self.shadow_variant_name})
+        return resource
 
-    def _autoscale(self, variant: Variant, name: str) -> None:
+    def _autoscaling(self, productions: list[Variant]) -> dict[str, appscaling.CfnScalableTarget]:
+        # Outside SHADOW the production variant keeps production's scaling (as the workflow restores it).
+        scaled = productions + ([self.shadow] if self.shadow is not None else [])
+        names = self.production_variant_names + [self.shadow_variant_name]
+        return {name: self._autoscale(variant, name)
+                for variant, name in zip(scaled, names, strict=False) if variant.autoscaling}
+
+    def _autoscale(self, variant: Variant, name: str) -> appscaling.CfnScalableTarget:
         scaling = variant.autoscaling
         target = appscaling.CfnScalableTarget(
             self, f"ScalableTarget-{name}",
@@ -555,16 +385,40 @@ class ShadowEndpoint(ShadowEndpointBase):
                 target_value=scaling.target_invocations_per_instance,
                 predefined_metric_specification=appscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
                     predefined_metric_type="SageMakerVariantInvocationsPerInstance"),
-                scale_in_cooldown=_seconds(scaling.scale_in_cooldown),
-                scale_out_cooldown=_seconds(scaling.scale_out_cooldown),
+                scale_in_cooldown=seconds(scaling.scale_in_cooldown),
+                scale_out_cooldown=seconds(scaling.scale_out_cooldown),
                 disable_scale_in=scaling.disable_scale_in))
         if self._fixed_name:
             target.add_dependency(self.resource)  # a fixed endpoint name carries no reference to wait on
-        self.scalable_targets[name] = target
+        return target
 
 
-def _seconds(duration: cdk.Duration | None) -> int | None:
-    return None if duration is None else int(duration.to_seconds())
+# The L1 reads a lazy DeploymentConfig like a struct it was given: camelCase member names.
+def _camel_case(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key[0].lower() + key[1:]: _camel_case(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_camel_case(item) for item in value]
+    return value
+
+
+def _local_storage_types(variants: list[Variant]) -> list[str]:
+    """The instance types among ``variants`` with local NVMe storage (then SageMaker takes no KMS key)."""
+    return sorted({v.instance_type for v in variants
+                   if not cdk.Token.is_unresolved(v.instance_type) and has_local_storage(v.instance_type)})
+
+
+def _capture_property(capture: DataCapture, location: CaptureLocation) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty:
+    modes = [m for m, on in (("Input", capture.capture_input), ("Output", capture.capture_output)) if on]
+    return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+        enable_capture=True,
+        initial_sampling_percentage=capture.sampling_percent,
+        destination_s3_uri=location.destination,
+        capture_options=[sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=m) for m in modes],
+        capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
+            csv_content_types=capture.csv_content_types, json_content_types=capture.json_content_types),
+        kms_key_id=location.encryption_key.key_arn if location.encryption_key is not None else None,
+    )
 
 
 def _variant_request(variant: Variant, name: str, weight: float) -> dict[str, Any]:
@@ -573,8 +427,8 @@ def _variant_request(variant: Variant, name: str, weight: float) -> dict[str, An
         "VariantName": name, "ModelName": variant.model.model_name, "InstanceType": variant.instance_type,
         "InitialInstanceCount": variant.instance_count, "InitialVariantWeight": weight,
         "VolumeSizeInGB": variant.volume_size_in_gb,
-        "ModelDataDownloadTimeoutInSeconds": _seconds(variant.model_data_download_timeout),
-        "ContainerStartupHealthCheckTimeoutInSeconds": _seconds(variant.container_startup_health_check_timeout),
+        "ModelDataDownloadTimeoutInSeconds": seconds(variant.model_data_download_timeout),
+        "ContainerStartupHealthCheckTimeoutInSeconds": seconds(variant.container_startup_health_check_timeout),
         "RoutingConfig": {"RoutingStrategy": variant.routing_strategy.value} if variant.routing_strategy else None,
     }
     return {key: value for key, value in request.items() if value is not None}

@@ -105,3 +105,14 @@ class Problems:
             self.add(f"{name} {rule}, got {value!r}")
             return False
         return True
+
+
+def check_removal_policy(problems: Problems, value: Any, default: cdk.RemovalPolicy,
+                         name: str = "removal_policy") -> cdk.RemovalPolicy:
+    """``value`` checked to be a ``cdk.RemovalPolicy`` (``default`` when None)."""
+    if value is None:
+        return default
+    if not isinstance(value, cdk.RemovalPolicy):
+        problems.add(f"{name} must be an aws_cdk.RemovalPolicy (RETAIN, DESTROY, SNAPSHOT, ...), got {shown(value)}")
+        return default
+    return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -12,11 +13,20 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from ._nag import acknowledge_wildcard_resource
-from .capture import CaptureStore, DataCapture
-from .endpoint import SHADOW_EXCLUDED_FAMILIES, ShadowEndpointBase
-from .errors import Problems, shown
+from .capture import CaptureLocation, CaptureStore, DataCapture
+from .endpoint_base import IShadowEndpoint, endpoint_arn
+from .errors import Problems, check_removal_policy, shown
 from .model import ServingModel
-from .variant import INSTANCE_TYPE_PATTERN, VARIANT_NAME_PATTERN, Variant, check_variant_name, has_local_storage, instance_family
+from .variant import (
+    DEFAULT_SHADOW_NAME,
+    ENDPOINT_NAME_PATTERN,
+    IMPORTED_PRODUCTION_NAME,
+    INSTANCE_TYPE_PATTERN,
+    Variant,
+    check_shadow_instance_type,
+    check_variant_name,
+    has_local_storage,
+)
 
 DEFAULT_DURATION = timedelta(days=7)
 MIN_DURATION = timedelta(hours=1)
@@ -48,7 +58,7 @@ class ManagedShadowTest(Construct):
     end, unless you promote it. End, promote or cancel the test by changing ``outcome`` and
     deploying again (see ``ExperimentOutcome``).
 
-    :param endpoint: the existing endpoint: an imported ``ShadowEndpoint.from_endpoint_name(...)``
+    :param endpoint: the existing endpoint: an ``IShadowEndpoint`` such as ``ShadowEndpoint.from_endpoint_name(...)``
         (its production variant name is used) or the endpoint name. Required.
     :param production_model: the model the production variant serves: a ServingModel or the
         model name. Required.
@@ -70,6 +80,8 @@ class ManagedShadowTest(Construct):
     :param experiment_name: 1-120 characters. Default: a name unique to this construct.
     :param role: role SageMaker assumes to run the test. Default: a new least-privilege role.
     :param description: Default: none.
+    :param removal_policy: what happens to the storage key this test creates when the stack deletes it.
+        Default: ``cdk.RemovalPolicy.DESTROY`` (it encrypts only the shadow's instance volume).
     """
 
     def __init__(
@@ -77,7 +89,7 @@ class ManagedShadowTest(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        endpoint: ShadowEndpointBase | str,
+        endpoint: IShadowEndpoint | str,
         production_model: ServingModel | str,
         shadow: Variant,
         production_instance_type: str = "ml.m5.xlarge",
@@ -93,13 +105,12 @@ class ManagedShadowTest(Construct):
         experiment_name: str | None = None,
         role: iam.IRole | None = None,
         description: str | None = None,
+        removal_policy: cdk.RemovalPolicy | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         problems = Problems(f"ManagedShadowTest {self.node.path!r}")
-        endpoint_name = self._endpoint_name(problems, endpoint)
-        if production_variant_name is None:
-            production_variant_name = endpoint.production_variant_name \
-                if isinstance(endpoint, ShadowEndpointBase) else "AllTraffic"
+        endpoint_name, own_production_name = self._endpoint_name(problems, endpoint)
+        production_variant_name = production_variant_name or own_production_name
         if problems.check_type("production_variant_name", production_variant_name, str, "a string"):
             check_variant_name(problems, "production_variant_name", production_variant_name)
         if not isinstance(production_model, (ServingModel, str)) or production_model == "":
@@ -111,17 +122,15 @@ class ManagedShadowTest(Construct):
         if not isinstance(shadow, Variant):
             problems.add(f"shadow must be a Variant, got {shown(shadow)}")
         else:
-            shadow_name = shadow.variant_name or "shadow"
+            shadow_name = shadow.variant_name or DEFAULT_SHADOW_NAME
             if shadow_name == production_variant_name:
                 problems.add(f"shadow variant_name must differ from production_variant_name, got {shadow_name!r} for both")
             if shadow.autoscaling is not None:
                 problems.add("shadow autoscaling is not supported by managed shadow tests; leave Variant(autoscaling=...) unset")
             for role_name, instance_type in (("production_instance_type", production_instance_type),
                                              ("shadow instance_type", shadow.instance_type)):
-                if isinstance(instance_type, str) and not cdk.Token.is_unresolved(instance_type) \
-                        and "." in instance_type and instance_family(instance_type) in SHADOW_EXCLUDED_FAMILIES:
-                    problems.add(f"{role_name} {instance_type!r} is not allowed in a shadow test "
-                                 "(SageMaker rejects ml.inf1 instances)")
+                if isinstance(instance_type, str):
+                    check_shadow_instance_type(problems, role_name, instance_type)
         problems.check_int_range("sampling_percent", sampling_percent, 1, 100)
         schedule = self._schedule(problems, duration, start, end)
         if data_storage is not None:
@@ -144,11 +153,14 @@ class ManagedShadowTest(Construct):
             problems.add(f"role must be an aws_iam.IRole, got {shown(role)}")
         if description is not None:
             problems.check_type("description", description, str, "a string")
+        removal_policy = check_removal_policy(problems, removal_policy, cdk.RemovalPolicy.DESTROY)
         problems.raise_if_any()
 
         self.endpoint_name = endpoint_name
         self.production_variant_name = production_variant_name
         self.shadow_variant_name = shadow_name
+        #: Share of production requests copied to the shadow.
+        self.sampling_percent = sampling_percent
         self.outcome = outcome
         self.schedule = schedule
         stack = cdk.Stack.of(self)
@@ -161,16 +173,19 @@ class ManagedShadowTest(Construct):
 
         self.encryption_key = encryption_key
         if encryption_key is None and not has_local_storage(shadow.instance_type):
-            self.encryption_key = kms.Key(self, "StorageKey", enable_key_rotation=True,
-                                          removal_policy=cdk.RemovalPolicy.DESTROY,
+            self.encryption_key = kms.Key(self, "StorageKey", enable_key_rotation=True, removal_policy=removal_policy,
                                           description=f"Shadow ML storage of the managed test {self.node.path}")
         if self.encryption_key is not None:
             self.encryption_key.grant(self.role, "kms:CreateGrant", "kms:DescribeKey", "kms:Decrypt",
                                       "kms:GenerateDataKey")
 
-        self.capture_destination: str | None = None
-        self.capture_store: CaptureStore | None = None
-        storage = self._data_storage(data_storage) if data_storage else None
+        bound = data_storage.bind(self, [self.role]) if data_storage else None
+        #: The CaptureStore this test created for its data (None when given one, a bucket, or no capture).
+        self.capture_store: CaptureStore | None = bound.created_store if bound else None
+        #: Where the test's captured data lands (None without capture).
+        self.capture_location: CaptureLocation | None = bound.location if bound else None
+        self.capture_destination = bound.destination if bound else None
+        storage = _data_storage(data_storage, bound.location) if bound else None
 
         def variant(model_name: str, name: str, instance_type: str, count: int):
             return sagemaker.CfnInferenceExperiment.ModelVariantConfigProperty(
@@ -207,14 +222,17 @@ class ManagedShadowTest(Construct):
         self.experiment_arn = self.resource.attr_arn
 
     @staticmethod
-    def _endpoint_name(problems: Problems, endpoint) -> str | None:
-        if isinstance(endpoint, ShadowEndpointBase):
-            return endpoint.endpoint_name
-        if problems.check_type("endpoint", endpoint, str, "an imported ShadowEndpoint or an endpoint name"):
-            problems.check_pattern("endpoint", endpoint, VARIANT_NAME_PATTERN,
+    def _endpoint_name(problems: Problems, endpoint: Any) -> tuple[str | None, str]:
+        """The endpoint's name and production variant name (``AllTraffic`` for a bare name)."""
+        if isinstance(endpoint, str):
+            problems.check_pattern("endpoint", endpoint, ENDPOINT_NAME_PATTERN,
                                    "must be an endpoint name (1-63 letters, digits and inner hyphens)")
-            return endpoint
-        return None
+            return endpoint, IMPORTED_PRODUCTION_NAME
+        if isinstance(endpoint, IShadowEndpoint):
+            return endpoint.endpoint_name, endpoint.production_variant_name
+        problems.add(f"endpoint must be an IShadowEndpoint (such as an imported ShadowEndpoint) or an endpoint name, "
+                     f"got {shown(endpoint)}")
+        return None, IMPORTED_PRODUCTION_NAME
 
     @staticmethod
     def _schedule(problems: Problems, duration, start, end) -> tuple[str, str] | None:
@@ -250,10 +268,9 @@ class ManagedShadowTest(Construct):
         return utc.strftime(iso), finish.strftime(iso)
 
     def _grant_experiment(self, stack: cdk.Stack, endpoint_name: str, models: list) -> None:
-        arn_name = endpoint_name if cdk.Token.is_unresolved(endpoint_name) else endpoint_name.lower()
         self.role.add_to_principal_policy(iam.PolicyStatement(
             actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],
-            resources=[stack.format_arn(service="sagemaker", resource="endpoint", resource_name=arn_name)]))
+            resources=[endpoint_arn(self, endpoint_name)]))
         configs = stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")
         self.role.add_to_principal_policy(iam.PolicyStatement(
             actions=["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig",
@@ -269,12 +286,10 @@ class ManagedShadowTest(Construct):
                 model_arns.append(stack.format_arn(service="sagemaker", resource="model", resource_name=model.lower()))
         self.role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModel"], resources=model_arns))
 
-    def _data_storage(self, capture: DataCapture):
-        bound = capture.bind(self, [self.role])
-        self.capture_store = bound.created_store
-        self.capture_destination = bound.destination
-        key = bound.key
-        return sagemaker.CfnInferenceExperiment.DataStorageConfigProperty(
-            destination=self.capture_destination, kms_key=key.key_arn if key is not None else None,
-            content_type=sagemaker.CfnInferenceExperiment.CaptureContentTypeHeaderProperty(
-                csv_content_types=capture.csv_content_types, json_content_types=capture.json_content_types))
+
+def _data_storage(capture: DataCapture, location: CaptureLocation) -> sagemaker.CfnInferenceExperiment.DataStorageConfigProperty:
+    return sagemaker.CfnInferenceExperiment.DataStorageConfigProperty(
+        destination=location.destination,
+        kms_key=location.encryption_key.key_arn if location.encryption_key is not None else None,
+        content_type=sagemaker.CfnInferenceExperiment.CaptureContentTypeHeaderProperty(
+            csv_content_types=capture.csv_content_types, json_content_types=capture.json_content_types))

@@ -8,12 +8,10 @@ from collections.abc import Sequence
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 
-from .endpoint import ShadowEndpointBase
-from .errors import ConfigError, shown
-from .metrics import ENDPOINT_METRICS, INSTANCE_NAMESPACE
+from .endpoint_base import IShadowEndpoint, check_endpoint
+from .errors import ConfigError, Problems
+from .metrics import ENDPOINT_METRICS, ERROR_METRICS, INSTANCE_NAMESPACE
 
-LATENCY_METRICS = ("ModelLatency", "OverheadLatency")
-ERROR_METRICS = ("Invocation4XXErrors", "Invocation5XXErrors", "InvocationModelErrors")
 #: Series the promotion verdict reads: key -> (metric, statistic). Counts are per-minute Sums.
 VERDICT_SERIES: dict[str, tuple[str, str]] = {
     "Invocations": ("Invocations", "Sum"),
@@ -40,18 +38,15 @@ class ShadowMetricFactory:
     Latencies are converted from microseconds (how SageMaker reports them) to milliseconds
     with metric math; error rates are errors / invocations in percent, per variant.
 
-    :param endpoint: a ShadowEndpoint, or one imported with ``ShadowEndpoint.from_endpoint_name``.
-        It must have a shadow variant.
+    :param endpoint: an ``IShadowEndpoint`` (a ShadowEndpoint, or one imported with
+        ``ShadowEndpoint.from_endpoint_name`` / ``from_endpoint_attributes``). It must have a shadow variant.
     :param period: the period of every metric. Default: 1 minute.
     """
 
-    def __init__(self, endpoint: ShadowEndpointBase, *, period: cdk.Duration | None = None) -> None:
-        if not isinstance(endpoint, ShadowEndpointBase):
-            raise ConfigError("ShadowMetricFactory", [f"endpoint must be a ShadowEndpoint, got {shown(endpoint)}"])
-        if not endpoint.shadow_variant_name:
-            raise ConfigError("ShadowMetricFactory", [
-                f"endpoint must have a shadow variant; {endpoint.node.path!r} has none "
-                "(import an existing one with shadow_variant_name=...)"])
+    def __init__(self, endpoint: IShadowEndpoint, *, period: cdk.Duration | None = None) -> None:
+        problems = Problems("ShadowMetricFactory")
+        check_endpoint(problems, endpoint, shadow=True)
+        problems.raise_if_any()
         self.endpoint = endpoint
         self.period = period or cdk.Duration.minutes(1)
         self.production = endpoint.production_variant_name

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 
+from ._runtime import runtime_module
+
 INVOCATION_NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 
@@ -41,6 +43,11 @@ ENDPOINT_METRICS: dict[str, EndpointMetric] = {m.name: m for m in (
     EndpointMetric("GPUUtilization", INSTANCE_NAMESPACE, "Average", "Percent", "GPU use, 0-100 per GPU"),
     EndpointMetric("GPUMemoryUtilization", INSTANCE_NAMESPACE, "Average", "Percent", "GPU memory use"),
 )}
+
+
+#: The metric families the verdict judges, as the Judge function defines them (one definition).
+LATENCY_METRICS: tuple[str, ...] = runtime_module("verdict").LATENCY_METRICS
+ERROR_METRICS: tuple[str, ...] = runtime_module("verdict").ERROR_METRICS
 
 
 def endpoint_metric(

@@ -49,7 +49,7 @@ _XGBOOST_REGISTRIES = {
 XGBOOST_VERSIONS = ("1.0-1", "1.2-1", "1.2-2", "1.3-1", "1.5-1", "1.7-1")
 
 
-Grant = Callable[[iam.IGrantable], None]
+Grant = Callable[[iam.IGrantable], iam.Grant]
 
 
 class _ModelSource:
@@ -87,7 +87,7 @@ class ModelImage(_ModelSource):
         if not isinstance(uri, str):
             raise ConfigError("ModelImage", [f"uri must be a string, got {shown(uri)}"])
         if cdk.Token.is_unresolved(uri):
-            return ModelImage("token uri", lambda scope: (uri, lambda grantee: None))
+            return ModelImage("token uri", lambda scope: (uri, lambda grantee: iam.Grant.drop(grantee, "pull a token image")))
         match = _ECR_URI.fullmatch(uri)
         if not match:
             raise ConfigError("ModelImage", [
@@ -143,12 +143,13 @@ class ModelImage(_ModelSource):
         return ModelImage(f"sagemaker-xgboost:{version}", bind)
 
 
-def _grant_pull(grantee: iam.IGrantable, repository_arn: str) -> None:
-    iam.Grant.add_to_principal(
+def _grant_pull(grantee: iam.IGrantable, repository_arn: str) -> iam.Grant:
+    pull = iam.Grant.add_to_principal(
         grantee=grantee, resource_arns=[repository_arn],
         actions=["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"])
     # GetAuthorizationToken has no resource-level permissions: "*" is the only resource it takes.
-    iam.Grant.add_to_principal(grantee=grantee, actions=["ecr:GetAuthorizationToken"], resource_arns=["*"])
+    return pull.combine(iam.Grant.add_to_principal(grantee=grantee, actions=["ecr:GetAuthorizationToken"],
+                                                   resource_arns=["*"]))
 
 
 class ModelData(_ModelSource):
@@ -164,7 +165,7 @@ class ModelData(_ModelSource):
         if not isinstance(url, str) or (not cdk.Token.is_unresolved(url) and not _S3_URL.fullmatch(url)):
             raise ConfigError("ModelData", [f"url must be an S3 URL s3://<bucket>/<key>, got {shown(url)}"])
         if cdk.Token.is_unresolved(url):
-            return ModelData("token url", lambda scope: (url, lambda grantee: None))
+            return ModelData("token url", lambda scope: (url, lambda grantee: iam.Grant.drop(grantee, "read a token url")))
         match = _S3_URL.fullmatch(url)
 
         def bind(scope: Construct) -> tuple[str, Grant]:
@@ -214,10 +215,9 @@ class ModelData(_ModelSource):
         return ModelData(f"asset {path}", bind)
 
 
-def _grant_object_read(grantee: iam.IGrantable, object_arn: str, key: kms.IKey | None) -> None:
-    iam.Grant.add_to_principal(grantee=grantee, actions=["s3:GetObject"], resource_arns=[object_arn])
-    if key is not None:
-        key.grant_decrypt(grantee)
+def _grant_object_read(grantee: iam.IGrantable, object_arn: str, key: kms.IKey | None) -> iam.Grant:
+    grant = iam.Grant.add_to_principal(grantee=grantee, actions=["s3:GetObject"], resource_arns=[object_arn])
+    return grant.combine(key.grant_decrypt(grantee)) if key is not None else grant
 
 
 def _pack_folder(folder: Path) -> Path:
@@ -380,10 +380,13 @@ class ServingModel(Construct):
                      "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
             resources=["*"]))
 
-    def grant_artifacts(self, grantee: iam.IGrantable) -> None:
+    def grant_artifacts(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` pull exactly this model's image and read exactly its model data."""
-        for grant in self._artifact_grants:
-            grant(grantee)
+        grants = [grant(grantee) for grant in self._artifact_grants]
+        combined = grants[0]
+        for grant in grants[1:]:
+            combined = combined.combine(grant)
+        return combined
 
     def grant_describe(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` read this model's definition (sagemaker:DescribeModel)."""

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import Problems, shown
+from .variant import INSTANCE_TYPE_PATTERN
 
 #: The resource metadata key that marks this library's resources in a template (read by ``shadow-test``).
 METADATA_KEY = "shadow-constructs"
@@ -40,4 +45,20 @@ class InstanceSettings(enum.Enum):
 OVERRIDE_FIELDS = ("InstanceType", "InitialInstanceCount", "VolumeSizeInGB", "RoutingConfig")
 
 
-__all__ = ["METADATA_KEY", "OVERRIDE_FIELDS", "InstanceSettings", "TestPhase"]
+
+def check_instance_override(problems: Problems, name: str, override: Any) -> dict[str, Any] | None:
+    """An instance override (some of ``OVERRIDE_FIELDS``, a valid type and count) as a dict, or None with a
+    problem noted."""
+    if not isinstance(override, Mapping) or not override or set(override) - set(OVERRIDE_FIELDS):
+        problems.add(f"{name} must set some of {', '.join(OVERRIDE_FIELDS)}, got "
+                     f"{sorted(override) if isinstance(override, Mapping) else shown(override)}")
+        return None
+    if "InstanceType" in override:
+        problems.check_pattern(f"{name} InstanceType", override["InstanceType"], INSTANCE_TYPE_PATTERN,
+                               "must be a SageMaker instance type")
+    if "InitialInstanceCount" in override:
+        problems.check_int_range(f"{name} InitialInstanceCount", override["InitialInstanceCount"], 1)
+    return dict(override)
+
+
+__all__ = ["METADATA_KEY", "OVERRIDE_FIELDS", "InstanceSettings", "TestPhase", "check_instance_override"]

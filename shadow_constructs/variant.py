@@ -11,7 +11,19 @@ from .errors import ConfigError, Problems, shown
 from .model import ServingModel
 
 VARIANT_NAME_PATTERN = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+#: Endpoint names follow the same rule as variant names.
+ENDPOINT_NAME_PATTERN = VARIANT_NAME_PATTERN
 INSTANCE_TYPE_PATTERN = r"ml\.[a-z][a-z0-9-]*\.[a-z0-9]+"
+#: Variant names a ShadowEndpoint gives when Variant(variant_name=...) is unset: the first production variant,
+#: the others (``production-2``, ...), and the shadow.
+DEFAULT_PRODUCTION_NAME = "production"
+DEFAULT_SHADOW_NAME = "shadow"
+#: The production variant name of an endpoint made elsewhere, unless told (the SageMaker Python SDK's default).
+IMPORTED_PRODUCTION_NAME = "AllTraffic"
+#: Where captured data lands under its bucket, unless told.
+DEFAULT_CAPTURE_PREFIX = "datacapture"
+# Families SageMaker refuses in shadow tests (SPEC: Inf1 instances).
+SHADOW_EXCLUDED_FAMILIES = ("inf1",)
 
 # Families whose instances carry local NVMe storage: SageMaker encrypts it in hardware and
 # rejects an endpoint-config KmsKeyId for them.
@@ -26,6 +38,20 @@ def instance_family(instance_type: str) -> str:
 def has_local_storage(instance_type: str) -> bool:
     """Whether SageMaker gives this instance type local NVMe storage (then no KMS key is allowed)."""
     return bool(_LOCAL_STORAGE_FAMILY.fullmatch(instance_family(instance_type)))
+
+
+def default_production_name(index: int) -> str:
+    """The name of the ``index``-th production variant (from 0) when it has none of its own."""
+    return DEFAULT_PRODUCTION_NAME if index == 0 else f"{DEFAULT_PRODUCTION_NAME}-{index + 1}"
+
+
+def check_shadow_instance_type(problems: Problems, name: str, instance_type: str) -> None:
+    """The one rule on instance types in a shadow test: SageMaker rejects some families (ml.inf1) for them."""
+    if cdk.Token.is_unresolved(instance_type) or "." not in instance_type:
+        return
+    if instance_family(instance_type) in SHADOW_EXCLUDED_FAMILIES:
+        problems.add(f"{name} {instance_type!r} is not allowed in a shadow test (SageMaker rejects "
+                     f"{', '.join(f'ml.{f}' for f in SHADOW_EXCLUDED_FAMILIES)} instances for shadow variants)")
 
 
 def has_gpu(instance_type: str) -> bool:

@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import aws_cdk as cdk
+
 from shadow_constructs import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +68,11 @@ def parse_time(key: str, value: str | None, problems: list[str]) -> datetime | N
     except ValueError:
         problems.append(f"{key} must be an ISO 8601 time like '2026-12-02T09:00:00Z', got {value!r}")
         return None
+
+
+def capture_removal(destroy: bool) -> cdk.RemovalPolicy:
+    """The capture store's removal policy from the ``destroy_capture_on_removal`` setting."""
+    return cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN
 
 
 def _fits(annotation: str, value: Any) -> bool:

@@ -21,7 +21,7 @@ from shadow_constructs import (
     Variant,
 )
 
-from .config import ROOT, ManagedTestConfig, parse_time
+from .config import ROOT, ManagedTestConfig, capture_removal, parse_time
 
 OUTCOMES = {"running": ExperimentOutcome.RUNNING, "complete": ExperimentOutcome.COMPLETE_KEEP_PRODUCTION,
             "promote": ExperimentOutcome.COMPLETE_PROMOTE_SHADOW, "cancel": ExperimentOutcome.CANCEL}
@@ -49,7 +49,8 @@ class ManagedShadowTestStack(cdk.Stack):
             model_data=ModelData.from_asset(ROOT / config.shadow_model_artifact), network_isolation=True)
         storage = None
         if config.capture_enabled:
-            self.capture_store = CaptureStore(self, "CaptureStore", destroy_on_removal=config.destroy_capture_on_removal)
+            self.capture_store = CaptureStore(self, "CaptureStore",
+                                              removal_policy=capture_removal(config.destroy_capture_on_removal))
             storage = DataCapture(store=self.capture_store)
         self.test = ManagedShadowTest(
             self, "Test", endpoint=endpoint, production_model=config.production_model_name,

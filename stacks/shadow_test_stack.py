@@ -28,7 +28,7 @@ from shadow_constructs import (
     Variant,
 )
 
-from .config import ROOT, ShadowTestConfig, parse_time
+from .config import ROOT, ShadowTestConfig, capture_removal, parse_time
 
 
 class ShadowTestStack(cdk.Stack):
@@ -53,7 +53,7 @@ class ShadowTestStack(cdk.Stack):
                 self, "CaptureStore",
                 expiration=cdk.Duration.days(config.capture_expiration_days)
                 if config.capture_expiration_days else None,
-                destroy_on_removal=config.destroy_capture_on_removal)
+                removal_policy=capture_removal(config.destroy_capture_on_removal))
             capture = DataCapture(store=self.capture_store, prefix=config.capture_prefix,
                                   sampling_percent=config.capture_sampling_percent)
 

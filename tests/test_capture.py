@@ -106,7 +106,7 @@ def test_grant_write_is_put_only(default_store):
 
 def test_destroy_opt_in_deletes_bucket_objects_and_key():
     stack = new_stack()
-    CaptureStore(stack, "Demo", destroy_on_removal=True)
+    CaptureStore(stack, "Demo", removal_policy=cdk.RemovalPolicy.DESTROY)
     template = template_of(stack)
     assert {r["DeletionPolicy"] for r in template.find_resources("AWS::S3::Bucket").values()} == {"Delete"}
     assert {r["DeletionPolicy"] for r in template.find_resources("AWS::KMS::Key").values()} == {"Delete"}

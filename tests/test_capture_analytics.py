@@ -185,7 +185,7 @@ def test_every_problem_is_reported_at_once_and_capture_is_required():
         "the endpoint captures no data here: give store or bucket (and prefix) where its capture lands",
         "table_name must be 1-255 lower case letters, digits or underscores, got 'Bad Name'",
         "threshold must be a number, got 'high' (str)"]
-    with pytest.raises(ConfigError, match=r"endpoint must be a ShadowEndpoint \(created or imported\), got 'churn'"):
+    with pytest.raises(ConfigError, match=r"endpoint must be an IShadowEndpoint \(a ShadowEndpoint, created or imported\), got 'churn'"):
         CaptureAnalytics(stack, "B", endpoint="churn")
     with pytest.raises(ConfigError, match=r"give either store or bucket, not both"):
         CaptureAnalytics(stack, "C", endpoint=endpoint, store=CaptureStore(stack, "S"),

@@ -160,7 +160,7 @@ def test_dashboard_needs_an_endpoint_with_a_shadow():
     stack = new_stack()
     with pytest.raises(ConfigError, match=r"endpoint must have a shadow variant; 'Test/E' has none"):
         ShadowDashboard(stack, "D", endpoint=ShadowEndpoint.from_endpoint_name(stack, "E", "churn"))
-    with pytest.raises(ConfigError, match=r"endpoint must be a ShadowEndpoint, got 'churn'"):
+    with pytest.raises(ConfigError, match=r"endpoint must be an IShadowEndpoint \(a ShadowEndpoint, created or imported\), got 'churn'"):
         ShadowDashboard(stack, "D2", endpoint="churn")
 
 

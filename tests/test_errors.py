@@ -275,5 +275,5 @@ def test_workflow_rejects_wrong_kinds_of_collaborators():
         PromotionWorkflow(STACK, fresh_id(), endpoint=imported, managed_test="exp-1")
     with pytest.raises(ConfigError, match=r"report_store must be a CaptureStore, got 'reports'"):
         PromotionWorkflow(STACK, fresh_id(), endpoint=imported, report_store="reports")
-    with pytest.raises(ConfigError, match=r"endpoint must be a ShadowEndpoint, got 'churn'"):
+    with pytest.raises(ConfigError, match=r"endpoint must be an IShadowEndpoint \(a ShadowEndpoint, created or imported\), got 'churn'"):
         PromotionWorkflow(STACK, fresh_id(), endpoint="churn")

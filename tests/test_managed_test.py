@@ -137,7 +137,7 @@ CASES = [
     ({"start": START, "end": START + timedelta(days=1), "duration": cdk.Duration.days(1)}, r"give duration or end, not both"),
     ({"start": "2026-12-01"}, r"start must be a datetime, got '2026-12-01'"),
     ({"endpoint": "churn_prod"}, r"endpoint must be an endpoint name .*, got 'churn_prod'"),
-    ({"endpoint": 7}, r"endpoint must be an imported ShadowEndpoint or an endpoint name, got 7"),
+    ({"endpoint": 7}, r"endpoint must be an IShadowEndpoint \(such as an imported ShadowEndpoint\) or an endpoint name, got 7"),
     ({"production_model": ""}, r"production_model must be a ServingModel or a model name, got ''"),
     ({"production_instance_type": "m5.large"}, r"production_instance_type must be a SageMaker instance type"),
     ({"production_instance_type": "ml.inf1.xlarge"}, r"production_instance_type 'ml.inf1.xlarge' is not allowed in a shadow test"),
