@@ -3,15 +3,23 @@
 Simulates shadow tests with a known truth — per-request latencies and errors for both variants,
 aggregated per minute the way CloudWatch reports them — and prints, per scenario and judge, the
 share of PROMOTE / REJECT / INCONCLUSIVE, the false-promote and false-reject rates, and the
-minutes of traffic each judge needs to reject a regression with 95% power.
+minutes of traffic each judge needs to reject a regression with 95% power; then the interim-look
+section (issue 14): each judge looks every 10 minutes up to 3 hours and stops at the first
+PROMOTE or REJECT; and the time per look of ``compare`` at 1, 7 and 30 days of minutes.
 
-    .venv/bin/python benchmarks/judge_bench.py [--runs 200] [--rpm 200] [--seed 7]
+    .venv/bin/python benchmarks/judge_bench.py [--runs 200] [--rpm 200] [--seed 7] [--look-runs 1000]
+    .venv/bin/python benchmarks/judge_bench.py --only looks      # the interim-look section and timing only
 
-The world: production gets ``rpm`` requests a minute (Poisson), the shadow a 50% sample of
+The world of the first two tables: production gets ``rpm`` requests a minute (Poisson), the shadow a 50% sample of
 them. Every minute both variants feel the same load swing (latency x exp(N(0, 0.2))) and a
 slow drift; request latency is log-normal (median 20 ms, sigma 0.35) times the scenario's
 factor on the shadow; each request fails with the variant's error rate. All judges get the
 same tolerances: latency +5%, error rate +0.5 percentage points; 98% confidence.
+
+The world of the interim-look section (the issue's): 600 requests a minute to both variants (the
+shadow gets them all), the same per-minute load on both (x exp(N(0, 0.15))), and per variant and
+minute independent noise on each statistic: p50 5%, Average 7.5%, p99 10% (log-normal sd);
+5XX errors 0.5% (production), ModelErrors 0.1%; latency tolerance 7.5%.
 """
 
 from __future__ import annotations
@@ -72,6 +80,100 @@ def simulate(rng: np.random.Generator, minutes: int, rpm: float, factor: float, 
 
 
 EXTENDED = "ours, extending to 2x, 4x"
+LOOKED = "ours, looks every 10 min"
+LOOK_EVERY, LOOK_HORIZON = 10, 180
+LOOK_KEYS = ("Invocations", "Invocation5XXErrors", "InvocationModelErrors", "ModelLatency:p50",
+             "ModelLatency:Average", "ModelLatency:p99")
+LOOK_NOISE = {"ModelLatency:p50": (20_000, 0.05), "ModelLatency:Average": (23_000, 0.075),
+              "ModelLatency:p99": (45_000, 0.10)}
+LOOK_CRITERIA = Criteria(latency_tolerance=0.075)
+LOOK_CASES = {  # name: (latency factor, shadow 5XX rate)
+    "identical": (1.0, 0.005), "latency +5% (inside 7.5%)": (1.05, 0.005), "latency +10%": (1.10, 0.005),
+    "latency +30%": (1.30, 0.005), "5XX +2 points": (1.0, 0.025)}
+LOOK_JUDGES = {
+    "ours, sequential": (lambda p, s: compare(p, s, LOOK_CRITERIA).decision, True),
+    "ours, seq., promote 95%": (
+        lambda p, s: compare(p, s, Criteria(latency_tolerance=0.075, promote_confidence=0.95)).decision, True),
+    "ours, fixed horizon": (
+        lambda p, s: compare(p, s, Criteria(latency_tolerance=0.075, sequential=False)).decision, True),
+    "ours, fixed, one look @60": (
+        lambda p, s: compare(p, s, Criteria(latency_tolerance=0.075, sequential=False)).decision, False),
+    "threshold (Argo/Flagger)": (lambda p, s: threshold_judge(p, s, LOOK_CRITERIA), True),
+    "Kayenta (Mann-Whitney)": (lambda p, s: kayenta_judge(p, s, LOOK_CRITERIA), True),
+}
+
+
+def look_world(rng: np.random.Generator, minutes: int, factor: float, error_s: float, rpm: float = 600):
+    """The issue's simulation, per-minute statistics drawn directly (see the module's docstring)."""
+    load = rng.normal(0, 0.15, minutes)
+    calls = rng.poisson(rpm, minutes)
+    variants = []
+    for scale, error in ((1.0, 0.005), (factor, error_s)):
+        series = {"Invocations": calls.tolist(), "Invocation5XXErrors": rng.binomial(calls, error).tolist(),
+                  "InvocationModelErrors": rng.binomial(calls, 0.001).tolist()}
+        for key, (typical, noise) in LOOK_NOISE.items():
+            series[key] = (typical * scale * np.exp(load + rng.normal(0, noise, minutes))).tolist()
+        variants.append(series)
+    return variants[0], variants[1]
+
+
+def first_decision(decide, production, shadow, looks) -> tuple[str, int]:
+    """The first PROMOTE or REJECT over the looks (growing windows from the start), with its minute."""
+    for minute in looks:
+        decision = decide(_first(production, minute), _first(shadow, minute))
+        if decision != INCONCLUSIVE:
+            return decision, minute
+    return INCONCLUSIVE, looks[-1]
+
+
+def interim_looks(runs: int, seed: int) -> None:
+    looks = list(range(LOOK_EVERY, LOOK_HORIZON + 1, LOOK_EVERY))
+    print(f"Interim looks every {LOOK_EVERY} minutes up to {LOOK_HORIZON}, stopping at the first PROMOTE or REJECT; "
+          f"{runs} simulated tests per case (600 requests/min to both, per-minute noise p50 5%, Average 7.5%, "
+          "p99 10%; latency tolerance 7.5%). Cells: PROMOTE / REJECT / INCONCLUSIVE at 3 hours, mean minutes to "
+          f"the decision (an undecided test counts {LOOK_HORIZON}).\n")
+    print(f"{'case':<27}" + "".join(f"{j:>31}" for j in LOOK_JUDGES))
+    for i, (name, (factor, error_s)) in enumerate(LOOK_CASES.items()):
+        rng = np.random.default_rng(seed + 1000 + i)
+        counts = {j: {PROMOTE: 0, REJECT: 0, INCONCLUSIVE: 0} for j in LOOK_JUDGES}
+        spent = {j: [] for j in LOOK_JUDGES}
+        for _ in range(runs):
+            production, shadow = look_world(rng, LOOK_HORIZON, factor, error_s)
+            for judge, (decide, interim) in LOOK_JUDGES.items():
+                decision, minute = first_decision(decide, production, shadow, looks if interim else [60])
+                counts[judge][decision] += 1
+                spent[judge].append(minute)
+        print(f"{name:<27}" + "".join(
+            f"{100 * c[PROMOTE] / runs:>8.1f}/{100 * c[REJECT] / runs:4.1f}/{100 * c[INCONCLUSIVE] / runs:4.1f}%"
+            f"{np.mean(spent[j]):6.1f} min" for j, c in counts.items()), flush=True)
+    print("\ntargets (ours, sequential): identical PROMOTE >= 97%, REJECT <= 1%, <= 40 min; +5% REJECT <= 5%; "
+          "+10% PROMOTE <= 1%; +30% and +2 points REJECT >= 99%, <= 20 min")
+
+
+def time_per_look(seed: int) -> None:
+    print("\nTime per look of compare (the whole window judged, one core, best of 3)\n")
+    rng = np.random.default_rng(seed)
+    production, shadow = look_world(rng, 30 * 1440, 1.0, 0.005)
+    coarse = 15 * 1440 // 5  # 15 days of 5-minute slots (as gather_metrics asks them) + 15 days of minutes
+
+    def five_minute(series):
+        out = {}
+        for key, values in series.items():
+            head = np.array(values[:15 * 1440], dtype=float).reshape(-1, 5)
+            out[key] = (head.sum(axis=1) if key in LOOK_KEYS[:3] else head.mean(axis=1)).tolist() + values[15 * 1440:]
+        return out
+
+    cases = [(f"{days:>2} days of 1-minute slots ({days * 1440} slots)", _first(production, days * 1440),
+              _first(shadow, days * 1440), None) for days in (1, 7, 30)]
+    cases.append((f"30 days as gathered: 15 of 5-minute + 15 of 1-minute ({coarse + 15 * 1440} slots)",
+                   five_minute(production), five_minute(shadow), [5] * coarse + [1] * (15 * 1440)))
+    for label, p, s, slots in cases:
+        best = math.inf
+        for _ in range(3):
+            started = time.perf_counter()
+            compare(p, s, LOOK_CRITERIA, slot_minutes=slots)
+            best = min(best, time.perf_counter() - started)
+        print(f"{label:<72}{best:8.3f} s")
 
 
 def _first(series: dict[str, list], minutes: int) -> dict[str, list]:
@@ -114,8 +216,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=60, help="test window for the rate table (default 60)")
     parser.add_argument("--rpm", type=float, default=200, help="production requests per minute (default 200)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--look-runs", type=int, default=1000, help="simulated tests per interim-look case (default 1000)")
+    parser.add_argument("--only", choices=("all", "looks"), default="all", help="'looks': the interim-look section only")
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.only == "looks":
+        interim_looks(args.look_runs, args.seed)
+        time_per_look(args.seed)
+        print(f"\n(ran in {time.perf_counter() - started:.0f} s)")
+        return
 
     print(f"Decisions over {args.runs} simulated {args.minutes}-minute tests per scenario, "
           f"{args.rpm:g} production requests/min, shadow 50%  (P = PROMOTE, R = REJECT, I = INCONCLUSIVE)\n")
@@ -158,11 +267,20 @@ def main() -> None:
     power_runs = max(40, args.runs // 2)
     print(f"\nMinutes of traffic until a judge rejects the regression in >= 95% of {power_runs} tests "
           f"(grid {', '.join(map(str, grid))}; '>{grid[-1]}' = not within the grid)\n")
-    print(f"{'scenario':<28}" + "".join(f"{j:>28}" for j in JUDGES))
+    print(f"{'scenario':<28}" + "".join(f"{j:>28}" for j in list(JUDGES) + [LOOKED]))
     for i, (name, (factor, error_s, truth)) in enumerate(SCENARIOS.items()):
         if truth is not True:
             continue
         found = {j: None for j in JUDGES}
+        # Ours as the look loop uses it: looks every 10 minutes on the growing window, stop at the first decision.
+        rng = np.random.default_rng(args.seed + 500 + i)
+        looks = list(range(LOOK_EVERY, grid[-1] + 1, LOOK_EVERY))
+        rejected_at = []
+        for _ in range(power_runs):
+            production, shadow = simulate(rng, grid[-1], args.rpm, factor, error_s)
+            decision, minute = first_decision(JUDGES["ours"], production, shadow, looks)
+            rejected_at.append(minute if decision == REJECT else math.inf)
+        found[LOOKED] = next((m for m in grid if np.mean(np.array(rejected_at) <= m) >= 0.95), None)
         for minutes in grid:
             pending = [j for j in JUDGES if found[j] is None]
             if not pending:
@@ -172,6 +290,9 @@ def main() -> None:
                 if result[judge][REJECT] >= 0.95:
                     found[judge] = minutes
         print(f"{name:<28}" + "".join(f"{(str(m) if m else '>' + str(grid[-1])):>28}" for m in found.values()))
+    print()
+    interim_looks(args.look_runs, args.seed)
+    time_per_look(args.seed)
     print(f"\n(ran in {time.perf_counter() - started:.0f} s)")
 
 

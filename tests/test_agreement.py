@@ -16,7 +16,9 @@ PRODUCTION, SHADOW = simulated_traffic(60, seed=5)
 
 
 def judged(agreement, **criteria):
-    verdict = compare(PRODUCTION, SHADOW, {"min_agreement": 0.97, **criteria}, agreement=agreement)
+    # One look (fixed horizon): the intervals are scipy's Wilson intervals at the stated confidence. The sequential
+    # intervals (wider at every look) are tested in test_sequential_verdict.py.
+    verdict = compare(PRODUCTION, SHADOW, {"min_agreement": 0.97, "sequential": False, **criteria}, agreement=agreement)
     return verdict, verdict.metrics[AGREEMENT]
 
 

@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import boto3
+import botocore.session
+import numpy as np
 import pytest
 from botocore.stub import Stubber
+from botocore.validate import ParamValidator
 from conftest import create_churn_endpoint, simulated_traffic
 from moto import mock_aws
 from shadow_runtime import handlers
@@ -59,16 +62,104 @@ def test_gather_pages_through_get_metric_data_and_stores_aligned_series(aws):
         stub.add_response("get_metric_data", {"MetricDataResults": results[:3], "NextToken": "page-2"}, expected)
         stub.add_response("get_metric_data", {"MetricDataResults": results[3:]}, {**expected, "NextToken": "page-2"})
         real = handlers._client
-        with mock.patch.object(handlers, "_client", lambda s: cloudwatch if s == "cloudwatch" else real(s)):
+        with mock.patch.object(handlers, "_client", lambda s: cloudwatch if s == "cloudwatch" else real(s)), \
+                mock.patch.object(handlers, "_now", lambda: datetime(2026, 11, 25, 9, 31, tzinfo=UTC)):
             out = handlers.gather_metrics({"queries": queries, "end": "2026-11-25T09:30:20Z", "minutes": 30,
                                            "report_bucket": "reports", "report_prefix": "churn/run-1"})
         stub.assert_no_pending_responses()
     assert out == {"start": "2026-11-25T09:00:00+00:00", "end": "2026-11-25T09:30:00+00:00",
-                   "series": "s3://reports/churn/run-1/series.json", "minutes": 30}
+                   "series": "s3://reports/churn/run-1/series.json", "minutes": 30,
+                   "periods": [{"start": "2026-11-25T09:00:00+00:00", "end": "2026-11-25T09:30:00+00:00", "period": 60}]}
     stored = json.loads(boto3.client("s3", region_name=REGION).get_object(
         Bucket="reports", Key="churn/run-1/series.json")["Body"].read())
     assert stored["production"]["ModelLatency:p99"] == production["ModelLatency:p99"]
     assert stored["shadow"]["Invocations"] == [float(v) for v in shadow["Invocations"]]
+    assert "slot_minutes" not in stored  # every slot a minute
+
+
+CLOUDWATCH = botocore.session.get_session().get_service_model("cloudwatch")
+COUNTS = ("Invocations", "Invocation5XXErrors", "InvocationModelErrors")
+
+
+class RetainingCloudWatch:
+    """GetMetricData as CloudWatch answers it for old data: each request is validated against botocore's
+    model; a 60-second period returns no point older than 15 days, a 300-second one the 5-minute
+    aggregate (Sum for counts, the mean of the minutes for a statistic: close enough to judge);
+    pages of at most ``page_queries`` results."""
+
+    def __init__(self, now: datetime, first_minute: datetime, truth: dict[str, list[float]], page_queries: int = 4):
+        self.now, self.first, self.truth, self.page_queries = now, first_minute, truth, page_queries
+        self.requests: list[dict] = []
+
+    def get_metric_data(self, **request):
+        report = ParamValidator().validate(request, CLOUDWATCH.operation_model("GetMetricData").input_shape)
+        assert not report.has_errors(), report.generate_report()
+        self.requests.append(request)
+        begin = int((request["StartTime"] - self.first).total_seconds()) // 60
+        finish = int((request["EndTime"] - self.first).total_seconds()) // 60
+        results = []
+        for query in request["MetricDataQueries"]:
+            period = query["MetricStat"]["Period"] // 60
+            key = query["Label"].split("|")[1]
+            values = self.truth[query["Label"]]
+            stamps, points = [], []
+            for slot in range(begin, finish, period):
+                stamp = self.first + timedelta(minutes=slot)
+                if period == 1 and stamp < self.now - timedelta(days=15):
+                    continue  # rolled up: CloudWatch keeps 1-minute points for 15 days
+                chunk = values[max(slot, 0):slot + period]
+                if chunk:
+                    stamps.append(stamp)
+                    points.append(float(sum(chunk)) if key in COUNTS else float(sum(chunk) / len(chunk)))
+            results.append({"Id": query["Id"], "Label": query["Label"], "StatusCode": "Complete",
+                            "Timestamps": stamps, "Values": points})
+        start = int(request.get("NextToken", 0))
+        page = {"MetricDataResults": results[start:start + self.page_queries]}
+        if start + self.page_queries < len(results):
+            page["NextToken"] = str(start + self.page_queries)
+        return page
+
+
+def test_a_30_day_window_is_asked_in_5_minute_periods_where_cloudwatch_keeps_no_minutes_and_judged_whole(aws):
+    now = datetime(2026, 12, 1, 12, 0, 7, tzinfo=UTC)
+    minutes = 30 * 1440
+    first = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    rng = np.random.default_rng(41)
+    load = np.exp(rng.normal(0, 0.15, minutes))
+    truth = {}
+    for role, factor in (("production", 1.0), ("shadow", 1.3)):  # the shadow 30% slower throughout
+        truth[f"{role}|Invocations"] = [100.0] * minutes
+        truth[f"{role}|Invocation5XXErrors"] = [0.0] * minutes
+        truth[f"{role}|ModelLatency:p99"] = list(40_000 * factor * load * np.exp(rng.normal(0, 0.1, minutes)))
+    queries = [{"Id": f"m{i}", "Label": label, "ReturnData": True, "MetricStat": {
+        "Metric": {"Namespace": "AWS/SageMaker", "MetricName": label.split("|")[1].split(":")[0],
+                   "Dimensions": [{"Name": "EndpointName", "Value": "churn"},
+                                  {"Name": "VariantName", "Value": label.split("|")[0]}]},
+        "Period": 60, "Stat": "Sum" if "Latency" not in label else "p99"}} for i, label in enumerate(truth)]
+    cloudwatch = RetainingCloudWatch(now, first, truth)
+    real = handlers._client
+    with mock.patch.object(handlers, "_client", lambda s: cloudwatch if s == "cloudwatch" else real(s)), \
+            mock.patch.object(handlers, "_now", lambda: now):
+        out = handlers.gather_metrics({"queries": queries, "end": now.isoformat(), "minutes": minutes,
+                                       "report_bucket": "reports", "report_prefix": "churn/long"})
+        verdict = handlers.judge({"series": out["series"], "criteria": {"sampling_percent": 100}})
+    cutoff = "2026-11-16T13:05:00+00:00"  # now - 15 days + the hour's margin, up to 5 minutes
+    assert out["periods"] == [{"start": "2026-11-01T12:00:00+00:00", "end": cutoff, "period": 300},
+                              {"start": cutoff, "end": "2026-12-01T12:00:00+00:00", "period": 60}]
+    old = [r for r in cloudwatch.requests if r["EndTime"].isoformat() == cutoff]
+    recent = [r for r in cloudwatch.requests if r["StartTime"].isoformat() == cutoff]
+    assert len(old) == len(recent) == 2  # two pages each
+    assert {q["MetricStat"]["Period"] for r in old for q in r["MetricDataQueries"]} == {300}
+    assert {q["MetricStat"]["Period"] for r in recent for q in r["MetricDataQueries"]} == {60}
+    assert all(q["MetricStat"]["Stat"] == o["MetricStat"]["Stat"] for r in old
+               for q, o in zip(r["MetricDataQueries"], queries, strict=True))
+    stored = json.loads(boto3.client("s3", region_name=REGION).get_object(
+        Bucket="reports", Key="churn/long/series.json")["Body"].read())
+    old_slots, recent_slots = 21_665 // 5, 21_535
+    assert stored["slot_minutes"] == [5] * old_slots + [1] * recent_slots
+    assert all(v is not None for v in stored["production"]["ModelLatency:p99"])  # no empty older half
+    assert stored["shadow"]["Invocations"][0] == 500.0 and stored["shadow"]["Invocations"][-1] == 100.0
+    assert verdict["decision"] == "REJECT" and verdict["minutes"] == minutes
 
 
 def test_judge_writes_both_reports_and_returns_the_decision(aws):

@@ -25,10 +25,15 @@ def test_threshold_rule_waits_for_minimum_traffic():
 
 
 def test_kayenta_promotes_a_regression_the_paired_judge_rejects():
-    """Minute-to-minute load swings hide a 15% regression from an unpaired test, not from a paired one."""
+    """Minute-to-minute load swings hide a 15% regression from an unpaired test, not from a paired one.
+    On 8 minutes our one-look (fixed-horizon) judge shows it; the sequential one, which must stay valid at
+    every later look too, does not promote it and waits for more."""
     production, shadow = simulated_traffic(minutes=8, rpm=30, regression=0.15, seed=4)
     assert kayenta_judge(production, shadow, CRITERIA) == PROMOTE
-    assert compare(production, shadow, CRITERIA).decision == REJECT
+    assert compare(production, shadow, {"sampling_percent": 50, "sequential": False}).decision == REJECT
+    assert compare(production, shadow, CRITERIA).decision == INCONCLUSIVE
+    longer = simulated_traffic(minutes=20, rpm=30, regression=0.15, seed=4)
+    assert compare(*longer, CRITERIA).decision == REJECT
 
 
 def test_kayenta_promotes_thin_data_where_our_judge_waits():

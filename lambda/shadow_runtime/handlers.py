@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -37,37 +37,57 @@ def _put(bucket: str, key: str, body: str, content_type: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
-def gather_metrics(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """GetMetricData for both variants over the window; the aligned series go to S3.
+def _now() -> datetime:
+    """The current time (a function, so tests can move the clock)."""
+    return datetime.now(UTC)
 
-    Event: ``queries`` (MetricDataQueries, labels ``<role>|<key>``), ``end`` (ISO time),
-    ``minutes``, ``period`` (seconds, default 60), ``report_bucket``, ``report_prefix`` and
-    optionally ``run_id`` (a folder per run below the prefix, e.g. the execution's start time).
-    Returns the window and the S3 URI of the series.
-    """
-    period = int(event.get("period", 60))
-    start, end = series.window(event["end"], int(event["minutes"]), period)
-    cloudwatch = _client("cloudwatch")
+
+def _metric_data(cloudwatch, queries: list[dict[str, Any]], start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Every page of GetMetricData for the queries over [start, end)."""
     results: list[dict[str, Any]] = []
     token = None
     while True:
-        request = {"MetricDataQueries": event["queries"], "StartTime": start, "EndTime": end,
-                   "ScanBy": "TimestampAscending"}
+        request = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end, "ScanBy": "TimestampAscending"}
         if token:
             request["NextToken"] = token
         page = cloudwatch.get_metric_data(**request)
         results += page.get("MetricDataResults", [])
         token = page.get("NextToken")
         if not token:
-            break
-    production, shadow = series.align(results, start, end, period)
+            return results
+
+
+def gather_metrics(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """GetMetricData for both variants over the window; the aligned series go to S3.
+
+    Event: ``queries`` (MetricDataQueries, labels ``<role>|<key>``), ``end`` (ISO time),
+    ``minutes``, ``period`` (seconds, default 60), ``report_bucket``, ``report_prefix`` and
+    optionally ``run_id`` (a folder per run below the prefix, e.g. the execution's start time).
+    CloudWatch keeps 1-minute points for 15 days only: the part of a window older than that
+    (less an hour's margin) is asked with every query's Period set to 300 seconds, from the
+    window's start floored to 5 minutes; the stored series then hold 5-minute slots followed by
+    1-minute ones, and ``slot_minutes`` (stored next to them) says which. Returns the window,
+    the S3 URI of the series, the minutes asked for and the ``periods`` asked
+    (``[{"start", "end", "period"}]``, oldest first).
+    """
+    period = int(event.get("period", 60))
+    start, end = series.window(event["end"], int(event["minutes"]), period)
+    cloudwatch = _client("cloudwatch")
+    parts = series.periods(start, end, _now(), period)
+    gathered = [(_metric_data(cloudwatch, series.with_period(event["queries"], part_period), begin, finish),
+                 begin, finish, part_period) for begin, finish, part_period in parts]
+    production, shadow, slot_minutes = series.align_periods(gathered)
     folder = event["report_prefix"].rstrip("/")
     if event.get("run_id"):
         folder += "/" + "".join(c if c.isalnum() or c in "-_.:" else "-" for c in str(event["run_id"]))
     key = f"{folder}/series.json"
-    uri = _put(event["report_bucket"], key, json.dumps({"production": production, "shadow": shadow}),
-               "application/json")
-    return {"start": start.isoformat(), "end": end.isoformat(), "series": uri, "minutes": int(event["minutes"])}
+    body = {"production": production, "shadow": shadow}
+    if any(m != 1 for m in slot_minutes):
+        body["slot_minutes"] = slot_minutes
+    uri = _put(event["report_bucket"], key, json.dumps(body), "application/json")
+    return {"start": parts[0][0].isoformat(), "end": parts[-1][1].isoformat(), "series": uri,
+            "minutes": int(event["minutes"]),
+            "periods": [{"start": b.isoformat(), "end": f.isoformat(), "period": p} for b, f, p in parts]}
 
 
 def hour_partitions(start: str, end: str) -> tuple[str, str]:
@@ -131,19 +151,20 @@ def judge(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
     Event: ``series`` (S3 URI from gather_metrics), ``criteria`` (Criteria fields), ``context``
     (endpoint and variant names, window: shown in the report), optionally ``agreement``
-    (measure_agreement's result, judged when the criteria set ``min_agreement``). Returns decision, score, the
-    first reason, and the report URIs.
+    (measure_agreement's result, judged when the criteria set ``min_agreement``). The series'
+    ``slot_minutes`` (5-minute slots of an old part, see gather_metrics) are passed on to the
+    verdict. Returns decision, score, the first reason, the minutes judged and the report URIs.
     """
     bucket, key = _split_s3(event["series"])
     data = json.loads(_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
     verdict = compare(data["production"], data["shadow"], Criteria.from_mapping(event.get("criteria")),
-                      agreement=event.get("agreement"))
+                      agreement=event.get("agreement"), slot_minutes=data.get("slot_minutes"))
     details = dict(event.get("context") or {})
     prefix = key.rsplit("/", 1)[0]
     json_uri = _put(bucket, f"{prefix}/verdict.json", report.report_json(verdict, details), "application/json")
     markdown_uri = _put(bucket, f"{prefix}/verdict.md", report.report_markdown(verdict, details), "text/markdown")
     return {"decision": verdict.decision, "score": verdict.score, "summary": verdict.reasons[0],
-            "report_json": json_uri, "report_markdown": markdown_uri}
+            "minutes": verdict.traffic["minutes"], "report_json": json_uri, "report_markdown": markdown_uri}
 
 
 def prepare_update(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
