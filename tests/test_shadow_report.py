@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from capture_fixtures import PAIRS, REFERENCE, psi_oracle, record, write_file, write_label_capture, write_reference_capture
+from capture_fixtures import PAIRS, REFERENCE, b64, psi_oracle, record, write_file, write_label_capture, write_reference_capture
 from scipy import stats
 
 from shadow_report import ReportError, ReportSettings, analyse, choose_variants, discover, parse_capture_path
@@ -143,6 +143,23 @@ def test_blank_lines_and_no_output_records(tmp_path):
                                                       "undecodable_output": 0, "duplicate_inference_id": 0}
     assert report["numeric"]["correlation"] is None  # one value each side: undefined, not NaN
     assert report["numeric"]["within_tolerance"] == 1.0
+
+
+def test_lines_of_spaces_and_carriage_returns_are_blank_and_base64_reads_its_content_type(tmp_path):
+    # Blank: empty, spaces, carriage returns, or both; not blank: a record after spaces, a tab, a line of text. The
+    # observed content type is read for BASE64 outputs only: JSON (any case) reads the list, else the text is CSV.
+    write_file(tmp_path, "e", "production", "2026/01/02/03", "f", [
+        record("a", "0.5"), "\r", "  \r", " \r\r", "", "   " + record("b", "0.2"), "\t", "not json",
+        record("c", "0.1"), record("d", "0.3")])
+    write_file(tmp_path, "e", "shadow", "2026/01/02/03", "f", [
+        record("a", "0.5"), record("b", "0.25"),
+        record("c", b64("[0.15]"), encoding="BASE64", content_type="Application/JSON"),
+        record("d", b64("0.35"), encoding="BASE64", content_type="text/csv")])
+    report = run(tmp_path / "datacapture").report
+    assert report["variants"]["production"]["records"] == 6 and report["variants"]["production"]["malformed"] == 2
+    assert report["pairing"]["paired"] == 4 and report["pairing"]["numeric_pairs"] == 4
+    assert report["numeric"]["mean_abs_diff"] == pytest.approx((0 + 0.05 + 0.05 + 0.05) / 4)
+    assert report["samples"]["malformed"][0]["excerpt"] == "\t"
 
 
 @pytest.mark.parametrize(("variants", "production", "shadow", "expected"), [
