@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -124,7 +125,8 @@ class ShadowAlarms(Construct):
             alarm_rule=cloudwatch.AlarmRule.any_of(*[cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM)
                                                      for a in self.alarms]))
         if topic is not None:
-            self.add_action(cw_actions.SnsAction(topic))
+            # jsii: SnsAction implements IAlarmAction with other parameter names (aws/jsii#4541).
+            self.add_action(cast(cloudwatch.IAlarmAction, cw_actions.SnsAction(topic)))
 
     @property
     def rollback_alarms(self) -> Sequence[cloudwatch.Alarm]:

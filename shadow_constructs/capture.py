@@ -6,13 +6,13 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from ._nag import acknowledge_wildcard_resource
 from .errors import ConfigError, Problems, check_removal_policy, shown
@@ -20,6 +20,10 @@ from .variant import DEFAULT_CAPTURE_PREFIX
 
 _PREFIX = re.compile(r"[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*")
 _CONTENT_TYPE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9.])*/[a-zA-Z0-9](-*[a-zA-Z0-9.+])*")
+
+
+class GrantableConstruct(iam.IGrantable, IConstruct, Protocol):
+    """A construct that takes grants (a model, a role): what writes captured data."""
 
 
 class CaptureStore(Construct):
@@ -82,9 +86,10 @@ class CaptureStore(Construct):
         problems.raise_if_any()
 
         destroy = removal is cdk.RemovalPolicy.DESTROY
-        self.encryption_key: kms.IKey = encryption_key or kms.Key(
+        # jsii: Key implements IKey with other parameter names (aws/jsii#4541).
+        self.encryption_key: kms.IKey = encryption_key or cast(kms.IKey, kms.Key(
             self, "Key", enable_key_rotation=True, removal_policy=removal,
-            description=f"Captured shadow-test data in {self.node.path}")
+            description=f"Captured shadow-test data in {self.node.path}"))
         self.access_logs_bucket: s3.Bucket | None = None
         if server_access_logs:
             # Log delivery cannot write to SSE-KMS buckets: S3-managed keys are the only option.
@@ -232,7 +237,7 @@ class DataCapture:
         self.json_content_types = list(json_content_types)
 
 
-    def bind(self, scope: Construct, writers: Sequence[iam.IGrantable]) -> BoundCapture:
+    def bind(self, scope: Construct, writers: Sequence[GrantableConstruct]) -> BoundCapture:
         """Resolve where captured data goes in ``scope`` (a new CaptureStore there when neither a
         store nor a bucket was given) and let each writer put objects, and only put, under the prefix.
 

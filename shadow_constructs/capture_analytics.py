@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_athena as athena
@@ -128,6 +129,7 @@ class CaptureAnalytics(Construct):
                                "must be an hour as yyyy/MM/dd/HH")
         removal_policy = check_removal_policy(problems, removal_policy, cdk.RemovalPolicy.RETAIN)
         problems.raise_if_any()
+        assert source is not None and production is not None and shadow is not None, "each None added a problem"
 
         stack = cdk.Stack.of(self)
         self.endpoint = endpoint
@@ -181,7 +183,9 @@ class CaptureAnalytics(Construct):
         self.results_key = kms.Key(self, "ResultsKey", enable_key_rotation=True, removal_policy=removal_policy,
                                    description=f"Athena query results of {self.node.path}")
         self.results_bucket = s3.Bucket(
-            self, "Results", encryption=s3.BucketEncryption.KMS, encryption_key=self.results_key, bucket_key_enabled=True,
+            self, "Results", encryption=s3.BucketEncryption.KMS, bucket_key_enabled=True,
+            # jsii: Key implements IKey with other parameter names (aws/jsii#4541).
+            encryption_key=cast(kms.IKey, self.results_key),
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(id="ExpireResults", expiration=results_expiration,

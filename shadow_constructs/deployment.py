@@ -105,10 +105,11 @@ class DeploymentGuardrails:
         problems.check_seconds("termination_wait", self.termination_wait, 0, 3600)
         if maximum_execution_timeout is not None:
             problems.check_seconds("maximum_execution_timeout", maximum_execution_timeout, 600, 28800)
-        alarms = list(rollback_alarms) if not isinstance(rollback_alarms, (str, bytes)) else None
-        if alarms is None:
+        alarms: list[cloudwatch.IAlarm] = []
+        if isinstance(rollback_alarms, (str, bytes)):
             problems.add(f"rollback_alarms must be a list of alarms, got {shown(rollback_alarms)}")
         else:
+            alarms = list(rollback_alarms)
             if len(alarms) > 10:
                 problems.add(f"rollback_alarms takes at most 10 alarms, got {len(alarms)}")
             for alarm in alarms:

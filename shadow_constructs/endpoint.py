@@ -7,7 +7,7 @@ endpoint are in ``endpoint_base``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -28,6 +28,7 @@ from .variant import (
     ENDPOINT_NAME_PATTERN,
     IMPORTED_PRODUCTION_NAME,
     Variant,
+    VariantAutoscaling,
     check_shadow_instance_type,
     default_production_name,
     has_local_storage,
@@ -130,13 +131,15 @@ class ShadowEndpoint(ShadowEndpointBase):
         self.capture_store: CaptureStore | None = capture.created_store if capture else None
         self.capture_location: CaptureLocation | None = capture.location if capture else None
         #: The variants as CreateEndpointConfig takes them (API member names), for this phase.
-        self.config_variants = self._phase_variants(self._variant_requests(productions, shadow, candidate_name))
+        self.config_variants = self._phase_variants(self._variant_requests(productions, shadow, candidate_name),
+                                                    phase, promoted_instance_settings)
         self.endpoint_config = self._endpoint_config(data_capture)
         self._rollback_alarms: list[cloudwatch.IAlarm] = []
         # A fixed name is used as is, so metrics and alarms on it need not wait for the endpoint.
         self._fixed_name = endpoint_name is not None and not cdk.Token.is_unresolved(endpoint_name)
-        self.resource = self._endpoint(endpoint_name)
-        self.endpoint_name = endpoint_name if self._fixed_name else self.resource.attr_endpoint_name
+        self.resource = self._endpoint(endpoint_name, phase)
+        self.endpoint_name = endpoint_name if endpoint_name is not None and self._fixed_name \
+            else self.resource.attr_endpoint_name
         self.endpoint_arn = self.resource.ref  # Ref of AWS::SageMaker::Endpoint is its ARN
         for alarm in deployment.rollback_alarms if deployment else ():
             self.add_rollback_alarm(alarm)
@@ -174,7 +177,7 @@ class ShadowEndpoint(ShadowEndpointBase):
         variant's entry is the candidate: its model serves there)."""
         serving = [self.candidate] if self.phase is TestPhase.PROMOTED and self.candidate else self.production_variants
         pairs = list(zip(self.production_variant_names, serving, strict=False))
-        if self.shadow:
+        if self.shadow is not None and self.shadow_variant_name is not None:  # set together, in SHADOW
             pairs.append((self.shadow_variant_name, self.shadow))
         return dict(pairs)
 
@@ -298,7 +301,8 @@ class ShadowEndpoint(ShadowEndpointBase):
 
     def _warn_about_shadow_capacity(self) -> None:
         shadow, production = self.shadow, self.production
-        if not shadow or shadow.autoscaling or shadow.instance_type != production.instance_type:
+        if not shadow or shadow.autoscaling or shadow.instance_type != production.instance_type \
+                or self.sampling_percent is None:
             return
         shadow_load = self.sampling_percent / 100 / shadow.instance_count
         production_load = 1 / production.instance_count
@@ -315,25 +319,29 @@ class ShadowEndpoint(ShadowEndpointBase):
         """A new key for the ML storage volumes, unless an instance type has local NVMe storage (no key allowed)."""
         if _local_storage_types(declared):
             return None
-        return kms.Key(self, "StorageKey", enable_key_rotation=True, removal_policy=removal_policy,
-                       description=f"ML storage volumes of the SageMaker endpoint {self.node.path}")
+        key = kms.Key(self, "StorageKey", enable_key_rotation=True, removal_policy=removal_policy,
+                      description=f"ML storage volumes of the SageMaker endpoint {self.node.path}")
+        return cast(kms.IKey, key)  # jsii: Key implements IKey with other parameter names (aws/jsii#4541)
 
     def _variant_requests(self, productions: list[Variant], shadow: Variant | None,
                           shadow_name: str | None) -> dict[str, list[dict[str, Any]]]:
         weights = [v.weight or 1.0 for v in productions]
         production_requests = [_variant_request(v, n, w) for v, n, w
                                in zip(productions, self.production_variant_names, weights, strict=True)]
-        shadow_requests = [_variant_request(shadow, shadow_name, weights[0] * self.sampling_percent / 100)] \
-            if shadow else []
+        shadow_requests: list[dict[str, Any]] = []
+        if shadow is not None:
+            assert shadow_name is not None and self.sampling_percent is not None, "set with every shadow"
+            shadow_requests = [_variant_request(shadow, shadow_name, weights[0] * self.sampling_percent / 100)]
         return {"ProductionVariants": production_requests, "ShadowProductionVariants": shadow_requests}
 
-    def _phase_variants(self, declared: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-        if self.phase is TestPhase.SHADOW:
+    def _phase_variants(self, declared: dict[str, list[dict[str, Any]]], phase: TestPhase,
+                        promoted_instance_settings: InstanceSettings) -> dict[str, list[dict[str, Any]]]:
+        if phase is TestPhase.SHADOW:
             return declared
-        if self.phase is TestPhase.ROLLED_BACK:
+        if phase is TestPhase.ROLLED_BACK:
             return {"ProductionVariants": declared["ProductionVariants"], "ShadowProductionVariants": []}
         promotion = runtime_module("promotion")
-        settings = "override" if self.promoted_instance_override else self.promoted_instance_settings.value
+        settings = "override" if self.promoted_instance_override else promoted_instance_settings.value
         built = promotion.promoted_config(declared, "rendered", settings, self.promoted_instance_override)
         return {"ProductionVariants": built["ProductionVariants"], "ShadowProductionVariants": []}
 
@@ -343,11 +351,13 @@ class ShadowEndpoint(ShadowEndpointBase):
             production_variants=[_variant_property(v) for v in self.config_variants["ProductionVariants"]],
             shadow_production_variants=[_variant_property(v) for v in self.config_variants["ShadowProductionVariants"]]
             or None,
-            data_capture_config=_capture_property(capture, self.capture_location) if capture else None,
+            # The location is set exactly when there is a capture.
+            data_capture_config=_capture_property(capture, self.capture_location)
+            if capture is not None and self.capture_location is not None else None,
             kms_key_id=self.encryption_key.key_arn if self.encryption_key else None,
         )
 
-    def _endpoint(self, endpoint_name: str | None) -> sagemaker.CfnEndpoint:
+    def _endpoint(self, endpoint_name: str | None, phase: TestPhase) -> sagemaker.CfnEndpoint:
         resource = sagemaker.CfnEndpoint(
             self, "Resource",
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
@@ -356,19 +366,18 @@ class ShadowEndpoint(ShadowEndpointBase):
             deployment_config=lazy_any(lambda: _camel_case(self.deployment_config_request())) if self.deployment else None,
         )
         resource.add_metadata(METADATA_KEY, {
-            "role": "endpoint", "phase": self.phase.value, "production_variant": self.production_variant_name,
+            "role": "endpoint", "phase": phase.value, "production_variant": self.production_variant_name,
             "shadow_variant": self.shadow_variant_name})
         return resource
 
     def _autoscaling(self, productions: list[Variant]) -> dict[str, appscaling.CfnScalableTarget]:
         # Outside SHADOW the production variant keeps production's scaling (as the workflow restores it).
-        scaled = productions + ([self.shadow] if self.shadow is not None else [])
-        names = self.production_variant_names + [self.shadow_variant_name]
-        return {name: self._autoscale(variant, name)
-                for variant, name in zip(scaled, names, strict=False) if variant.autoscaling}
+        scaled = list(zip(productions, self.production_variant_names, strict=True))
+        if self.shadow is not None and self.shadow_variant_name is not None:  # set together, in SHADOW
+            scaled.append((self.shadow, self.shadow_variant_name))
+        return {name: self._autoscale(variant.autoscaling, name) for variant, name in scaled if variant.autoscaling}
 
-    def _autoscale(self, variant: Variant, name: str) -> appscaling.CfnScalableTarget:
-        scaling = variant.autoscaling
+    def _autoscale(self, scaling: VariantAutoscaling, name: str) -> appscaling.CfnScalableTarget:
         target = appscaling.CfnScalableTarget(
             self, f"ScalableTarget-{name}",
             service_namespace="sagemaker",

@@ -37,32 +37,71 @@ from .variant import (
 @runtime_checkable
 class IShadowEndpoint(Protocol):
     """An endpoint as the other constructs see it, created (``ShadowEndpoint``) or imported
-    (``ShadowEndpoint.from_endpoint_name`` / ``from_endpoint_attributes``)."""
+    (``ShadowEndpoint.from_endpoint_name`` / ``from_endpoint_attributes``).
 
-    node: Node
-    #: Physical endpoint name (a token when CloudFormation generates it).
-    endpoint_name: str
-    endpoint_arn: str
-    #: The first production variant's name.
-    production_variant_name: str
-    #: Every production variant's name, the first one first.
-    production_variant_names: list[str]
-    #: The shadow variant's name (None without one).
-    shadow_variant_name: str | None
-    #: Share of production requests copied to the shadow, 1-100 (None without a shadow, or not known).
-    sampling_percent: int | None
-    #: Where the endpoint's data capture lands (None: no capture, or not known for an imported endpoint).
-    capture_location: CaptureLocation | None
-    #: The variants this app declares, by name (empty for an imported endpoint).
-    variants: Mapping[str, Variant]
-    #: The ``TestPhase`` this app renders (None for an imported endpoint).
-    phase: TestPhase | None
-    #: The promoted variant's instance settings (None for an imported endpoint: the workflow decides).
-    promoted_instance_settings: InstanceSettings | None
-    #: ProductionVariant members of the promoted variant instead (None: none).
-    promoted_instance_override: Mapping[str, Any] | None
-    #: The guardrails updates of the endpoint use (None: SageMaker's default).
-    deployment: DeploymentGuardrails | None
+    Its data members are read-only properties, so plain attributes (as the endpoints set them) and properties
+    (as ``node`` is) both satisfy them."""
+
+    @property
+    def node(self) -> Node: ...
+
+    @property
+    def endpoint_name(self) -> str:
+        """Physical endpoint name (a token when CloudFormation generates it)."""
+        ...
+
+    @property
+    def endpoint_arn(self) -> str: ...
+
+    @property
+    def production_variant_name(self) -> str:
+        """The first production variant's name."""
+        ...
+
+    @property
+    def production_variant_names(self) -> list[str]:
+        """Every production variant's name, the first one first."""
+        ...
+
+    @property
+    def shadow_variant_name(self) -> str | None:
+        """The shadow variant's name (None without one)."""
+        ...
+
+    @property
+    def sampling_percent(self) -> int | None:
+        """Share of production requests copied to the shadow, 1-100 (None without a shadow, or not known)."""
+        ...
+
+    @property
+    def capture_location(self) -> CaptureLocation | None:
+        """Where the endpoint's data capture lands (None: no capture, or not known for an imported endpoint)."""
+        ...
+
+    @property
+    def variants(self) -> Mapping[str, Variant]:
+        """The variants this app declares, by name (empty for an imported endpoint)."""
+        ...
+
+    @property
+    def phase(self) -> TestPhase | None:
+        """The ``TestPhase`` this app renders (None for an imported endpoint)."""
+        ...
+
+    @property
+    def promoted_instance_settings(self) -> InstanceSettings | None:
+        """The promoted variant's instance settings (None for an imported endpoint: the workflow decides)."""
+        ...
+
+    @property
+    def promoted_instance_override(self) -> Mapping[str, Any] | None:
+        """ProductionVariant members of the promoted variant instead (None: none)."""
+        ...
+
+    @property
+    def deployment(self) -> DeploymentGuardrails | None:
+        """The guardrails updates of the endpoint use (None: SageMaker's default)."""
+        ...
 
     @property
     def variant_names(self) -> list[str]: ...
@@ -88,15 +127,19 @@ def check_endpoint(problems: Problems, endpoint: Any, *, shadow: bool = False, n
 
 class ShadowEndpointBase(Construct):
     """Verbs shared by created and imported endpoints, built on the ``IShadowEndpoint`` members (a subclass sets
-    every data member of the interface; those the verbs read are declared here)."""
+    every data member of the interface, declared here)."""
 
-    production_variant_names: list[str]
-    shadow_variant_name: str | None
-    capture_location: CaptureLocation | None
-    deployment: DeploymentGuardrails | None
+    endpoint_name: str
     endpoint_arn: str
     production_variant_name: str
-    endpoint_name: str
+    production_variant_names: list[str]
+    shadow_variant_name: str | None
+    sampling_percent: int | None
+    capture_location: CaptureLocation | None
+    phase: TestPhase | None
+    promoted_instance_settings: InstanceSettings | None
+    promoted_instance_override: Mapping[str, Any] | None
+    deployment: DeploymentGuardrails | None
 
     @property
     def variant_names(self) -> list[str]:

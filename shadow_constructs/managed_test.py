@@ -16,7 +16,7 @@ from ._nag import acknowledge_wildcard_resource
 from .capture import CaptureLocation, CaptureStore, DataCapture
 from .endpoint_base import IShadowEndpoint, endpoint_arn
 from .errors import Problems, check_removal_policy, shown
-from .model import ServingModel
+from .model import ServingModel, sagemaker_role
 from .variant import (
     DEFAULT_SHADOW_NAME,
     ENDPOINT_NAME_PATTERN,
@@ -155,6 +155,7 @@ class ManagedShadowTest(Construct):
             problems.check_type("description", description, str, "a string")
         removal_policy = check_removal_policy(problems, removal_policy, cdk.RemovalPolicy.DESTROY)
         problems.raise_if_any()
+        assert endpoint_name is not None and shadow_name is not None, "each None added a problem"
 
         self.endpoint_name = endpoint_name
         self.production_variant_name = production_variant_name
@@ -164,9 +165,7 @@ class ManagedShadowTest(Construct):
         self.outcome = outcome
         self.schedule = schedule
         stack = cdk.Stack.of(self)
-        self.role: iam.IRole = role or iam.Role(
-            self, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"Runs the managed shadow test {self.node.path}")
+        self.role: iam.IRole = role or sagemaker_role(self, "Role", f"Runs the managed shadow test {self.node.path}")
         production_model_name = production_model.model_name if isinstance(production_model, ServingModel) \
             else production_model
         self._grant_experiment(stack, endpoint_name, [production_model, shadow.model])
@@ -185,7 +184,7 @@ class ManagedShadowTest(Construct):
         #: Where the test's captured data lands (None without capture).
         self.capture_location: CaptureLocation | None = bound.location if bound else None
         self.capture_destination = bound.destination if bound else None
-        storage = _data_storage(data_storage, bound.location) if bound else None
+        storage = _data_storage(data_storage, bound.location) if data_storage is not None and bound is not None else None
 
         def variant(model_name: str, name: str, instance_type: str, count: int):
             return sagemaker.CfnInferenceExperiment.ModelVariantConfigProperty(

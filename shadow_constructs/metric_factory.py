@@ -47,10 +47,12 @@ class ShadowMetricFactory:
         problems = Problems("ShadowMetricFactory")
         check_endpoint(problems, endpoint, shadow=True)
         problems.raise_if_any()
+        shadow = endpoint.shadow_variant_name
+        assert shadow is not None, "check_endpoint(shadow=True) raised without one"
         self.endpoint = endpoint
         self.period = period or cdk.Duration.minutes(1)
         self.production = endpoint.production_variant_name
-        self.shadow = endpoint.shadow_variant_name
+        self.shadow = shadow
 
     @property
     def variants(self) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import aws_cdk as cdk
 import jsii
@@ -50,6 +51,7 @@ XGBOOST_VERSIONS = ("1.0-1", "1.2-1", "1.2-2", "1.3-1", "1.5-1", "1.7-1")
 
 
 Grant = Callable[[iam.IGrantable], iam.Grant]
+T = TypeVar("T")
 
 
 class _ModelSource:
@@ -130,17 +132,23 @@ class ModelImage(_ModelSource):
 
         def bind(scope: Construct) -> tuple[str, Grant]:
             stack = cdk.Stack.of(scope)
-            mapping = stack.node.try_find_child("SageMakerXGBoostRegistries")
-            if mapping is None:
-                mapping = cdk.CfnMapping(
-                    stack, "SageMakerXGBoostRegistries", lazy=True,
-                    mapping={region: {"account": account} for region, account in _XGBOOST_REGISTRIES.items()})
+            found = stack.node.try_find_child("SageMakerXGBoostRegistries")
+            mapping = found if isinstance(found, cdk.CfnMapping) else cdk.CfnMapping(
+                stack, "SageMakerXGBoostRegistries", lazy=True,
+                mapping={region: {"account": account} for region, account in _XGBOOST_REGISTRIES.items()})
             account = mapping.find_in_map(stack.region, "account")
             arn = f"arn:{stack.partition}:ecr:{stack.region}:{account}:repository/sagemaker-xgboost"
             uri = f"{account}.dkr.ecr.{stack.region}.{stack.url_suffix}/sagemaker-xgboost:{version}"
             return uri, lambda grantee: _grant_pull(grantee, arn)
 
         return ModelImage(f"sagemaker-xgboost:{version}", bind)
+
+
+def sagemaker_role(scope: Construct, construct_id: str, description: str) -> iam.IRole:
+    """A new role SageMaker assumes (a model's execution role, a managed test's role)."""
+    # jsii: ServicePrincipal and Role implement IPrincipal and IRole with other parameter names (aws/jsii#4541).
+    principal = cast(iam.IPrincipal, iam.ServicePrincipal("sagemaker.amazonaws.com"))
+    return cast(iam.IRole, iam.Role(scope, construct_id, assumed_by=principal, description=description))
 
 
 def _grant_pull(grantee: iam.IGrantable, repository_arn: str) -> iam.Grant:
@@ -162,11 +170,11 @@ class ModelData(_ModelSource):
         :param encryption_key: the KMS key the object is encrypted with, if it is a customer
             managed key. Default: none (SSE-S3 or the AWS managed key, which need no grant).
         """
-        if not isinstance(url, str) or (not cdk.Token.is_unresolved(url) and not _S3_URL.fullmatch(url)):
-            raise ConfigError("ModelData", [f"url must be an S3 URL s3://<bucket>/<key>, got {shown(url)}"])
-        if cdk.Token.is_unresolved(url):
+        if isinstance(url, str) and cdk.Token.is_unresolved(url):
             return ModelData("token url", lambda scope: (url, lambda grantee: iam.Grant.drop(grantee, "read a token url")))
-        match = _S3_URL.fullmatch(url)
+        match = _S3_URL.fullmatch(url) if isinstance(url, str) else None
+        if match is None:
+            raise ConfigError("ModelData", [f"url must be an S3 URL s3://<bucket>/<key>, got {shown(url)}"])
 
         def bind(scope: Construct) -> tuple[str, Grant]:
             arn = f"arn:{cdk.Stack.of(scope).partition}:s3:::{match['bucket']}/{match['key']}"
@@ -280,9 +288,12 @@ class ServingModel(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         problems = Problems(f"ServingModel {self.node.path!r}")
+        source: ModelImage | None = None
         if isinstance(image, str):
-            image = _collect(problems, ModelImage.from_uri, image)
-        elif not isinstance(image, ModelImage):
+            source = _collect(problems, ModelImage.from_uri, image)
+        elif isinstance(image, ModelImage):
+            source = image
+        else:
             problems.add(f"image must be a ModelImage or an ECR image URI string, got {shown(image)}")
         if isinstance(model_data, str) and re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", model_data) \
                 and not model_data.startswith("s3://"):
@@ -306,13 +317,13 @@ class ServingModel(Construct):
             problems.add("vpc_subnets and security_groups need vpc; got them without a vpc")
         problems.check_type("network_isolation", network_isolation, bool, "a bool")
         problems.raise_if_any()
+        assert source is not None, "a None image added a problem"
 
-        self.role: iam.IRole = role or iam.Role(
-            self, "ExecutionRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"Execution role of the SageMaker model {self.node.path}")
+        self.role: iam.IRole = role or sagemaker_role(self, "ExecutionRole",
+                                                      f"Execution role of the SageMaker model {self.node.path}")
         self._grant_runtime_basics()
 
-        self.image_uri, grant_image = image.bind_with_grant(self)
+        self.image_uri, grant_image = source.bind_with_grant(self)
         self._artifact_grants = [grant_image]
         self.model_data_url = None
         if model_data is not None:
@@ -348,7 +359,7 @@ class ServingModel(Construct):
         self.model_name: str = self._resource.attr_model_name
         self.model_arn: str = cdk.Stack.of(self).format_arn(
             service="sagemaker", resource="model", resource_name=self.model_name)
-        self.description = image.description
+        self.description = source.description
 
     @property
     def grant_principal(self) -> iam.IPrincipal:
@@ -403,7 +414,7 @@ def _subnet_kwargs(selection: ec2.SubnetSelection | None) -> dict:
         "subnets": selection.subnets, "subnet_type": selection.subnet_type}.items() if v is not None}
 
 
-def _collect(problems: Problems, factory, value):
+def _collect(problems: Problems, factory: Callable[[Any], T], value: Any) -> T | None:
     try:
         return factory(value)
     except ConfigError as error:

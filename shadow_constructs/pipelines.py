@@ -76,6 +76,7 @@ class ShadowVerdictStep(pipelines.Step):
             else:
                 workflow = found[0]
         problems.raise_if_any()
+        assert workflow is not None, "no workflow added a problem"
         name = workflow.state_machine_name
         if not isinstance(name, str) or cdk.Token.is_unresolved(name):
             problems.add(f"the state machine of workflow {workflow.node.path!r} must have a literal name, "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -22,6 +22,8 @@ class _Config:
     #: cdk.json context key of the settings, and of an optional JSON file overriding them.
     CONTEXT_KEY: ClassVar[str]
     FILE_CONTEXT_KEY: ClassVar[str]
+    #: Set by @dataclass on each subclass.
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     @classmethod
     def load(cls: type[T], context: dict[str, Any] | str | None = None, file: str | Path | None = None) -> T:
@@ -50,10 +52,11 @@ class _Config:
 
     @classmethod
     def from_dict(cls: type[T], values: dict[str, Any]) -> T:
-        known = {f.name: f for f in fields(cls)}
+        # Each field's annotation as written ("int | None"): a string under ``from __future__ import annotations``.
+        known = {f.name: str(f.type) for f in fields(cls)}
         problems = [f"unknown key {key!r}; known keys: {', '.join(known)}" for key in values if key not in known]
-        problems += [f"{key} must be {known[key].type}, got {value!r}" for key, value in values.items()
-                     if key in known and not _fits(known[key].type, value)]
+        problems += [f"{key} must be {known[key]}, got {value!r}" for key, value in values.items()
+                     if key in known and not _fits(known[key], value)]
         if problems:
             raise ConfigError(cls.__name__, problems)
         return cls(**values)

@@ -40,6 +40,7 @@ class ManagedShadowTestStack(cdk.Stack):
         start = parse_time("start", config.start, problems)
         if problems:
             raise ConfigError("ManagedTestConfig", problems)
+        assert config.endpoint_name is not None, "a None endpoint_name added a problem"
 
         endpoint = ShadowEndpoint.from_endpoint_name(
             self, "Endpoint", config.endpoint_name, production_variant_name=config.production_variant_name,

@@ -91,6 +91,8 @@ class ShadowTestStack(cdk.Stack):
             cdk.CfnOutput(self, "CaptureDestination", value=self.endpoint.capture_destination)
         if phase is not TestPhase.SHADOW:
             return  # no shadow to watch or promote
+        shadow_variant_name = self.endpoint.shadow_variant_name
+        assert shadow_variant_name is not None, "the SHADOW phase runs the shadow"
         self.alarms = ShadowAlarms(self, "Alarms", endpoint=self.endpoint,
                                    latency_ratio_threshold=config.alarm_latency_ratio,
                                    error_rate_increase_threshold=config.alarm_error_rate_increase)
@@ -114,7 +116,7 @@ class ShadowTestStack(cdk.Stack):
             poll_interval=cdk.Duration.seconds(config.promotion_poll_seconds),
             # With min_agreement in the criteria, each run also judges the label agreement on the captured data.
             capture_analytics=self.analytics if judge_agreement else None)
-        cdk.CfnOutput(self, "ShadowVariantName", value=self.endpoint.shadow_variant_name)
+        cdk.CfnOutput(self, "ShadowVariantName", value=shadow_variant_name)
         cdk.CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
         cdk.CfnOutput(self, "PromotionStateMachine", value=self.workflow.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "RegressionAlarm", value=self.alarms.composite.alarm_name)
