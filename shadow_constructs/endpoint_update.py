@@ -4,7 +4,7 @@ an endpoint to the promoted or shadow-free config (``EndpointUpdate``, a ``State
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
@@ -24,6 +24,9 @@ THROTTLING_ERRORS = ["SageMaker.ThrottlingException", "SageMaker.SageMakerExcept
 IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 
 
+_Task = TypeVar("_Task", bound=sfn.TaskStateBase)
+
+
 class WorkflowSteps:
     """Makes the workflow's tasks: each retries throttling (from ``retry_interval``, doubling, 5 attempts); a
     guarded one is caught into ``failure``, which reports to the topic and fails the execution.
@@ -35,7 +38,7 @@ class WorkflowSteps:
     :param endpoint_name: the endpoint named in the failure report.
     """
 
-    def __init__(self, scope: Construct, *, functions: Mapping[str, lambda_.IFunction], topic: sns.ITopic,
+    def __init__(self, scope: Construct, *, functions: Mapping[str, lambda_.Function], topic: sns.ITopic,
                  retry_interval: cdk.Duration, endpoint_name: str) -> None:
         self.functions = functions
         self.topic = topic
@@ -48,17 +51,18 @@ class WorkflowSteps:
         self.failure.next(sfn.Fail(scope, "Failed", error="ShadowWorkflowFailed",
                                    cause="A step failed; the previous production config keeps serving."))
 
-    def retry(self, state: sfn.TaskStateBase) -> sfn.TaskStateBase:
+    def retry(self, state: _Task) -> _Task:
         state.add_retry(errors=THROTTLING_ERRORS, interval=self.retry_interval, backoff_rate=2, max_attempts=5)
         return state
 
-    def guarded(self, state: sfn.TaskStateBase) -> sfn.TaskStateBase:
+    def guarded(self, state: _Task) -> _Task:
         state.add_catch(self.failure, errors=["States.ALL"], result_path="$.failure")
         return state
 
     def invoke(self, scope: Construct, state_id: str, function: str, payload: dict, result_path: str) -> tasks.LambdaInvoke:
         return self.retry(tasks.LambdaInvoke(
-            scope, state_id, lambda_function=self.functions[function], payload=sfn.TaskInput.from_object(payload),
+            # jsii: Function implements IFunction with other parameter names (aws/jsii#4541).
+            scope, state_id, lambda_function=cast(lambda_.IFunction, self.functions[function]), payload=sfn.TaskInput.from_object(payload),
             payload_response_only=True, result_path=result_path, retry_on_service_exceptions=False))
 
     def sdk(self, scope: Construct, state_id: str, service: str, action: str, parameters: dict, resources: list[str],
@@ -127,7 +131,8 @@ class EndpointUpdate(sfn.StateMachineFragment):
 
     @property
     def end_states(self) -> list[sfn.INextable]:
-        return [self._succeeded, self._already]
+        ends: list[sfn.INextable] = [cast(sfn.INextable, self._succeeded), cast(sfn.INextable, self._already)]
+        return ends
 
     def _update(self, name: str, endpoint: IShadowEndpoint) -> tasks.CallAwsService:
         configs = cdk.Stack.of(self).format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")

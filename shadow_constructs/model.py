@@ -144,11 +144,16 @@ class ModelImage(_ModelSource):
         return ModelImage(f"sagemaker-xgboost:{version}", bind)
 
 
+def service_role(scope: Construct, construct_id: str, service: str, description: str | None = None) -> iam.IRole:
+    """A new role that ``service`` (e.g. ``lambda.amazonaws.com``) assumes."""
+    # jsii: ServicePrincipal and Role implement IPrincipal and IRole with other parameter names (aws/jsii#4541).
+    principal = cast(iam.IPrincipal, iam.ServicePrincipal(service))
+    return cast(iam.IRole, iam.Role(scope, construct_id, assumed_by=principal, description=description))
+
+
 def sagemaker_role(scope: Construct, construct_id: str, description: str) -> iam.IRole:
     """A new role SageMaker assumes (a model's execution role, a managed test's role)."""
-    # jsii: ServicePrincipal and Role implement IPrincipal and IRole with other parameter names (aws/jsii#4541).
-    principal = cast(iam.IPrincipal, iam.ServicePrincipal("sagemaker.amazonaws.com"))
-    return cast(iam.IRole, iam.Role(scope, construct_id, assumed_by=principal, description=description))
+    return service_role(scope, construct_id, "sagemaker.amazonaws.com", description)
 
 
 def _grant_pull(grantee: iam.IGrantable, repository_arn: str) -> iam.Grant:

@@ -8,11 +8,10 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 import jsii
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
@@ -31,6 +30,7 @@ from .endpoint_update import EndpointUpdate, WorkflowSteps, outcome
 from .errors import ConfigError, Problems, check_removal_policy, shown
 from .managed_test import ManagedShadowTest
 from .metric_factory import VERDICT_SERIES, ShadowMetricFactory
+from .model import service_role
 from .phase import METADATA_KEY, InstanceSettings, TestPhase, check_instance_override
 from .workflow_functions import REPORT_PREFIX, WorkflowFunctions
 
@@ -192,7 +192,7 @@ class PromotionWorkflow(Construct):
         #: The state machine's physical name: deterministic, so a pipeline stack can name it without a reference.
         self.state_machine_name = cdk.Names.unique_resource_name(self, max_length=80, separator="-")
         self.report_store = report_store or CaptureStore(self, "Reports")
-        self.topic = topic or self._topic(removal_policy)
+        self.topic: sns.ITopic = topic or self._topic(removal_policy)
         self._functions = WorkflowFunctions(
             self, state_machine_name=self.state_machine_name, report_store=self.report_store,
             endpoint_arn=None if managed_test else endpoint.endpoint_arn, capture_analytics=capture_analytics,
@@ -204,7 +204,7 @@ class PromotionWorkflow(Construct):
                               endpoint_name=endpoint.endpoint_name)
         self.state_machine = self._state_machine(self._definition(steps, require_approval, on_inconclusive,
                                                                   max_extensions), removal_policy)
-        cfn_machine = self.state_machine.node.default_child
+        cfn_machine = cast(cdk.CfnResource, self.state_machine.node.default_child)
         cfn_machine.add_metadata(METADATA_KEY, {"role": "promotion-workflow", "endpoint": endpoint.node.path})
         self.schedule = self._schedule(test_end) if test_end and self.ends_itself else None
         #: The ``Custom::ShadowTestEnd`` resource that starts the self-ending execution (None when off).
@@ -308,11 +308,12 @@ class PromotionWorkflow(Construct):
 
     # Resources
 
-    def _topic(self, removal_policy: cdk.RemovalPolicy) -> sns.Topic:
+    def _topic(self, removal_policy: cdk.RemovalPolicy) -> sns.ITopic:
         key = kms.Key(self, "TopicKey", enable_key_rotation=True, removal_policy=removal_policy,
                       description=f"Shadow test verdicts of {self.node.path}")
-        return sns.Topic(self, "Topic", master_key=key, enforce_ssl=True,
-                         display_name="Shadow test verdicts and approvals")
+        # jsii: Key and Topic implement IKey and ITopic with other parameter names (aws/jsii#4541).
+        return cast(sns.ITopic, sns.Topic(self, "Topic", master_key=cast(kms.IKey, key), enforce_ssl=True,
+                                          display_name="Shadow test verdicts and approvals"))
 
     def _state_machine(self, chain: sfn.IChainable, removal_policy: cdk.RemovalPolicy) -> sfn.StateMachine:
         log_group = logs.LogGroup(self, "ExecutionLogs", retention=logs.RetentionDays.ONE_YEAR,
@@ -336,8 +337,11 @@ class PromotionWorkflow(Construct):
 
     def _context(self) -> dict[str, Any]:
         endpoint = self.endpoint
+        shadow = endpoint.shadow_variant_name
+        if shadow is None and self.managed_test is not None:  # checked at synth: one of the two has a shadow
+            shadow = self.managed_test.shadow_variant_name
         return {"endpoint_name": endpoint.endpoint_name, "production_variant": endpoint.production_variant_name,
-                "shadow_variant": endpoint.shadow_variant_name or self.managed_test.shadow_variant_name}
+                "shadow_variant": shadow}
 
     def _metric_queries(self, shadow_variant: str) -> list[dict]:
         endpoint = self.endpoint
@@ -495,6 +499,8 @@ class PromotionWorkflow(Construct):
 
     def _stop_experiment(self, name: str, action: str, steps: WorkflowSteps) -> sfn.Chain:
         test = self.managed_test
+        if test is None:
+            raise TypeError("only a workflow that ends a managed test stops an experiment")
         actions = {test.production_variant_name: "Remove", test.shadow_variant_name: "Promote"} \
             if action == "promote" else {test.production_variant_name: "Retain", test.shadow_variant_name: "Remove"}
         stop = steps.guarded(steps.sdk(self, f"{name}StopExperiment", "sagemaker", "stopInferenceExperiment", {
@@ -514,12 +520,11 @@ class PromotionWorkflow(Construct):
                         # workflow (criteria, window, ...) must restart the pending end with the new one.
                         "DefinitionHash": cdk.Lazy.string(_DefinitionHash(self.state_machine))})
         resource.node.add_dependency(self.state_machine, function.role)
-        cfn = resource.node.default_child
-        cfn.add_metadata(METADATA_KEY, {"role": "test-end"})
+        cast(cdk.CfnResource, resource.node.default_child).add_metadata(METADATA_KEY, {"role": "test-end"})
         return resource
 
     def _schedule(self, test_end: datetime) -> scheduler.CfnSchedule:
-        role = iam.Role(self, "SchedulerRole", assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"))
+        role = service_role(self, "SchedulerRole", "scheduler.amazonaws.com")
         self.state_machine.grant_start_execution(role)
         return scheduler.CfnSchedule(
             self, "EndOfTest", flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
@@ -543,7 +548,8 @@ class _DefinitionHash:
         self.machine = machine
 
     def produce(self) -> str:
-        definition = cdk.Stack.of(self.machine).resolve(self.machine.node.default_child.definition_string)
+        cfn = cast(sfn.CfnStateMachine, self.machine.node.default_child)
+        definition = cdk.Stack.of(self.machine).resolve(cfn.definition_string)
         return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 
 

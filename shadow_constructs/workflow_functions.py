@@ -12,6 +12,7 @@ from ._nag import acknowledge_wildcard_resource
 from ._runtime import RUNTIME_DIR
 from .capture import CaptureStore
 from .capture_analytics import CaptureAnalytics
+from .model import service_role
 
 #: Where the workflow's functions write series and reports in the report store.
 REPORT_PREFIX = "shadow-tests"
@@ -19,6 +20,13 @@ _AUTOSCALING_ACTIONS = [
     "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies",
     "application-autoscaling:DeregisterScalableTarget", "application-autoscaling:DeleteScalingPolicy",
     "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy"]
+
+
+def role_of(function: lambda_.Function) -> iam.IRole:
+    """The execution role of one of the workflow's functions (each is made with one)."""
+    if function.role is None:
+        raise TypeError(f"the workflow's function {function.node.path} has no execution role")
+    return function.role
 
 
 def executions_arn(scope: Construct, state_machine_name: str) -> str:
@@ -71,8 +79,7 @@ class WorkflowFunctions:
     def _function(self, name: str, handler: str, timeout: cdk.Duration, module: str = "handlers") -> lambda_.Function:
         group = logs.LogGroup(self.scope, f"{name}Logs", retention=logs.RetentionDays.ONE_YEAR,
                               removal_policy=self.log_removal_policy)
-        role = iam.Role(self.scope, f"{name}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description=f"{name} step of {self.scope.node.path}")
+        role = service_role(self.scope, f"{name}Role", "lambda.amazonaws.com", f"{name} step of {self.scope.node.path}")
         group.grant_write(role)
         return lambda_.Function(
             self.scope, f"{name}Function", runtime=lambda_.Runtime.PYTHON_3_14, handler=f"shadow_runtime.{module}.{handler}",
@@ -82,13 +89,13 @@ class WorkflowFunctions:
     def _gather(self) -> lambda_.Function:
         function = self._function("GatherMetrics", "gather_metrics", cdk.Duration.minutes(5))
         function.add_to_role_policy(iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"]))
-        acknowledge_wildcard_resource(function.role, "*", "cloudwatch:GetMetricData takes no resource ARN.")
-        self._grant_reports(function.role, read=False)
+        acknowledge_wildcard_resource(role_of(function), "*", "cloudwatch:GetMetricData takes no resource ARN.")
+        self._grant_reports(role_of(function), read=False)
         return function
 
     def _judge(self) -> lambda_.Function:
         function = self._function("Judge", "judge", cdk.Duration.minutes(5))
-        self._grant_reports(function.role, read=True)
+        self._grant_reports(role_of(function), read=True)
         return function
 
     def _follow(self) -> lambda_.Function:
@@ -101,7 +108,7 @@ class WorkflowFunctions:
     def _on_executions(self, function: lambda_.Function, actions: list[str]) -> None:
         executions = executions_arn(self.scope, self.state_machine_name)
         function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[executions]))
-        acknowledge_wildcard_resource(function.role, executions,
+        acknowledge_wildcard_resource(role_of(function), executions,
                                       "The executions of this workflow's own state machine, named at run time.")
 
     def _update_functions(self, endpoint_arn: str) -> tuple[lambda_.Function, lambda_.Function]:
@@ -121,10 +128,10 @@ class WorkflowFunctions:
         restore.add_to_role_policy(iam.PolicyStatement(
             actions=["iam:CreateServiceLinkedRole"], resources=["*"],
             conditions={"StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}))
-        acknowledge_wildcard_resource(prepare.role, configs,
+        acknowledge_wildcard_resource(role_of(prepare), configs,
                                       "New endpoint configs are named at run time; reads and creates only.")
         for function in (prepare, restore):
-            acknowledge_wildcard_resource(function.role, "*", "Application Auto Scaling calls take no "
+            acknowledge_wildcard_resource(role_of(function), "*", "Application Auto Scaling calls take no "
                                           "resource ARN; CreateServiceLinkedRole is conditioned on its service.")
         return prepare, restore
 
