@@ -82,7 +82,7 @@ class Aws:
     """One boto3 session (``--region`` or the environment's) and its clients."""
 
     def __init__(self, region: str | None = None) -> None:
-        import boto3
+        import boto3.session
 
         self.session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
         self.region = self.session.region_name

@@ -134,7 +134,7 @@ class _Template:
 def _variant(tpl: _Template, role: str, prop: dict[str, Any]) -> VariantPlan:
     model_ref = prop["ModelName"]
     model_id = model_ref["Fn::GetAtt"][0] if isinstance(model_ref, dict) and "Fn::GetAtt" in model_ref else None
-    container = tpl.resources.get(model_id, {}).get("Properties", {}).get("PrimaryContainer", {})
+    container = {} if model_id is None else tpl.resources.get(model_id, {}).get("Properties", {}).get("PrimaryContainer", {})
     image = tpl.render(container.get("Image", "?"))
     return VariantPlan(
         role=role, name=prop["VariantName"], instance_type=prop.get("InstanceType", "serverless"),

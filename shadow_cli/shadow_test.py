@@ -82,7 +82,10 @@ from .stack import (
 
 PROG = "shadow-test"
 WAIT_STATE = "WaitForTestEnd"
-EXIT_CODES = "Exit codes:\n" + __doc__.split("Exit codes:\n", 1)[1]
+if __doc__ is None:  # python -OO strips docstrings; the help text and exit codes are this module's docstring
+    raise ImportError(f"{__name__} needs its docstring: run Python without -OO")
+_DOC: str = __doc__
+EXIT_CODES = "Exit codes:\n" + _DOC.split("Exit codes:\n", 1)[1]
 #: What the workflow did, when its output predates the "action" field.
 ACTION_OF_DECISION = {"PROMOTE": "promoted", "REJECT": "shadow_removed", "INCONCLUSIVE": "none"}
 NOT_FOUND_CODES = frozenset({"StateMachineDoesNotExist", "InvalidArn", "ExecutionDoesNotExist"})
@@ -135,7 +138,7 @@ def json_object(text: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def variant_text(kind: str, variant: dict[str, Any], model: str, now: dict[str, Any] | None = None) -> str:
+def variant_text(kind: str, variant: dict[str, Any], model: str, now: dict[str | None, Any] | None = None) -> str:
     count, instance_type = variant.get("InitialInstanceCount"), variant.get("InstanceType")
     size = f"{show(count)} x {show(instance_type)}" if count is not None or instance_type else "serverless"
     current = (now or {}).get(variant.get("VariantName"))
@@ -265,7 +268,7 @@ def conclude(aws: Aws, described: dict[str, Any]) -> int:
         raise CliError(f"execution {name} {status}: {detail}", EXIT_FAILED)
     output = json_object(described.get("output"))
     decision = (output or {}).get("decision")
-    if decision not in ACTION_OF_DECISION:
+    if output is None or decision not in ACTION_OF_DECISION:
         raise CliError(f"execution {name} SUCCEEDED without a verdict in its output: "
                        f"{one_line(described.get('output'), 300)}", EXIT_FAILED)
     action = output.get("action") or ACTION_OF_DECISION[decision]
@@ -342,7 +345,7 @@ def show_endpoint(aws: Aws, stack: DeployedStack, logical: str, resource: dict[s
     sagemaker = aws.client("sagemaker")
     name = stack.endpoint_name(logical, resource)
     say(f"Endpoint {name or '(not deployed)'} ({logical})")
-    live_models: dict[str, str] = {}
+    live_models: dict[str | None, str] = {}  # by VariantName, which a variant may lack
     if name:
         try:
             endpoint = sagemaker.describe_endpoint(EndpointName=name)
@@ -367,7 +370,7 @@ def show_endpoint(aws: Aws, stack: DeployedStack, logical: str, resource: dict[s
     mark = mark_of(resource) or {}
     say(f"  template  phase {mark.get('phase') or 'not marked'}")
     production, shadows = declared_variants(stack.template, resource)
-    declared_production: dict[str, str] = {}
+    declared_production: dict[str | None, str] = {}
     for kind, variants in (("production", production), ("shadow", shadows)):
         for variant in variants:
             model_value = variant.get("ModelName")
@@ -535,7 +538,7 @@ def seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
-    description = __doc__.split("Exit codes:", 1)[0].replace("``", "").strip()
+    description = _DOC.split("Exit codes:", 1)[0].replace("``", "").strip()
     parser = Parser(prog=PROG, description=description, epilog=EXIT_CODES, formatter_class=formatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,status,drift}", parser_class=Parser)
     run = commands.add_parser("run", help="run (or follow) the promotion workflow to its verdict",

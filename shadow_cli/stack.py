@@ -84,7 +84,9 @@ def show(value: Any) -> str:
 def config_of(template: dict[str, Any], endpoint: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     """The AWS::SageMaker::EndpointConfig of this template the endpoint resource refers to."""
     logical = reference((endpoint.get("Properties") or {}).get("EndpointConfigName"))
-    resource = resources_of(template).get(logical or "")
+    if logical is None:
+        return None
+    resource = resources_of(template).get(logical)
     return (logical, resource) if resource and resource.get("Type") == CONFIG_TYPE else None
 
 

@@ -130,7 +130,11 @@ def choose_variants(variants: Sequence[str], production: str | None, shadow: str
             given = "--production-variant" if production is not None else "--shadow-variant"
             raise ReportError(f"cannot tell the other variant from {given} alone among {len(present)} variants "
                               f"({', '.join(present)}): give both --production-variant and --shadow-variant")
-        return (production, others[0]) if production is not None else (others[0], shadow)
+        if production is not None:
+            return production, others[0]
+        if shadow is None:  # unreachable: one of the two is given here
+            raise ReportError("neither --production-variant nor --shadow-variant given")
+        return others[0], shadow
     if len(present) != 2:
         raise ReportError(f"found {len(present)} variant(s) ({', '.join(present)}): give --production-variant and --shadow-variant")
     shadows = [v for v in present if "shadow" in v.lower()]
@@ -392,6 +396,14 @@ def _session(connection):
     return connection
 
 
+def _scalar(connection, sql: str) -> Any:
+    """The first column of the one row ``sql`` returns (an aggregate's or a setting's)."""
+    row = connection.execute(sql).fetchone()
+    if row is None:
+        raise RuntimeError(f"DuckDB returned no row for {sql!r}")
+    return row[0]
+
+
 def _batches(files: Sequence[CaptureFile]) -> list[list[CaptureFile]]:
     batches, current, size = [], [], 0
     for capture_file in files:
@@ -550,7 +562,7 @@ def _clean_copy(connection, item: _Input, scratch: str) -> str:
 def _deduplicate(connection, inputs: Sequence[_Input], parts: int) -> None:
     """Mark the later records of an inferenceId seen more than once in a variant as duplicates, and join the
     remaining ones again. Without duplicates, every inferenceId is one row of ``joined``."""
-    if not connection.execute("SELECT count(*) - count(DISTINCT inference_id) FROM joined").fetchone()[0]:
+    if not _scalar(connection, "SELECT count(*) - count(DISTINCT inference_id) FROM joined"):
         return
     connection.execute(_REPEATED)
     files = {row[0] for row in connection.execute("SELECT DISTINCT file FROM repeated").fetchall()}
@@ -585,7 +597,7 @@ def analyse(files: Sequence[CaptureFile], settings: ReportSettings, scratch: str
                            {"ids": list(range(len(selected))), "paths": [f.path for f in selected], "sides": sides,
                             "hours": [f.hour for f in selected]})
         connection.execute(_RECORDS_DDL)
-        parts = int(connection.execute("SELECT current_setting('threads')").fetchone()[0])
+        parts = int(_scalar(connection, "SELECT current_setting('threads')"))
         inputs: list[_Input] = []
         total, done, ids = sum(f.size for f in selected), 0, {f.path: i for i, f in enumerate(selected)}
         for batch in _batches(selected):
@@ -600,7 +612,7 @@ def analyse(files: Sequence[CaptureFile], settings: ReportSettings, scratch: str
         connection.execute(_COMPLEX_PAIRS)
         connection.execute(_predictions_sql(settings.threshold))
         simple_pairs = connection.execute(_SIMPLE_PAIRS).fetchall()
-        if connection.execute("SELECT count(*) FROM complex_pairs").fetchone()[0]:
+        if _scalar(connection, "SELECT count(*) FROM complex_pairs"):
             connection.execute(_complex_predictions_sql(settings.threshold))
         results = _query_all(connection, settings, parts)
         results["pairs"] = simple_pairs + results.pop("complex_pairs")

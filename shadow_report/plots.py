@@ -44,8 +44,10 @@ def nice_ticks(low: float, high: float, most: int) -> tuple[list[float], int]:
     for factor in _STEPS:
         step = factor * magnitude
         first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
-        if last - first + 1 <= most:
+        if last - first + 1 <= most or factor == _STEPS[-1]:  # the largest step when none fits
             break
+    else:
+        raise ValueError("no tick steps")  # unreachable: _STEPS is not empty
     decimals = max(0, -math.floor(math.log10(step) + 1e-9) + (1 if factor == 2.5 else 0))
     return [round(i * step, decimals + 2) for i in range(first, last + 1)], decimals
 
@@ -97,13 +99,13 @@ class Chart:
         return ticks, labels, last.strftime("%Y-%b-%d") if step < 24 else last.strftime("%Y")
 
     def _width(self, text: str, font=None) -> int:
-        box = (font or self.font).getbbox(text)
-        return box[2] - box[0]
+        box = (font or self.font).getbbox(text)  # whole pixels from these fonts; Pillow types them float
+        return math.ceil(box[2] - box[0])
 
     def _height(self, font=None) -> int:
         """The height of a line of text (ascenders and descenders)."""
         box = (font or self.font).getbbox("Ag")
-        return box[3] - box[1]
+        return math.ceil(box[3] - box[1])
 
     def px(self, x: float, y: float) -> tuple[float, float]:
         left, top, right, bottom = self.box
@@ -142,11 +144,13 @@ class Chart:
 
         layer = Image.new("RGBA", self.size, (0, 0, 0, 0))
         draw(ImageDraw.Draw(layer))
-        box = tuple(round(v) for v in self.box)
+        left, top, right, bottom = (round(v) for v in self.box)
         alpha = Image.new("L", self.size, 0)
-        alpha.paste(layer.getchannel("A").crop(box), box[:2])
+        alpha.paste(layer.getchannel("A").crop((left, top, right, bottom)), (left, top))
         if opacity < 1:
-            alpha = alpha.point(lambda v: round(v * opacity))
+            def faded(value: int) -> int:
+                return round(value * opacity)
+            alpha = alpha.point(faded)
         self.image.paste(layer.convert("RGB"), (0, 0), alpha)
 
     def save(self, path: str) -> str:

@@ -81,7 +81,7 @@ def gather_metrics(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     if event.get("run_id"):
         folder += "/" + "".join(c if c.isalnum() or c in "-_.:" else "-" for c in str(event["run_id"]))
     key = f"{folder}/series.json"
-    body = {"production": production, "shadow": shadow}
+    body: dict[str, Any] = {"production": production, "shadow": shadow}
     if any(m != 1 for m in slot_minutes):
         body["slot_minutes"] = slot_minutes
     uri = _put(event["report_bucket"], key, json.dumps(body), "application/json")
