@@ -5,11 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CDK    := node_modules/.bin/cdk
+PYRIGHT := node_modules/.bin/pyright
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo synth lint test bench bench-judge models clean
+.PHONY: setup demo synth lint typecheck test bench bench-judge models clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -48,10 +49,16 @@ synth: setup
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2
+	$(MAKE) --no-print-directory typecheck
+	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 lint: setup
 	$(BIN)/ruff check .
+
+# The pinned pyright (package.json) over the shipped code and the example app, as [tool.pyright] in
+# pyproject.toml sets it: standard mode, Python 3.11, the packages in .venv.
+typecheck: setup
+	$(PYRIGHT)
 
 bench: setup
 	$(BIN)/python benchmarks/synth_bench.py

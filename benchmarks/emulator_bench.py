@@ -2,7 +2,9 @@
 
 Starts ``python -m shadow_emulator`` on a free port, deploys the reference endpoint (churn v1 in
 production, v2 as a 50% shadow, capture on) through the SageMaker API, then sends the demo's CSV rows
-with the demo's concurrency and prints requests per second and milliseconds per request.
+with the demo's concurrency and prints requests per second and milliseconds per request, and the CPU time
+per request of the emulator and of this driver (boto3): on a shared machine the wall time is noisy,
+the CPU time much less so.
 
     .venv/bin/python benchmarks/emulator_bench.py [--requests 3000] [--threads 4]
 """
@@ -54,6 +56,12 @@ def deploy(url: str) -> tuple[object, str]:
     return session.client("sagemaker-runtime", endpoint_url=url, config=config), "bench"
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (Linux's /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
@@ -85,10 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         spy = subprocess.Popen(["py-spy", "record", "--pid", str(emulator.pid), "--format", "raw", "--output",
                                 args.py_spy, "--rate", "200", "--nonblocking"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL) if args.py_spy else None
+        cpu_emulator, cpu_driver = process_cpu_seconds(emulator.pid), time.process_time()
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=args.threads) as pool:
             list(pool.map(invoke, range(1, args.requests)))
         seconds = time.perf_counter() - started
+        cpu_emulator = process_cpu_seconds(emulator.pid) - cpu_emulator
+        cpu_driver = time.process_time() - cpu_driver
         if spy is not None:
             spy.send_signal(2)
             spy.wait(timeout=60)
@@ -96,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         served = ", ".join(f"{variant} {numbers['invocations']}" for variant, numbers in counts.items())
         print(f"{args.requests - 1} requests, {args.threads} threads: {seconds:.1f} s, "
               f"{(args.requests - 1) / seconds:.0f} requests/s, {1000 * seconds / (args.requests - 1):.1f} ms each "
-              f"(served: {served})")
+              f"(served: {served}); CPU per request: emulator {1000 * cpu_emulator / (args.requests - 1):.1f} ms, "
+              f"driver (boto3) {1000 * cpu_driver / (args.requests - 1):.1f} ms; load average {os.getloadavg()[0]:.1f}")
     finally:
         emulator.terminate()
         emulator.wait(timeout=15)

@@ -20,7 +20,8 @@ moving it forward ends a wait for a timestamp (or for a number of seconds) witho
 A few control routes, under ``/_shadow_emulator/``, serve the demo driver (they are no AWS API):
 ``GET health``, ``POST clock`` ``{"offset_seconds": -1200}`` (the emulator's clock then runs that
 far behind this machine's: metric and capture timestamps of a replay; ``3600`` ends, within a
-fraction of a second, the Wait states due in the next hour), ``POST flush`` (write buffered capture
+fraction of a second, the Wait states due in the next hour; an optional ``"rate": 20``, default 1,
+makes it run 20 times as fast from then on: a 2-second Wait state then takes a tenth of a second), ``POST flush`` (write buffered capture
 records now) and ``GET counts`` (requests served per endpoint and variant).
 
 Run it on its own with ``python -m shadow_emulator --port 5055``. A test double, never deployed:
@@ -70,6 +71,13 @@ def _cache_moto_module_list() -> None:
 
     cached.cached = True  # type: ignore[attr-defined]
     backends.list_of_moto_modules = cached
+
+
+class _RequestHandler(MotoRequestHandler):
+    """moto's request handler with Nagle's algorithm off: werkzeug writes a response's headers and its body in
+    two sends, and with Nagle on the body waits for the client's (delayed) ACK of the headers."""
+
+    disable_nagle_algorithm = True
 
 
 class PortInUseError(Exception):
@@ -144,7 +152,7 @@ class EmulatorServer:
                            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
         try:
             self._server = make_server(self.host, self.port, self._application(), threaded=True,
-                                       request_handler=MotoRequestHandler)
+                                       request_handler=_RequestHandler)
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 raise PortInUseError(f"port {self.port} on {self.host} is already in use") from None
@@ -204,9 +212,11 @@ class EmulatorServer:
             return "200 OK", {"flushed": True}
         if method == "POST" and route == "clock":
             try:
-                offset = float(json.loads(body or b"{}")["offset_seconds"])
-            except (ValueError, KeyError, TypeError):
-                return "400 Bad Request", {"error": f"expected {{\"offset_seconds\": <number>}}, got {body[:200]!r}"}
-            self.clock.offset = timedelta(seconds=offset)
-            return "200 OK", {"offset_seconds": offset}
+                request = json.loads(body or b"{}")
+                offset, rate = float(request["offset_seconds"]), request.get("rate", 1)
+                self.clock.set(timedelta(seconds=offset), rate)
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                return "400 Bad Request", {"error": f"expected {{\"offset_seconds\": <number>, \"rate\": <1-10000, "
+                                                    f"default 1>}}, got {body[:200]!r} ({error})"}
+            return "200 OK", {"offset_seconds": offset, "rate": float(rate)}
         return "404 Not Found", {"error": f"no control route {method} {CONTROL_PREFIX}{route}"}

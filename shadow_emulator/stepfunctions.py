@@ -11,8 +11,9 @@ moto's interpreter really sleeps in a Wait state, by this machine's clock. While
 ``POST /_shadow_emulator/clock`` sets): a ``Timestamp`` / ``TimestampPath`` wait ends once the
 emulated now reaches the timestamp (UTC), a ``Seconds`` / ``SecondsPath`` wait once the emulated
 clock has moved that many seconds since the state was entered (real time elapsed plus any change
-of the offset). The wait looks at the clock five times a second, so moving the offset forward ends
-a wait that is already waiting; StopExecution still interrupts it at once.
+of the offset; a clock running at a rate of R makes it R times shorter). The wait looks at the
+clock five times a second, so moving the offset forward ends a wait that is already waiting;
+StopExecution still interrupts it at once.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ class WaitStateDouble:
             if remaining <= 0:
                 return
             # moto pulses program_state_event when the execution stops: that wakes the wait at once.
-            env.program_state_event.wait(min(remaining, self.poll_seconds))
+            env.program_state_event.wait(min(remaining / self.clock.rate, self.poll_seconds))
         LOG.info("Wait state interrupted: the execution is no longer running")
 
     def install(self) -> WaitStateDouble:

@@ -11,6 +11,10 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# As app.py does for its jsii kernel (and for the same reason: Node's four V8 worker threads compiling CDK's template
+# validation engine swamp a 2-core machine): each test worker's kernel sizes its pool to the machine. Same templates.
+if "--v8-pool-size" not in os.environ.get("NODE_OPTIONS", ""):
+    os.environ["NODE_OPTIONS"] = f"{os.environ.get('NODE_OPTIONS', '')} --v8-pool-size=0".strip()
 
 import aws_cdk as cdk  # noqa: E402
 import numpy as np  # noqa: E402

@@ -191,6 +191,32 @@ def test_the_wait_ends_when_the_shared_clock_is_moved():
     assert not waiter.is_alive()
 
 
+def test_a_clock_with_a_rate_runs_that_many_times_as_fast_from_where_it_was():
+    clock = EmulatorClock(timedelta(hours=-1))
+    started = time.monotonic()
+    clock.rate = 100  # starts from the emulated now: no jump
+    before = clock.offset
+    assert abs(before - timedelta(hours=-1)) < timedelta(seconds=5)
+    time.sleep(0.3)
+    gained, elapsed = (clock.offset - before).total_seconds(), time.monotonic() - started
+    assert 99 * 0.3 - 0.5 <= gained <= 99 * elapsed + 0.5  # 99 s more for every real second
+    clock.set(timedelta(0))  # rate back to 1
+    assert clock.rate == 1.0 and abs(clock.offset) < timedelta(seconds=1)
+    for bad in (0, 0.5, 20_000, "fast", True):
+        with pytest.raises(ValueError, match="rate is a number from 1 to 10000"):
+            clock.rate = bad
+
+
+def test_a_relative_wait_follows_the_clocks_rate():
+    """A 60-second Seconds wait on a clock running 200 times as fast ends in about 0.3 s."""
+    clock = EmulatorClock(rate=200)
+    double, env = WaitStateDouble(clock), FakeEnvironment()
+    started = time.monotonic()
+    double.wait_until(env, clock.now() + timedelta(seconds=60))
+    assert time.monotonic() - started < 10  # generous on a loaded machine; 60 s without the rate
+    assert clock.offset >= timedelta(seconds=59 * 199 / 200)
+
+
 def test_the_doubles_restore_moto_when_uninstalled():
     original_wait = WaitFunction.__dict__["_eval_body"]
     with WaitStateDouble():

@@ -54,10 +54,13 @@ def test_serves_aws_apis_with_the_doubles_installed(emulator):
 
 def test_control_routes(emulator):
     url = emulator["url"]
-    assert control(url, "POST", "clock", {"offset_seconds": -1200}) == (200, {"offset_seconds": -1200.0})
-    assert control(url, "POST", "clock", {"offset_seconds": 0}) == (200, {"offset_seconds": 0.0})
+    assert control(url, "POST", "clock", {"offset_seconds": -1200}) == (200, {"offset_seconds": -1200.0, "rate": 1.0})
+    assert control(url, "POST", "clock", {"offset_seconds": 5, "rate": 20}) == (200, {"offset_seconds": 5.0, "rate": 20.0})
+    assert control(url, "POST", "clock", {"offset_seconds": 0}) == (200, {"offset_seconds": 0.0, "rate": 1.0})
     status, body = control(url, "POST", "clock", {"offset": "yesterday"})
     assert status == 400 and "offset_seconds" in body["error"]
+    status, body = control(url, "POST", "clock", {"offset_seconds": 0, "rate": 0})
+    assert status == 400 and "rate is a number from 1 to 10000, got 0" in body["error"]
     assert control(url, "POST", "flush") == (200, {"flushed": True})
     assert control(url, "GET", "counts") == (200, {"counts": {}})
     assert control(url, "GET", "nothing") == (404, {"error": "no control route GET /_shadow_emulator/nothing"})

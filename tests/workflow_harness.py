@@ -153,7 +153,7 @@ def run(state_machine: str, payload: dict | None = None, timeout: float = 90,
             return described
         if on_waiting:
             on_waiting(arn)
-        time.sleep(0.2)
+        time.sleep(0.1)
     raise TimeoutError(f"execution {arn} still running after {timeout} s")
 
 
