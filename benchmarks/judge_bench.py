@@ -9,6 +9,8 @@ PROMOTE or REJECT; and the time per look of ``compare`` at 1, 7 and 30 days of m
 
     .venv/bin/python benchmarks/judge_bench.py [--runs 200] [--rpm 200] [--seed 7] [--look-runs 1000]
     .venv/bin/python benchmarks/judge_bench.py --only looks      # the interim-look section and timing only
+    .venv/bin/python benchmarks/judge_bench.py --only power --rpm 40 --runs 100   # minutes-to-reject table only
+    .venv/bin/python benchmarks/judge_bench.py --only calibrate  # the previous verdict on candidate worlds
 
 The world of the first two tables: production gets ``rpm`` requests a minute (Poisson), the shadow a 50% sample of
 them. Every minute both variants feel the same load swing (latency x exp(N(0, 0.2))) and a
@@ -17,9 +19,13 @@ factor on the shadow; each request fails with the variant's error rate. All judg
 same tolerances: latency +5%, error rate +0.5 percentage points; 98% confidence.
 
 The world of the interim-look section (the issue's): 600 requests a minute to both variants (the
-shadow gets them all), the same per-minute load on both (x exp(N(0, 0.15))), and per variant and
-minute independent noise on each statistic: p50 5%, Average 7.5%, p99 10% (log-normal sd);
-5XX errors 0.5% (production), ModelErrors 0.1%; latency tolerance 7.5%.
+shadow gets them all), the same per-minute load on both (x exp(N(0, 0.15))), and each variant's own
+per-minute noise on each statistic (log-normal sd): p50 5%, Average 7.5%, p99 10%, times
+``--look-noise-scale`` (default 0.88), correlated ``--look-noise-correlation`` (default 0.5) across
+a variant's statistics in a minute; 5XX errors 0.5% (production), ModelErrors 0.1%; latency
+tolerance 7.5%. The defaults are calibrated so that the previous verdict (``peer_judges.previous_judge``)
+rejects a +5% shadow as often as the issue measured (11% at one 60-minute look, 41% with looks every
+10 minutes): ``--only calibrate`` prints it for several worlds (docs/sequential-verdict.md).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lambda"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peer_judges import kayenta_judge, threshold_judge  # noqa: E402
+from peer_judges import kayenta_judge, previous_judge, threshold_judge  # noqa: E402
 from shadow_runtime.verdict import INCONCLUSIVE, PROMOTE, REJECT, Criteria, compare  # noqa: E402
 
 CRITERIA = Criteria(sampling_percent=50)
@@ -79,6 +85,7 @@ def simulate(rng: np.random.Generator, minutes: int, rpm: float, factor: float, 
     return production, shadow
 
 
+_Z98, _Z95 = 2.0537489, 1.6448536
 EXTENDED = "ours, extending to 2x, 4x"
 LOOKED = "ours, looks every 10 min"
 LOOK_EVERY, LOOK_HORIZON = 10, 180
@@ -86,14 +93,17 @@ LOOK_KEYS = ("Invocations", "Invocation5XXErrors", "InvocationModelErrors", "Mod
              "ModelLatency:Average", "ModelLatency:p99")
 LOOK_NOISE = {"ModelLatency:p50": (20_000, 0.05), "ModelLatency:Average": (23_000, 0.075),
               "ModelLatency:p99": (45_000, 0.10)}
+# The issue's world, calibrated to its figures for the previous verdict (docs/sequential-verdict.md):
+LOOK_NOISE_SCALE, LOOK_NOISE_CORRELATION = 0.88, 0.5
+CALIBRATION_WORLDS = "1:0,0.7071:0,0.85:0,0.88:0.5,0.92:0.5"
 LOOK_CRITERIA = Criteria(latency_tolerance=0.075)
 LOOK_CASES = {  # name: (latency factor, shadow 5XX rate)
     "identical": (1.0, 0.005), "latency +5% (inside 7.5%)": (1.05, 0.005), "latency +10%": (1.10, 0.005),
     "latency +30%": (1.30, 0.005), "5XX +2 points": (1.0, 0.025)}
 LOOK_JUDGES = {
     "ours, sequential": (lambda p, s: compare(p, s, LOOK_CRITERIA).decision, True),
-    "ours, seq., promote 95%": (
-        lambda p, s: compare(p, s, Criteria(latency_tolerance=0.075, promote_confidence=0.95)).decision, True),
+    "ours, seq., promote 98%": (
+        lambda p, s: compare(p, s, Criteria(latency_tolerance=0.075, promote_confidence=None)).decision, True),
     "ours, fixed horizon": (
         lambda p, s: compare(p, s, Criteria(latency_tolerance=0.075, sequential=False)).decision, True),
     "ours, fixed, one look @60": (
@@ -103,16 +113,21 @@ LOOK_JUDGES = {
 }
 
 
-def look_world(rng: np.random.Generator, minutes: int, factor: float, error_s: float, rpm: float = 600):
-    """The issue's simulation, per-minute statistics drawn directly (see the module's docstring)."""
+def look_world(rng: np.random.Generator, minutes: int, factor: float, error_s: float, rpm: float = 600,
+               noise_scale: float = 1.0, correlation: float = 0.0):
+    """The issue's simulation, per-minute statistics drawn directly (see the module's docstring);
+    ``noise_scale`` multiplies every statistic's own noise, ``correlation`` is the correlation of a
+    variant's own noise across its statistics in a minute (a slow minute is slow at p50 and p99)."""
     load = rng.normal(0, 0.15, minutes)
     calls = rng.poisson(rpm, minutes)
     variants = []
     for scale, error in ((1.0, 0.005), (factor, error_s)):
         series = {"Invocations": calls.tolist(), "Invocation5XXErrors": rng.binomial(calls, error).tolist(),
                   "InvocationModelErrors": rng.binomial(calls, 0.001).tolist()}
+        common = rng.normal(0, 1, minutes)
         for key, (typical, noise) in LOOK_NOISE.items():
-            series[key] = (typical * scale * np.exp(load + rng.normal(0, noise, minutes))).tolist()
+            own = math.sqrt(correlation) * common + math.sqrt(1 - correlation) * rng.normal(0, 1, minutes)
+            series[key] = (typical * scale * np.exp(load + own * noise * noise_scale)).tolist()
         variants.append(series)
     return variants[0], variants[1]
 
@@ -126,20 +141,25 @@ def first_decision(decide, production, shadow, looks) -> tuple[str, int]:
     return INCONCLUSIVE, looks[-1]
 
 
-def interim_looks(runs: int, seed: int) -> None:
+def interim_looks(runs: int, seed: int, noise_scale: float = 1.0, correlation: float = 0.0,
+                  only: list[str] | None = None) -> None:
     looks = list(range(LOOK_EVERY, LOOK_HORIZON + 1, LOOK_EVERY))
+    judges = {j: v for j, v in LOOK_JUDGES.items() if not only or j in only}
+    noise = ", ".join(f"{k.split(':')[1]} {100 * sd * noise_scale:.3g}%" for k, (_, sd) in LOOK_NOISE.items())
     print(f"Interim looks every {LOOK_EVERY} minutes up to {LOOK_HORIZON}, stopping at the first PROMOTE or REJECT; "
-          f"{runs} simulated tests per case (600 requests/min to both, per-minute noise p50 5%, Average 7.5%, "
-          "p99 10%; latency tolerance 7.5%). Cells: PROMOTE / REJECT / INCONCLUSIVE at 3 hours, mean minutes to "
-          f"the decision (an undecided test counts {LOOK_HORIZON}).\n")
-    print(f"{'case':<27}" + "".join(f"{j:>31}" for j in LOOK_JUDGES))
+          f"{runs} simulated tests per case (600 requests/min to both, each variant's own per-minute noise {noise} "
+          f"(noise scale {noise_scale:g}), correlated {correlation:g} across a variant's statistics; latency tolerance "
+          "7.5%). Cells: PROMOTE / REJECT / INCONCLUSIVE at 3 hours, "
+          f"mean minutes to the decision (an undecided test counts {LOOK_HORIZON}).\n")
+    print(f"{'case':<27}" + "".join(f"{j:>31}" for j in judges))
     for i, (name, (factor, error_s)) in enumerate(LOOK_CASES.items()):
         rng = np.random.default_rng(seed + 1000 + i)
-        counts = {j: {PROMOTE: 0, REJECT: 0, INCONCLUSIVE: 0} for j in LOOK_JUDGES}
-        spent = {j: [] for j in LOOK_JUDGES}
+        counts = {j: {PROMOTE: 0, REJECT: 0, INCONCLUSIVE: 0} for j in judges}
+        spent = {j: [] for j in judges}
         for _ in range(runs):
-            production, shadow = look_world(rng, LOOK_HORIZON, factor, error_s)
-            for judge, (decide, interim) in LOOK_JUDGES.items():
+            production, shadow = look_world(rng, LOOK_HORIZON, factor, error_s, noise_scale=noise_scale,
+                                            correlation=correlation)
+            for judge, (decide, interim) in judges.items():
                 decision, minute = first_decision(decide, production, shadow, looks if interim else [60])
                 counts[judge][decision] += 1
                 spent[judge].append(minute)
@@ -148,6 +168,27 @@ def interim_looks(runs: int, seed: int) -> None:
             f"{np.mean(spent[j]):6.1f} min" for j, c in counts.items()), flush=True)
     print("\ntargets (ours, sequential): identical PROMOTE >= 97%, REJECT <= 1%, <= 40 min; +5% REJECT <= 5%; "
           "+10% PROMOTE <= 1%; +30% and +2 points REJECT >= 99%, <= 20 min")
+
+
+def calibration(runs: int, seed: int, worlds: list[tuple[float, float]]) -> None:
+    """The previous verdict's false REJECT of a +5% shadow (inside 7.5%), the issue's calibration points:
+    11% at one 60-minute look, 41% with looks every 10 minutes."""
+    looks = list(range(LOOK_EVERY, LOOK_HORIZON + 1, LOOK_EVERY))
+    print(f"Calibration: the previous verdict (before issue 14) rejecting a +5% shadow, {runs} tests per noise scale "
+          "(issue 14: 11% at one 60-minute look, 41% with looks every 10 minutes up to 3 hours)\n")
+    print(f"{'noise scale':<13}{'correlation':>12}{'p50/Average/p99 noise per variant':>36}{'one look @60':>15}"
+          f"{'looks every 10':>16}")
+    for scale, correlation in worlds:
+        rng = np.random.default_rng(seed + 3000)
+        one = looked = 0
+        for _ in range(runs):
+            production, shadow = look_world(rng, LOOK_HORIZON, 1.05, 0.005, noise_scale=scale, correlation=correlation)
+            one += previous_judge(_first(production, 60), _first(shadow, 60), LOOK_CRITERIA) == REJECT
+            looked += first_decision(lambda p, s: previous_judge(p, s, LOOK_CRITERIA), production, shadow,
+                                     looks)[0] == REJECT
+        noise = " / ".join(f"{100 * sd * scale:.2g}%" for _, sd in LOOK_NOISE.values())
+        print(f"{scale:<13g}{correlation:>12g}{noise:>36}{100 * one / runs:>14.1f}%{100 * looked / runs:>15.1f}%",
+              flush=True)
 
 
 def time_per_look(seed: int) -> None:
@@ -210,6 +251,70 @@ def _shares(r: dict[str, float]) -> str:
     return f"P{100 * r[PROMOTE]:3.0f}% R{100 * r[REJECT]:3.0f}% I{100 * r[INCONCLUSIVE]:3.0f}%"
 
 
+BOUND = "bound: best 98% test"
+GRID = (10, 20, 30, 45, 60, 90, 120, 180, 240)
+
+
+def _per_minute_sd(rpm: float, seed: int) -> float:
+    """The per-minute sd of the paired latency ln ratio on equal variants, the best mix of p50 and p99."""
+    production, shadow = simulate(np.random.default_rng(seed + 900), 4000, rpm, 1.0, BASE_ERROR)
+    pairs = [(math.log(s50 / p50), math.log(s99 / p99)) for p50, s50, p99, s99 in zip(
+        production["ModelLatency:p50"], shadow["ModelLatency:p50"], production["ModelLatency:p99"],
+        shadow["ModelLatency:p99"], strict=True) if p50 and s50 and p99 and s99]
+    covariance = np.cov(np.array(pairs).T)
+    weight = (covariance[1, 1] - covariance[0, 1]) / (covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1])
+    weight = min(1.0, max(0.0, weight))
+    return float(math.sqrt(weight ** 2 * covariance[0, 0] + (1 - weight) ** 2 * covariance[1, 1]
+                           + 2 * weight * (1 - weight) * covariance[0, 1]))
+
+
+def _fewest_minutes(sd: float, rpm: float, factor: float, error_s: float) -> float:
+    z = _Z98 + _Z95
+    if factor != 1.0:
+        margin = math.log(factor) - math.log1p(CRITERIA.latency_tolerance)
+    else:
+        margin = error_s - BASE_ERROR - CRITERIA.error_rate_tolerance
+        sd = math.sqrt(error_s * (1 - error_s) / (rpm * 0.5) + BASE_ERROR * (1 - BASE_ERROR) / rpm)
+    return math.ceil((z * sd / margin) ** 2)
+
+
+def power_table(args: argparse.Namespace) -> None:
+    grid = GRID
+    power_runs = max(40, args.runs // 2)
+    print(f"\nMinutes of traffic until a judge rejects the regression in >= 95% of {power_runs} tests "
+          f"(grid {', '.join(map(str, grid))}; '>{grid[-1]}' = not within the grid)\n")
+    print(f"{'scenario':<28}" + "".join(f"{j:>28}" for j in list(JUDGES) + [LOOKED, BOUND]))
+    sd = _per_minute_sd(args.rpm, args.seed)
+    for i, (name, (factor, error_s, truth)) in enumerate(SCENARIOS.items()):
+        if truth is not True:
+            continue
+        found = {j: None for j in JUDGES}
+        # Ours as the look loop uses it: looks every 10 minutes on the growing window, stop at the first decision.
+        rng = np.random.default_rng(args.seed + 500 + i)
+        looks = list(range(LOOK_EVERY, grid[-1] + 1, LOOK_EVERY))
+        rejected_at = []
+        for _ in range(power_runs):
+            production, shadow = simulate(rng, grid[-1], args.rpm, factor, error_s)
+            decision, minute = first_decision(JUDGES["ours"], production, shadow, looks)
+            rejected_at.append(minute if decision == REJECT else math.inf)
+        found[LOOKED] = next((m for m in grid if np.mean(np.array(rejected_at) <= m) >= 0.95), None)
+        for minutes in grid:
+            pending = [j for j in JUDGES if found[j] is None]
+            if not pending:
+                break
+            result = outcomes(power_runs, minutes, args.rpm, factor, error_s, args.seed + 100 + i * 17 + minutes)
+            for judge in pending:
+                if result[judge][REJECT] >= 0.95:
+                    found[judge] = minutes
+        print(f"{name:<28}" + "".join(f"{(str(m) if m else '>' + str(grid[-1])):>28}" for m in found.values())
+              + f"{_fewest_minutes(sd, args.rpm, factor, error_s):>28.0f}")
+    print(f"\n'{BOUND}': minutes a one-look z-test with the per-minute spread known needs to reject in 95% of tests "
+          "while rejecting a shadow exactly at the tolerance in at most 2% (no Bonferroni, no anytime price): "
+          "((z 0.98 + z 0.95) x per-minute sd / margin beyond the tolerance)^2, the sd measured on this world "
+          f"(ln ratio per minute, best mix of p50 and p99: {sd:.3f}) or binomial for error rates. A judge that "
+          "holds its false rejections at 2% cannot be much faster than this on per-minute data.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200, help="simulated tests per scenario (default 200)")
@@ -217,11 +322,35 @@ def main() -> None:
     parser.add_argument("--rpm", type=float, default=200, help="production requests per minute (default 200)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--look-runs", type=int, default=1000, help="simulated tests per interim-look case (default 1000)")
-    parser.add_argument("--only", choices=("all", "looks"), default="all", help="'looks': the interim-look section only")
+    parser.add_argument("--only", choices=("all", "looks", "calibrate", "power"), default="all",
+                        help="'looks': the interim-look section only; 'calibrate': the noise calibration only; "
+                             "'power': the minutes-to-reject table only")
+    parser.add_argument("--look-noise-scale", type=float, default=LOOK_NOISE_SCALE,
+                        help=f"multiplies the interim-look world's per-variant noise (default {LOOK_NOISE_SCALE:g}, "
+                             "calibrated to issue 14's figures; 1 = p50 5%%, Average 7.5%%, p99 10%% per variant)")
+    parser.add_argument("--look-noise-correlation", type=float, default=LOOK_NOISE_CORRELATION,
+                        help="correlation of a variant's own noise across its statistics in a minute "
+                             f"(default {LOOK_NOISE_CORRELATION:g}, calibrated with the scale)")
+    parser.add_argument("--look-judges", default="", help="interim-look judges to run, separated by ';' (default all)")
+    parser.add_argument("--calibration-worlds", default=CALIBRATION_WORLDS,
+                        help=f"noise scale:correlation pairs of the calibration (default {CALIBRATION_WORLDS})")
     args = parser.parse_args()
     started = time.perf_counter()
+    only = [j.strip() for j in args.look_judges.split(";") if j.strip()]
+    unknown = sorted(set(only) - set(LOOK_JUDGES))
+    if unknown:
+        parser.error(f"--look-judges: unknown {unknown}; known: {list(LOOK_JUDGES)}")
+    if args.only == "power":
+        power_table(args)
+        print(f"\n(ran in {time.perf_counter() - started:.0f} s)")
+        return
+    if args.only == "calibrate":
+        worlds = [tuple(float(x) for x in pair.split(":")) for pair in args.calibration_worlds.split(",")]
+        calibration(args.look_runs, args.seed, worlds)  # type: ignore[arg-type]
+        print(f"\n(ran in {time.perf_counter() - started:.0f} s)")
+        return
     if args.only == "looks":
-        interim_looks(args.look_runs, args.seed)
+        interim_looks(args.look_runs, args.seed, args.look_noise_scale, args.look_noise_correlation, only)
         time_per_look(args.seed)
         print(f"\n(ran in {time.perf_counter() - started:.0f} s)")
         return
@@ -263,35 +392,9 @@ def main() -> None:
     print(f"{'mean minutes of traffic used':<36}" + "".join(f"{args.minutes:>28}" for _ in JUDGES)
           + f"{np.mean(minutes_used):>28.0f}")
 
-    grid = (10, 20, 30, 45, 60, 90, 120, 180, 240)
-    power_runs = max(40, args.runs // 2)
-    print(f"\nMinutes of traffic until a judge rejects the regression in >= 95% of {power_runs} tests "
-          f"(grid {', '.join(map(str, grid))}; '>{grid[-1]}' = not within the grid)\n")
-    print(f"{'scenario':<28}" + "".join(f"{j:>28}" for j in list(JUDGES) + [LOOKED]))
-    for i, (name, (factor, error_s, truth)) in enumerate(SCENARIOS.items()):
-        if truth is not True:
-            continue
-        found = {j: None for j in JUDGES}
-        # Ours as the look loop uses it: looks every 10 minutes on the growing window, stop at the first decision.
-        rng = np.random.default_rng(args.seed + 500 + i)
-        looks = list(range(LOOK_EVERY, grid[-1] + 1, LOOK_EVERY))
-        rejected_at = []
-        for _ in range(power_runs):
-            production, shadow = simulate(rng, grid[-1], args.rpm, factor, error_s)
-            decision, minute = first_decision(JUDGES["ours"], production, shadow, looks)
-            rejected_at.append(minute if decision == REJECT else math.inf)
-        found[LOOKED] = next((m for m in grid if np.mean(np.array(rejected_at) <= m) >= 0.95), None)
-        for minutes in grid:
-            pending = [j for j in JUDGES if found[j] is None]
-            if not pending:
-                break
-            result = outcomes(power_runs, minutes, args.rpm, factor, error_s, args.seed + 100 + i * 17 + minutes)
-            for judge in pending:
-                if result[judge][REJECT] >= 0.95:
-                    found[judge] = minutes
-        print(f"{name:<28}" + "".join(f"{(str(m) if m else '>' + str(grid[-1])):>28}" for m in found.values()))
+    power_table(args)
     print()
-    interim_looks(args.look_runs, args.seed)
+    interim_looks(args.look_runs, args.seed, args.look_noise_scale, args.look_noise_correlation, only)
     time_per_look(args.seed)
     print(f"\n(ran in {time.perf_counter() - started:.0f} s)")
 

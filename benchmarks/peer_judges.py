@@ -10,13 +10,20 @@
   above zero and the shift (relative to the control median for latencies) is beyond the
   tolerance; critical metrics fail the run; weighted score >= 95 pass, >= 75 marginal, else fail.
   Error metrics are given to it as per-minute rates, as Kayenta users configure them.
+* ``previous_judge`` — this project's verdict before issue 14 (git ab88018~1), kept to calibrate the
+  benchmark's world against the issue's figures: per latency statistic the Wilcoxon signed-rank
+  Hodges-Lehmann estimate of the paired log ratios with its one-sided bounds; "higher" when the
+  lower bound (Bonferroni over the judged metrics) is above 0 and the *estimate* beyond the
+  tolerance; "pass" when the upper bound is within it; error rates the same with Newcombe's
+  interval. Fixed-horizon bounds, so looking often inflates its errors.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 
-from shadow_runtime.stats import hodges_lehmann_shift, mann_whitney_test
+from shadow_runtime.stats import hodges_lehmann_shift, mann_whitney_test, newcombe_difference, signed_rank_estimate
 from shadow_runtime.verdict import ERROR_METRICS, INCONCLUSIVE, PROMOTE, REJECT, Criteria
 
 Series = dict[str, list]
@@ -72,3 +79,42 @@ def kayenta_judge(production: Series, shadow: Series, criteria: Criteria) -> str
     if score >= criteria.pass_score:
         return PROMOTE
     return INCONCLUSIVE if score >= criteria.marginal_score else REJECT
+
+
+def previous_judge(production: Series, shadow: Series, criteria: Criteria) -> str:
+    keys = [k for k in production if k not in ("Invocations", "InvocationsPerInstance")]
+    alpha = 1 - criteria.confidence
+    alpha_higher = alpha / max(1, len(keys))
+    calls_p, calls_s = sum(production["Invocations"]), sum(shadow["Invocations"])
+    points = {}  # key -> 1 pass, 0.5 undecided, 0 higher
+    paired = 0
+    for key in keys:
+        tolerance = criteria.tolerance(key)
+        if key in ERROR_METRICS:
+            if not calls_p or not calls_s:
+                continue
+            args = (int(sum(shadow[key])), int(calls_s), int(sum(production[key])), int(calls_p))
+            estimate, _, _ = newcombe_difference(*args, 0.5)
+            higher = newcombe_difference(*args, 1 - 2 * alpha_higher)[1] > 0 and estimate > tolerance
+            passed = newcombe_difference(*args, 1 - 2 * alpha)[2] <= tolerance
+        else:
+            d = [math.log(s / p) for p, s in zip(production[key], shadow[key], strict=True) if p and s]
+            if not d:
+                continue
+            paired = max(paired, len(d))
+            estimate, ((low_higher, _), (_, high)) = signed_rank_estimate(d, [alpha_higher, alpha])
+            higher = low_higher > 0 and math.expm1(estimate) > tolerance
+            passed = math.expm1(high) <= tolerance
+        points[key] = 0.0 if higher else 1.0 if passed else 0.5
+    if any(v == 0 and criteria.is_critical(k) for k, v in points.items()):
+        return REJECT
+    weights = {k: criteria.weight(k) for k in points}
+    total = sum(weights.values())
+    if total and 100 * sum(w for k, w in weights.items() if points[k] > 0) / total < criteria.marginal_score:
+        return REJECT
+    critical_passed = all(points.get(k, 0.5) == 1 for k in keys if criteria.is_critical(k))
+    score = 100 * sum(points[k] * w for k, w in weights.items()) / total if total else 0.0
+    if critical_passed and paired >= criteria.min_minutes and calls_s >= criteria.min_shadow_invocations \
+            and score >= criteria.pass_score:
+        return PROMOTE
+    return INCONCLUSIVE

@@ -27,15 +27,16 @@ def _ever_misses(rng, alpha, looks, runs, sequential, heavy=False):
     return float(np.mean(np.any(mean - z * np.sqrt(variance) / n > 0, axis=1)))
 
 
-@pytest.mark.parametrize("heavy", [False, True])
-def test_the_confidence_sequence_covers_over_every_look(heavy):
+@pytest.mark.parametrize(("heavy", "alpha"), [(False, 0.02), (True, 0.02), (False, 0.05), (True, 0.05)])
+def test_the_confidence_sequence_covers_over_every_look(heavy, alpha):
     """Looking every 5 minutes up to 5 hours, the bound is ever wrong in at most alpha of the tests
-    (2%, plus three standard errors of the simulation); fixed-horizon bounds on the same looks are not."""
+    (2%, REJECT's default, or 5%, PROMOTE's; plus three standard errors of the simulation);
+    fixed-horizon bounds on the same looks are not."""
     rng = np.random.default_rng(14)
     looks = list(range(5, 301, 5))
-    sequential = _ever_misses(rng, 0.02, looks, 4000, True, heavy)
-    assert sequential <= 0.02 + 3 * math.sqrt(0.02 * 0.98 / 4000)
-    assert _ever_misses(rng, 0.02, looks, 4000, False, heavy) > 0.06  # what repeated looks do to one-look bounds
+    sequential = _ever_misses(rng, alpha, looks, 4000, True, heavy)
+    assert sequential <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / 4000)
+    assert _ever_misses(rng, alpha, looks, 4000, False, heavy) > 3 * alpha  # what repeated looks do to one-look bounds
 
 
 def test_the_mixture_boundary_solves_its_equation_and_is_ordered():
@@ -158,9 +159,25 @@ def test_bad_sequential_criteria_are_rejected_naming_field_and_value(criteria, m
 
 def test_sequential_defaults():
     criteria = Criteria()
-    assert (criteria.sequential, criteria.promote_confidence, criteria.sequential_tuned_minutes) == (True, None, 30.0)
-    assert criteria.promote_alpha == pytest.approx(0.02)
-    assert Criteria(promote_confidence=0.95).promote_alpha == pytest.approx(0.05)
+    assert (criteria.sequential, criteria.promote_confidence, criteria.sequential_tuned_minutes) == (True, 0.95, 30.0)
+    assert criteria.promote_alpha == pytest.approx(0.05)
+    assert Criteria(promote_confidence=None).promote_alpha == pytest.approx(0.02)  # None: confidence
+    assert Criteria(confidence=0.99, promote_confidence=None).promote_alpha == pytest.approx(0.01)
+
+
+def test_promote_uses_its_own_confidence_and_reject_keeps_confidence():
+    """An upper bound within the tolerance at 95% but not at 98%: PROMOTE by default, INCONCLUSIVE with
+    promote_confidence=None (98%); a lower PROMOTE confidence never makes a REJECT easier."""
+    base = {"Invocations": [500] * 40, "Invocation5XXErrors": [0] * 40, "InvocationModelErrors": [0] * 40}
+    production = {**base, "ModelLatency:p50": [100.0] * 40}
+    shadow = {**base, "ModelLatency:p50": [100 * math.exp(0.01 + (0.079 if i % 2 else -0.079)) for i in range(40)]}
+    default = compare(production, shadow, CRITERIA)
+    strict = compare(production, shadow, {**CRITERIA, "promote_confidence": None})
+    assert (default.decision, strict.decision) == (PROMOTE, INCONCLUSIVE)
+    assert default.metrics["ModelLatency:p50"].interval == strict.metrics["ModelLatency:p50"].interval
+    regressed = {**shadow, "ModelLatency:p50": [100 * math.exp(0.07 + (0.079 if i % 2 else -0.079)) for i in range(40)]}
+    assert {compare(production, regressed, {**CRITERIA, "promote_confidence": c}).decision
+            for c in (None, 0.95, 0.6)} == {INCONCLUSIVE}
 
 
 def test_too_few_slots_to_bound_a_latency_are_undecided():

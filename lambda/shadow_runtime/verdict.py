@@ -20,7 +20,8 @@ Method (Kayenta's judge, improved where a shadow test allows; docs/sequential-ve
   carried into the score intervals of error rates and agreement. With ``sequential=False``
   the bounds are fixed-horizon intervals, valid for one look only.
 * Non-inferiority, not "no significant difference". A metric passes only when its upper
-  confidence bound stays within the tolerance (e.g. p99 at most 5% higher). Thin data gives a
+  confidence bound (at ``promote_confidence``, 95% by default) stays within the tolerance
+  (e.g. p99 at most 5% higher). Thin data gives a
   wide interval, which cannot pass: too little traffic is INCONCLUSIVE, never PROMOTE.
   Kayenta passes any metric it cannot prove different, so it promotes on thin data.
 * A metric is a regression ("higher") only when the increase beyond the tolerance is shown:
@@ -92,7 +93,8 @@ class Criteria:
 
     :param sampling_percent: share of production requests the shadow receives, 1-100. Used to
         check the shadow's traffic; fewer shadow invocations are never a regression. Default 100.
-    :param confidence: confidence of the intervals, e.g. 0.98 (Kayenta's default). Default 0.98.
+    :param confidence: confidence of the intervals shown and of the lower bounds REJECT needs
+        (split over the judged metrics), e.g. 0.98 (Kayenta's default). Default 0.98.
     :param latency_tolerance: relative increase allowed in a latency statistic. Default 0.05 (5%).
     :param utilization_tolerance: relative increase allowed in CPU/memory/disk/GPU use.
         Default 0.25 (these depend on the shadow's capacity, so they are judged loosely).
@@ -120,9 +122,11 @@ class Criteria:
         ``1 - confidence``. False: fixed-horizon intervals, narrower but valid for one look only.
         Default True.
     :param promote_confidence: the confidence of the upper bounds PROMOTE needs (each critical
-        metric shown within its tolerance), 0.5-0.9999; one minus it is the largest chance of
-        promoting a metric that is exactly at its tolerance. Lower: earlier PROMOTE. Default
-        None: ``confidence``.
+        metric shown within its tolerance), 0.5-0.9999, or None for ``confidence``; one minus it
+        is the largest chance, over all looks, of promoting a metric that is exactly at its
+        tolerance (less the further beyond it is). Lower: earlier PROMOTE. Default 0.95: with
+        looks every 10 minutes a healthy shadow is promoted about 7 minutes sooner than at 0.98
+        (docs/sequential-verdict.md), while REJECT keeps ``confidence``.
     :param sequential_tuned_minutes: the window length (minutes of data) at which the confidence
         sequence is tightest (its normal mixture's scale); it stays valid at every other length and
         widens slowly: at the default, 3% wider at 10 or 100 minutes, 12% at 1,000, 28% at 30 days
@@ -143,7 +147,7 @@ class Criteria:
     min_agreement: float | None = None
     min_agreement_predictions: int = 100
     sequential: bool = True
-    promote_confidence: float | None = None
+    promote_confidence: float | None = 0.95
     sequential_tuned_minutes: float = 30.0
 
     def __post_init__(self) -> None:
@@ -252,16 +256,17 @@ class MetricResult:
         tag = " (critical)" if self.critical else ""
         if self.status == NO_DATA or self.effect is None:
             return f"{self.key}{tag}: no data{' - ' + self.note if self.note else ''}"
+        low, high = self.interval if self.interval is not None else (-math.inf, math.inf)
         if self.kind == "agreement":
             return (f"{self.key}{tag}: {self.status} - the shadow gave production's label on {self.effect:.2%} of "
-                    f"{self.n} paired predictions (CI {self.interval[0]:.2%} to {self.interval[1]:.2%}; "
+                    f"{self.n} paired predictions (CI {low:.2%} to {high:.2%}; "
                     f"minimum {self.tolerance:.2%}){'; ' + self.note if self.note else ''}")
         if self.kind == "error_rate":
             effect = f"{self.shadow:.3%} vs {self.production:.3%} ({self.effect * 100:+.3f} pp, " \
-                     f"CI {self.interval[0] * 100:+.3f} to {self.interval[1] * 100:+.3f} pp; " \
+                     f"CI {low * 100:+.3f} to {high * 100:+.3f} pp; " \
                      f"tolerance +{self.tolerance * 100:.3g} pp)"
         else:
-            effect = f"{self.effect:+.1%} (CI {self.interval[0]:+.1%} to {self.interval[1]:+.1%}; " \
+            effect = f"{self.effect:+.1%} (CI {low:+.1%} to {high:+.1%}; " \
                      f"tolerance +{self.tolerance:.3g}) over {self.n} paired minutes"
         return f"{self.key}{tag}: {self.status} - shadow {effect}{'; ' + self.note if self.note else ''}"
 
