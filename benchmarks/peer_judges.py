@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from shadow_runtime.stats import hodges_lehmann_shift, mann_whitney_test, newcombe_difference, signed_rank_estimate
+from rank_stats import hodges_lehmann_shift, mann_whitney_test, signed_rank_estimate
+from shadow_runtime.stats import newcombe_difference
 from shadow_runtime.verdict import ERROR_METRICS, INCONCLUSIVE, PROMOTE, REJECT, Criteria
 
 Series = dict[str, list]

@@ -10,9 +10,10 @@
    last ``--minutes`` minutes (the emulator's clock runs behind for it), since the verdict
    needs ten or more minutes of paired metrics and the demo has three;
 4. lets the test end itself: the deploy started ONE execution of the promotion workflow that waits
-   for the test's end (1 hour in the scenarios); the emulator's clock moves past it, that execution
-   judges and acts with nobody starting anything, and ``shadow-test run --stack ChurnShadowTest``
-   follows it, printing each state and the verdict report (exit code 0 promoted, 3 rejected);
+   for the test's end (1 hour in the scenarios); the emulator's clock moves past it (and runs 20
+   times as fast while the workflow polls the endpoint's update), that execution judges and acts
+   with nobody starting anything, and ``shadow-test run --stack ChurnShadowTest`` follows it,
+   printing each state and the verdict report (exit code 0 promoted, 3 rejected);
 5. follows the verdict in IaC: ``shadow-test drift`` on the SHADOW assembly (after a PROMOTE it
    refuses: deploying it would put v1 back), ``cdk synth`` of the PROMOTED (or ROLLED_BACK) phase,
    ``shadow-test drift`` on it (passes), ``cdk deploy`` of it: the model serving in production does
@@ -57,6 +58,8 @@ STACK = "ChurnShadowTest"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 SCENARIOS = ("healthy", "regressed")
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
+#: How many times as fast as this machine's the emulated clock runs while the workflow executes.
+CLOCK_RATE = 20
 
 
 class DemoError(Exception):
@@ -215,6 +218,7 @@ class Demo:
         self.env = self._aws_env()
         self.emulator.env = self.env
         self._clients: dict[str, Any] = {}
+        self._report: subprocess.Popen | None = None
 
     # Set-up
 
@@ -288,6 +292,9 @@ class Demo:
             if not self.keep:
                 self._timed("destroy", self.destroy)
         finally:
+            if self._report is not None and self._report.poll() is None:  # a failed run left it running
+                self._report.terminate()
+                self._report.wait()
             self.emulator.stop()
         self.result.seconds["total"] = round(time.monotonic() - total, 1)
         self.console.line(f"emulator stopped; {self.result.seconds['total']:.0f} s in all "
@@ -342,13 +349,14 @@ class Demo:
     def send_traffic(self) -> None:
         per_minute = math.ceil(self.requests / self.minutes)
         self.console.step(3, self.STEPS, f"Sending {self.requests} CSV requests through InvokeEndpoint, replayed as the "
-                                         f"last {self.minutes} minutes ({per_minute} a minute)")
+                                         f"test's first {self.minutes} minutes ({per_minute} a minute)")
         features, _ = churn_data(self.requests, seed=self.seed)
         rows = [",".join(f"{value:g}" for value in row) for row in features.tolist()]
         runtime = self.client("sagemaker-runtime")
         production_variant = self.result.initial_config["production"][0]["VariantName"]
-        now = datetime.now(UTC)
-        first_minute = (now - timedelta(minutes=self.minutes)).replace(second=0, microsecond=0)
+        # The self-ending execution judges the test from its start (the deploy) at every look: the traffic is stamped
+        # from there on, in the emulated clock's future, as if the test had been running.
+        first_minute = self.test_window()[0].replace(second=0, microsecond=0)
 
         def invoke(index: int) -> bool:
             response = runtime.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv", Accept="text/csv",
@@ -398,27 +406,41 @@ class Demo:
     def executions(self) -> list[dict[str, Any]]:
         return self.client("stepfunctions").list_executions(stateMachineArn=self.state_machine)["executions"]
 
-    def end_of_test(self) -> None:
-        """The deploy started the self-ending execution; move the emulated clock to its end and follow it."""
-        sfn = self.client("stepfunctions")
+    def self_ending_execution(self) -> dict[str, Any]:
+        """The one execution the deploy started (DescribeExecution): it judges the test at every look."""
         pending = self.executions()
         if len(pending) != 1 or pending[0]["status"] != "RUNNING":
             raise DemoError(f"expected the one self-ending execution the deploy started, found "
                             f"{[(e['name'], e['status']) for e in pending]}")
-        timer = sfn.describe_execution(executionArn=pending[0]["executionArn"])
-        test_end = datetime.fromisoformat(json.loads(timer["input"])["test_end"].replace("Z", "+00:00"))
-        self.console.step(4, self.STEPS, f"The test ends itself at {test_end:%H:%M} UTC (1 hour after the deploy): the "
-                                         "emulated clock moves there; `shadow-test run` follows the waiting execution")
-        self.console.line(f"execution {timer['name']} has waited in WaitForTestEnd since the deploy; nobody starts one")
-        self.emulator.control("POST", "clock", {"offset_seconds": (test_end - datetime.now(UTC)).total_seconds() + 5})
+        return self.client("stepfunctions").describe_execution(executionArn=pending[0]["executionArn"])
+
+    def test_window(self) -> tuple[datetime, datetime]:
+        """The test's start and planned end, as the deploy-time timer gave them to the self-ending execution."""
+        given = json.loads(self.self_ending_execution()["input"])
+        return tuple(datetime.fromisoformat(given[k].replace("Z", "+00:00")) for k in ("test_start", "test_end"))
+
+    def end_of_test(self) -> None:
+        """Move the emulated clock past the traffic; the self-ending execution judges at its looks; follow it."""
+        timer = self.self_ending_execution()
+        test_start, test_end = self.test_window()
+        traffic_end = test_start.replace(second=0, microsecond=0) + timedelta(minutes=self.minutes)
+        every = json.loads((ROOT / "scenarios" / f"{self.scenario}.json").read_text()).get("look_interval_minutes", 60)
+        self.console.step(4, self.STEPS, f"The test is judged every {every} minutes from its start at {test_start:%H:%M} "
+                                         f"UTC and ends itself at {test_end:%H:%M} UTC at the latest: the emulated clock "
+                                         f"moves to {traffic_end:%H:%M}; `shadow-test run` follows the looks")
+        self.console.line(f"execution {timer['name']} has waited for its first look since the deploy; nobody starts one")
+        # Past the traffic; from there the emulated clock runs CLOCK_RATE times as fast, so the waits for the next
+        # looks and between DescribeEndpoint calls (the scenario's 2 s) take a fraction of a second.
+        self.emulator.control("POST", "clock", {"offset_seconds": (traffic_end - datetime.now(UTC)).total_seconds() + 5,
+                                                "rate": CLOCK_RATE})
         try:
             self.console.line(f"$ shadow-test run --stack {STACK}")
-            code, output = self.shadow_test("run", "--stack", STACK, "--poll", "0.5", stream=True)
+            code, output = self.shadow_test("run", "--stack", STACK, "--poll", "0.2", stream=True)
         finally:
             self.emulator.control("POST", "clock", {"offset_seconds": 0})
         self.result.run_exit_code, self.result.run_output = code, output
         self.result.executions = [e["name"] for e in self.executions()]
-        status = sfn.describe_execution(executionArn=pending[0]["executionArn"])
+        status = self.client("stepfunctions").describe_execution(executionArn=timer["executionArn"])
         self.result.execution_status = status["status"]
         if status["status"] != "SUCCEEDED":
             raise DemoError(f"the promotion workflow ended {status['status']}: {status.get('error', '')} "
@@ -442,14 +464,20 @@ class Demo:
         self.console.step(5, self.STEPS, f"Following the verdict in IaC: the drift guard, then cdk deploy of the "
                                          f"{phase.upper()} phase")
         shadow_assembly = self.assembly or self.workdir / "cdk.out"
-        code, output = self.shadow_test("drift", "--stack", STACK, "--app", str(shadow_assembly))
-        self.result.drift_shadow = (code, output.strip())
-        self.console.line(f"$ shadow-test drift --stack {STACK} --app {shadow_assembly}   (the SHADOW phase)")
-        self.console.line(f"  exit {code}: {output.strip()}")
         next_assembly = self.workdir / f"cdk.out.{phase}"
         shutil.rmtree(next_assembly, ignore_errors=True)
-        self.cdk("synth", STACK, "--quiet", output=next_assembly, what=f"synthesize the {phase} phase",
-                 context=["-c", f"shadow-test={json.dumps({'phase': phase})}"])
+        # The next phase's synth keeps about one core busy for a while: the drift guard on the SHADOW assembly, and
+        # shadow-report over the captured data (printed in step 6), run on the other one meanwhile.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            synth = pool.submit(self.cdk, "synth", STACK, "--quiet", output=next_assembly,
+                                what=f"synthesize the {phase} phase",
+                                context=["-c", f"shadow-test={json.dumps({'phase': phase})}"])
+            self.start_shadow_report()
+            code, output = self.shadow_test("drift", "--stack", STACK, "--app", str(shadow_assembly))
+            self.result.drift_shadow = (code, output.strip())
+            self.console.line(f"$ shadow-test drift --stack {STACK} --app {shadow_assembly}   (the SHADOW phase)")
+            self.console.line(f"  exit {code}: {output.strip()}")
+            synth.result()
         code, output = self.shadow_test("drift", "--stack", STACK, "--app", str(next_assembly))
         self.result.drift_next = (code, output.strip())
         self.console.line(f"$ shadow-test drift --stack {STACK} --app {next_assembly}   (the {phase.upper()} phase)")
@@ -496,15 +524,26 @@ class Demo:
                               f"{self.result.captured_files[variant]} files")
         self.shadow_report(destination)
 
-    def shadow_report(self, destination: str) -> None:
-        """shadow-report over the emulated S3 (it honours AWS_ENDPOINT_URL): answers compared pair by pair."""
-        out = self.workdir / "shadow-report"
+    def start_shadow_report(self) -> None:
+        """Start shadow-report over the emulated S3 (it honours AWS_ENDPOINT_URL) in the background, once the
+        capture is written; ``shadow_report`` waits for it. Nothing to do when capture is off."""
+        destination = self.result.capture_destination
+        if not destination or self._report is not None:
+            return
+        out, log = self.workdir / "shadow-report", self.workdir / "shadow-report.log"
         command = [str(Path(sys.executable).parent / "shadow-report"), destination, "--endpoint", self.endpoint,
                    "--out", str(out), "--no-progress"]
-        completed = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if completed.returncode != 0:
+        with log.open("w") as output:
+            self._report = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+
+    def shadow_report(self, destination: str) -> None:
+        """shadow-report's answers compared pair by pair (started by ``start_shadow_report``, or now)."""
+        out, log = self.workdir / "shadow-report", self.workdir / "shadow-report.log"
+        self.start_shadow_report()
+        if self._report.wait() != 0:
             self.emulator.check_alive()
-            raise DemoError(f"shadow-report failed: {(completed.stderr or completed.stdout).strip()[-300:]}")
+            raise DemoError(f"shadow-report failed: {log.read_text(errors='replace').strip()[-300:]}")
         report = json.loads((out / "report.json").read_text())
         self.result.shadow_report = report
         pairing, numeric, labels = report["pairing"], report.get("numeric") or {}, report.get("labels") or {}
@@ -520,7 +559,10 @@ class Demo:
 
     def destroy(self) -> None:
         self.console.step(7, self.STEPS, f"cdk destroy {STACK}")
-        self.cdk("destroy", STACK, "--force", what=f"destroy {STACK}")
+        # On the assembly the deploy synthesized (or was given): destroy needs only the stack's name and
+        # environment, and the CLI would otherwise synthesize the whole app again.
+        self.cdk("destroy", STACK, "--force", assembly=self.assembly or self.workdir / "cdk.out",
+                 what=f"destroy {STACK}")
         self.console.line("destroyed (a real account keeps the capture bucket: it is retained by default)")
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._runtime import looks as _looks
+
 HOURS_PER_DAY = 24
 
 
@@ -211,8 +213,8 @@ def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outd
             if "WaitForMoreTraffic" in steps:
                 text += "; INCONCLUSIVE extends the test"
             if timers:
-                text += f"; the test ENDS ITSELF {_duration_text(timers[0])} after the deploy that creates it " \
-                        "(one execution waits in WaitForTestEnd; `shadow-test status` shows when)"
+                text += f"; the test ENDS ITSELF {_duration_text(timers[0])} after the deploy that creates it"
+                text += _looks_text(states, timers[0])
                 text += _cost_until_end(stack.endpoints, timers[0])
             elif schedules:
                 text += f"; starts {schedules[0]}"
@@ -241,10 +243,26 @@ def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outd
     return stack
 
 
+def _looks_text(definition: str, duration_seconds: int) -> str:
+    """The look schedule of a self-ending test, read from its state machine's PlanLook step."""
+    try:
+        plan = json.loads(definition)["States"][_looks.PLAN_STATE]["Parameters"]
+        look_seconds, min_minutes = int(plan["look_seconds"]), int(plan.get("min_minutes") or 0)
+    except (ValueError, KeyError, TypeError):
+        return " (one execution waits in WaitForTestEnd; `shadow-test status` shows when)"
+    count = _looks.look_count(duration_seconds, look_seconds, min_minutes)
+    first = max(look_seconds, -(-min_minutes * 60 // look_seconds) * look_seconds)
+    return (f"; it is judged at {count} look{'s' if count != 1 else ''}: every {_duration_text(look_seconds)} from "
+            f"{_duration_text(min(first, duration_seconds))} on and at its end, and a PROMOTE or REJECT at a look ends "
+            f"it then (one execution waits in {_looks.LOOK_WAIT_STATE}; `shadow-test status` shows the next look)")
+
+
 def _duration_text(seconds: int) -> str:
     hours = seconds / 3600
     if hours >= 48 and hours % 24 == 0:
         return f"{hours / 24:g} days"
+    if seconds < 3600:
+        return f"{seconds / 60:g} minute{'' if seconds == 60 else 's'}"
     return f"{hours:g} hour{'' if hours == 1 else 's'}"
 
 

@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ._runtime import looks as _looks
 from .assembly import find_stack
 from .aws import (
     EXIT_FAILED,
@@ -81,7 +82,8 @@ from .stack import (
 )
 
 PROG = "shadow-test"
-WAIT_STATE = "WaitForTestEnd"
+WAIT_STATE = _looks.WAIT_STATE  # an execution given only a test_end waits there
+LOOK_WAIT_STATE = _looks.LOOK_WAIT_STATE  # the self-ending execution waits there for its next look
 if __doc__ is None:  # python -OO strips docstrings; the help text and exit codes are this module's docstring
     raise ImportError(f"{__name__} needs its docstring: run Python without -OO")
 _DOC: str = __doc__
@@ -205,6 +207,18 @@ def current_state(sfn, execution_arn: str) -> dict[str, Any] | None:
     return None
 
 
+def look_of(entered: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The look a WaitForNextLook state waits for (its input's ``look``: number, looks, at, test_end)."""
+    look = (json_object((entered or {}).get("input")) or {}).get("look")
+    return look if isinstance(look, dict) and look.get("at") else None
+
+
+def look_text(look: dict[str, Any]) -> str:
+    """``look 2 of 168 at 2026-12-08T10:00:00Z, in 59 min 30 s (the last)``."""
+    return f"look {look.get('number', '?')} of {look.get('looks', '?')} at {until(look['at'])}" + \
+        (" (the last)" if look.get("final") else "")
+
+
 def test_end_of(execution: dict[str, Any], entered: dict[str, Any] | None = None) -> Any:
     """The time WaitForTestEnd waits for: the execution input's test_end (else the state's input's)."""
     for source in (execution.get("input"), (entered or {}).get("input")):
@@ -253,6 +267,8 @@ def follow(sfn, execution_arn: str, poll: float) -> dict[str, Any]:
             if entered.get("name") == WAIT_STATE:
                 end = test_end_of(described, entered)
                 say(f"-> {WAIT_STATE} (until {until(end)})" if end else f"-> {WAIT_STATE}")
+            elif entered.get("name") == LOOK_WAIT_STATE and (look := look_of(entered)):
+                say(f"-> {LOOK_WAIT_STATE} ({look_text(look)})")
             else:
                 say(f"-> {entered.get('name')}")
         if described["status"] != "RUNNING":
@@ -405,10 +421,18 @@ def show_workflow(aws: Aws, logical: str, machine_arn: str) -> None:
             end = test_end_of(described, entered)
             say(f"  pending end   {until(end) if end else '?'} (execution {execution['name']} waits in {WAIT_STATE})")
             waiting = True
+        elif state == LOOK_WAIT_STATE:
+            look = look_of(entered)
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            end = test_end_of(described, entered)
+            say(f"  next look     {look_text(look) if look else '?'} (execution {execution['name']} waits in "
+                f"{LOOK_WAIT_STATE})")
+            say(f"  pending end   {until(end) if end else '?'} at the latest (a PROMOTE or REJECT at a look ends it)")
+            waiting = True
         else:
             say(f"  running       execution {execution['name']} in state {state}, since {when(execution['startDate'])}")
     if not waiting:
-        say("  pending end   none (no execution waits in WaitForTestEnd)")
+        say(f"  pending end   none (no execution waits in {WAIT_STATE} or {LOOK_WAIT_STATE})")
     finished = next((e for e in executions(sfn, machine_arn) if e.get("status") != "RUNNING"), None)
     if finished is None:
         say("  last verdict  none (no finished execution)")

@@ -38,6 +38,8 @@ from .workflow_functions import REPORT_PREFIX, WorkflowFunctions
 FOLLOW_INTERVAL = cdk.Duration.minutes(5)
 #: The verdict's criteria: the Judge function's own class, so what synthesizes is what the judge accepts.
 Criteria = runtime_module("verdict").Criteria
+_looks = runtime_module("looks")
+_lifecycle = runtime_module("lifecycle")
 
 
 def _criteria_mapping(problems: Problems, criteria: Any) -> dict[str, Any]:
@@ -115,6 +117,12 @@ class PromotionWorkflow(Construct):
         ``WaitForTestEnd``; a redeploy that keeps the test starts no second one, a changed duration
         counts from the original start, leaving the SHADOW phase or deleting the stack cancels it).
         Default: 7 days (SageMaker's managed default).
+    :param look_interval: how often a test that ends itself is judged before its end: on all its data so far,
+        every ``look_interval`` from the criteria's ``min_minutes`` on, and at its end. A PROMOTE or REJECT at a look
+        ends the test then (the verdict stays valid however many looks there are); an INCONCLUSIVE waits for the
+        next look, and at the end ``on_inconclusive`` applies. 10 minutes to ``duration`` (judging only at the end
+        is ``look_interval=duration``); a test has at most 900 looks (Step Functions' 25,000-event history).
+        Default: 1 hour.
     :param ends_itself: whether the test ends itself after ``duration`` (or at ``test_end``). Turning it
         off is explicit: ``ends_itself=False`` leaves the shadow running until someone starts the
         workflow. Default: True for a self-service test; a managed test ends on its own schedule.
@@ -154,6 +162,7 @@ class PromotionWorkflow(Construct):
         update_timeout: cdk.Duration | None = None,
         retry_interval: cdk.Duration | None = None,
         duration: cdk.Duration | None = None,
+        look_interval: cdk.Duration | None = None,
         ends_itself: bool | None = None,
         test_end: datetime | None = None,
         topic: sns.ITopic | None = None,
@@ -170,6 +179,8 @@ class PromotionWorkflow(Construct):
         self._check_choices(problems, require_approval, on_inconclusive, max_extensions)
         self._check_timing(problems, window, extension, poll_interval, update_timeout, retry_interval, duration)
         test_end = self._check_end(problems, managed_test, ends_itself, duration, test_end)
+        self._check_looks(problems, look_interval, duration, managed_test is None and ends_itself is not False
+                          and test_end is None, criteria)
         removal_policy = check_removal_policy(problems, removal_policy, cdk.RemovalPolicy.DESTROY)
         problems.raise_if_any()
 
@@ -185,6 +196,8 @@ class PromotionWorkflow(Construct):
         self.update_timeout = update_timeout or cdk.Duration.hours(2)
         self.retry_interval = retry_interval or cdk.Duration.seconds(2)
         self.duration = duration or cdk.Duration.days(7)
+        #: How often the self-ending test is judged before its end.
+        self.look_interval = look_interval or cdk.Duration.hours(1)
         self.ends_itself = managed_test is None and ends_itself is not False
         #: The criteria the judge gets: the ones given (checked at synth by ``Criteria`` itself), with the
         #: endpoint's sampling share unless given.
@@ -274,6 +287,30 @@ class PromotionWorkflow(Construct):
         return test_end
 
     @staticmethod
+    def _check_looks(problems: Problems, look_interval: Any, duration: Any, self_ending: bool,
+                     criteria: Mapping[str, Any]) -> None:
+        """The look interval: 10 minutes to the duration, at most MAX_LOOKS looks, only for a test that ends itself."""
+        if look_interval is None:
+            return
+        if not self_ending:
+            problems.add(f"look_interval ({shown(look_interval)}) applies to a test that ends itself after its duration; "
+                         "this one does not (ends_itself=False, a managed test or a fixed test_end)")
+            return
+        if not problems.check_seconds("look_interval", look_interval, _looks.MIN_LOOK_SECONDS, 30 * 86400):
+            return
+        seconds = int(look_interval.to_seconds())
+        test_seconds = int((duration or cdk.Duration.days(7)).to_seconds())
+        if seconds > test_seconds:
+            problems.add(f"look_interval ({seconds} s) must not be longer than the test's duration ({test_seconds} s)")
+            return
+        min_minutes = criteria.get("min_minutes", Criteria().min_minutes)
+        count = _looks.look_count(test_seconds, seconds, min_minutes if isinstance(min_minutes, int) else 0)
+        if count > _looks.MAX_LOOKS:
+            problems.add(f"look_interval ({seconds} s) over duration ({test_seconds} s) makes {count} looks; an "
+                         f"execution's history holds at most {_looks.MAX_LOOKS} (Step Functions keeps 25,000 events): "
+                         f"choose a look_interval of at least {-(-test_seconds // _looks.MAX_LOOKS)} s")
+
+    @staticmethod
     def _promotion_settings(problems: Problems, endpoint: Any, settings: Any,
                             override: Any) -> tuple[InstanceSettings, dict[str, Any] | None]:
         """The promoted variant's settings: given here, or the endpoint's (one definition for both the
@@ -340,8 +377,9 @@ class PromotionWorkflow(Construct):
         shadow = endpoint.shadow_variant_name
         if shadow is None and self.managed_test is not None:  # checked at synth: one of the two has a shadow
             shadow = self.managed_test.shadow_variant_name
+        declared = endpoint.variants.get(shadow) if shadow else None
         return {"endpoint_name": endpoint.endpoint_name, "production_variant": endpoint.production_variant_name,
-                "shadow_variant": shadow}
+                "shadow_variant": shadow, "shadow_instances": declared.instance_count if declared else None}
 
     def _metric_queries(self, shadow_variant: str) -> list[dict]:
         endpoint = self.endpoint
@@ -350,7 +388,7 @@ class PromotionWorkflow(Construct):
             shadow_variant_name=shadow_variant)  # a managed test's shadow is not in the endpoint's config
         return ShadowMetricFactory(metered).metric_data_queries(keys=list(VERDICT_SERIES))
 
-    def _judging(self, steps: WorkflowSteps) -> list[sfn.State]:
+    def _judging(self, steps: WorkflowSteps) -> list[sfn.Pass | sfn.TaskStateBase]:
         """The states from setup to the published verdict, in order (``[0]`` is the setup, ``[1]`` the gathering:
         the entry of every judging, extensions included); the caller links them."""
         endpoint, context = self.endpoint, self._context()
@@ -365,8 +403,9 @@ class PromotionWorkflow(Construct):
             "run_id": sfn.JsonPath.string_at("$.run.started")}, "$.gathered"))
         judged = {"series": sfn.JsonPath.string_at("$.gathered.series"), "criteria": self.criteria,
                   "context": {**context, "start": sfn.JsonPath.string_at("$.gathered.start"),
-                              "end": sfn.JsonPath.string_at("$.gathered.end")}}
-        stages: list[sfn.State] = [setup, gather]
+                              "end": sfn.JsonPath.string_at("$.gathered.end")},
+                  "run": sfn.JsonPath.object_at("$.run")}
+        stages: list[sfn.Pass | sfn.TaskStateBase] = [setup, gather]
         if self.capture_analytics is not None:
             # Athena over the window's capture hours; the function polls the query (at most 4 minutes).
             stages.append(steps.guarded(steps.invoke(self, "MeasureAgreement", "agreement", {
@@ -420,19 +459,44 @@ class PromotionWorkflow(Construct):
             .when(sfn.Condition.string_equals("$.verdict.decision", "PROMOTE"), on_promote) \
             .when(sfn.Condition.string_equals("$.verdict.decision", "REJECT"), remove) \
             .otherwise(inconclusive)
-        # Linked only now: the order of links is the order of the states in the definition (kept as it was).
-        chain = sfn.Chain.start(judging[0])
-        for state in [*judging[1:], decide]:
+        # Linked only now: the order of links is the order of the states in the definition.
+        setup, judge, summary = judging[0], judging[-3], judging[-2]
+        chain = sfn.Chain.start(setup)
+        for state in judging[1:-2]:
             chain = chain.next(state)
-        setup = judging[0]
-        # An execution started before the test's end may pass {"test_end": "<ISO time>"} to wait for it (the
-        # self-ending execution started at deploy time does).
+        plan = self._look_plan(steps)
+        # At an interim look only a PROMOTE or a REJECT goes on (reports and acts); INCONCLUSIVE waits for the next.
+        judge.next(sfn.Choice(self, _looks.INTERIM_CHOICE).when(sfn.Condition.and_(
+            sfn.Condition.is_present("$.look.final"), sfn.Condition.boolean_equals("$.look.final", False),
+            sfn.Condition.string_equals("$.verdict.decision", "INCONCLUSIVE")), plan).otherwise(summary))
+        sfn.Chain.start(summary).next(judging[-1]).next(decide)
+        plan.next(sfn.Wait(self, _looks.LOOK_WAIT_STATE, time=sfn.WaitTime.timestamp_path("$.look.at"))).next(
+            sfn.Pass(self, "LookWindow", parameters={
+                "minutes": sfn.JsonPath.number_at("$.look.minutes"), "extensions": 0,
+                "started": sfn.JsonPath.string_at("$$.Execution.StartTime"),
+                "end": sfn.JsonPath.string_at("$.look.at"), "look": sfn.JsonPath.object_at("$.look")},
+                result_path="$.run")).next(judging[1])
+        # The self-ending execution (its input has the test's start and end) judges at every look; an execution given
+        # only {"test_end": "<ISO time>"} waits for it and judges once; any other judges now.
+        looks = sfn.Pass(self, "StartLooks", result=sfn.Result.from_object({"number": 0}), result_path="$.look")
+        looks.next(plan)
         judge_run = sfn.Choice(self, "WaitForTestEnd?").when(
+            sfn.Condition.and_(sfn.Condition.is_present("$.test_start"), sfn.Condition.is_present("$.test_end")), looks
+        ).when(
             sfn.Condition.is_present("$.test_end"),
-            sfn.Wait(self, "WaitForTestEnd", time=sfn.WaitTime.timestamp_path("$.test_end")).next(setup)
+            sfn.Wait(self, _looks.WAIT_STATE, time=sfn.WaitTime.timestamp_path("$.test_end")).next(setup)
         ).otherwise(setup)
         return sfn.Choice(self, "Follow?").when(sfn.Condition.is_present("$.follow"),
                                                 self._follow(steps, judge_run, finish)).otherwise(judge_run)
+
+    def _look_plan(self, steps: WorkflowSteps) -> sfn.TaskStateBase:
+        """The step before each look's wait: the next look after the last one judged (``looks.plan_look``)."""
+        min_minutes = Criteria.from_mapping(self.criteria).min_minutes
+        return steps.guarded(steps.invoke(self, _looks.PLAN_STATE, "plan_look", {
+            "test_start": sfn.JsonPath.string_at("$.test_start"), "test_end": sfn.JsonPath.string_at("$.test_end"),
+            "look_seconds": int(self.look_interval.to_seconds()), "min_minutes": min_minutes,
+            "now": sfn.JsonPath.string_at("$$.State.EnteredTime"), "after": sfn.JsonPath.number_at("$.look.number")},
+            "$.look"))
 
     def _approval(self, steps: WorkflowSteps, promote: sfn.IChainable, finish: sfn.IChainable) -> sfn.IChainable:
         """Wait for a person's answer (task token, sent to the topic); promote only on {"approved": true}."""

@@ -39,7 +39,8 @@ class WorkflowFunctions:
     """The functions of one PromotionWorkflow, made in ``scope`` (the workflow), each with a role of its own.
 
     ``functions`` holds, by step: ``gather`` (GetMetricData, writes series), ``judge`` (writes reports),
-    ``follow`` (reads this state machine's executions), ``agreement`` with ``capture_analytics`` (its queries),
+    ``follow`` (reads this state machine's executions), ``plan_look`` (the next interim look), ``agreement``
+    with ``capture_analytics`` (its queries),
     and for a self-service test ``prepare`` (reads the endpoint, creates configs, takes scaling down) and
     ``restore`` (puts scaling back). ``test_end()`` adds the deploy-time timer's function.
 
@@ -61,7 +62,9 @@ class WorkflowFunctions:
         self.report_store = report_store
         self.log_removal_policy = log_removal_policy
         self.functions: dict[str, lambda_.Function] = {
-            "gather": self._gather(), "judge": self._judge(), "follow": self._follow()}
+            "gather": self._gather(), "judge": self._judge(), "follow": self._follow(),
+            # Pure: when the next interim look falls and what it judges (no AWS call, so no permission).
+            "plan_look": self._function("PlanLook", "plan_look", cdk.Duration.seconds(30), module="looks")}
         if capture_analytics is not None:
             self.functions["agreement"] = self._function("MeasureAgreement", "measure_agreement", cdk.Duration.minutes(5))
             capture_analytics.grant_query(self.functions["agreement"])

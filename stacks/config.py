@@ -149,8 +149,11 @@ class ShadowTestConfig(_Config):
     #: Planned end of the test instead, ISO 8601 ("2026-12-02T09:00:00Z"): EventBridge Scheduler starts the
     #: promotion workflow then. None: test_duration_hours after the deploy.
     test_end: str | None = None
-    #: Minutes of traffic the promotion workflow judges, ending when it runs (10 or more).
+    #: Minutes of traffic the promotion workflow judges, ending when it runs (10 or more), when started by hand.
     promotion_window_minutes: int = 60
+    #: Minutes between the interim looks of a test that ends itself (10 to the duration): each judges all data
+    #: so far, and a PROMOTE or REJECT ends the test then. Default 60.
+    look_interval_minutes: int = 60
     #: Verdict criteria (``shadow_runtime.verdict.Criteria`` fields, e.g. {"latency_tolerance": 0.1});
     #: None: the defaults, with the sampling share filled in by the workflow.
     promotion_criteria: dict | None = None

@@ -111,6 +111,8 @@ class ShadowTestStack(cdk.Stack):
             self, "Promotion", endpoint=self.endpoint, test_end=test_end, ends_itself=config.ends_itself,
             duration=None if test_end else cdk.Duration.hours(config.test_duration_hours),
             window=cdk.Duration.minutes(config.promotion_window_minutes),
+            look_interval=cdk.Duration.minutes(config.look_interval_minutes)
+            if config.ends_itself and not test_end else None,
             criteria=config.promotion_criteria,
             on_inconclusive=inconclusive[config.promotion_on_inconclusive],
             poll_interval=cdk.Duration.seconds(config.promotion_poll_seconds),

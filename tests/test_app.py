@@ -92,9 +92,11 @@ def test_plan_states_the_test_in_plain_words(synthesized):
     assert "3 auto-rollback alarm(s)" in text
     assert "Promotion workflow Promotion/StateMachine: gather metrics, judge, report, then update the endpoint" in text
     # The test ends itself after 7 days (the default) and says what it costs until then: 72 instance-hours a day.
-    assert ("INCONCLUSIVE extends the test; the test ENDS ITSELF 7 days after the deploy that creates it (one execution "
-            "waits in WaitForTestEnd; `shadow-test status` shows when); until then it costs 504 instance-hours "
-            "(168 of them the shadow's)") in text
+    # Judged at every look (hourly, the default) from the criteria's 10 minutes on: 168 looks.
+    assert ("INCONCLUSIVE extends the test; the test ENDS ITSELF 7 days after the deploy that creates it; it is judged "
+            "at 168 looks: every 1 hour from 1 hour on and at its end, and a PROMOTE or REJECT at a look ends it then "
+            "(one execution waits in WaitForNextLook; `shadow-test status` shows the next look); until then it costs "
+            "504 instance-hours (168 of them the shadow's)") in text
     analytics = next(line for line in text.splitlines() if line.startswith("  Capture analytics "))
     assert re.fullmatch(
         r"  Capture analytics CaptureAnalytics/WorkGroup \(Athena workgroup \w+\): table \w+\.captured_records over "

@@ -65,12 +65,19 @@ def assert_traffic_and_capture(demo: Demo) -> None:
     assert 0.85 < agreement["effect"] < 0.99  # v2 and v1 are different models; they mostly agree
 
 
-def assert_the_test_ended_itself(demo: Demo, exit_code: int) -> None:
+def assert_the_test_ended_itself(demo: Demo, exit_code: int) -> int:
     result = demo.result
-    # One execution in all: the one the deploy started, waiting for the test's end. Nobody started another.
+    # One execution in all: the one the deploy started, judging at the test's looks. Nobody started another.
     assert len(result.executions) == 1 and result.executions[0].startswith("test-end-"), result.executions
     assert result.run_exit_code == exit_code, result.run_output
-    assert "-> WaitForTestEnd" in result.run_output and "-> Judge" in result.run_output
+    assert "-> WaitForNextLook (look 1 of 3 at " in result.run_output and "-> Judge" in result.run_output
+    # It decided at a look before the test's planned end (1 hour, looks every 20 minutes): the report says which.
+    look = next(line for line in result.report_markdown.splitlines() if line.startswith("- Look "))
+    number = int(look.split()[2])
+    assert number < 3 and look.startswith(f"- Look {number} of 3: {20 * number} minutes into the test"), look
+    assert result.run_output.count("-> Judge") == number
+    assert f"- Decided {round((3 - number) / 3, 4):g} h before the planned end: stopping now saves" in result.report_markdown
+    return number
     assert f"verdict: **{result.decision}**" in result.run_output  # the report, printed by shadow-test run
     # The next phase passes the drift guard and its deploy leaves production's model (and instances) as they were.
     assert result.drift_next[0] == 0, result.drift_next
@@ -105,7 +112,7 @@ def test_regressed_candidate_is_rejected_and_production_untouched(regressed):
     assert after["production"] == before["production"]  # same model, instances and weight
     assert after["shadow"] == []
     assert_traffic_and_capture(regressed)
-    assert_the_test_ended_itself(regressed, exit_code=3)
+    assert assert_the_test_ended_itself(regressed, exit_code=3) == 1  # rejected at the first look
     assert result.drift_shadow[0] == 0 and result.next_phase == "rolled_back"  # v1 still serves, as declared
 
 

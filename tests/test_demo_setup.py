@@ -57,7 +57,9 @@ def test_scenarios_judge_the_prediction_agreement(scenarios):
     for template in scenarios.values():
         states = json.loads(definition(template).replace("<token>", "x"))["States"]
         assert states["GatherMetrics"]["Next"] == "MeasureAgreement"
-        assert states["Judge"]["Parameters"]["criteria"]["min_agreement"] == 0.9
+        assert states["Judge"]["Parameters"]["criteria"]["min_agreement"] == 0.85
+        # Judged at a look every 20 minutes of the 1-hour test, from 20 minutes on.
+        assert states["PlanLook"]["Parameters"]["look_seconds"] == 1200
 
 
 def test_the_plan_says_the_workflow_measures_the_agreement(tmp_path):

@@ -47,9 +47,17 @@ def test_the_next_look_is_the_first_one_still_ahead():
 
 def test_the_workflow_step_returns_the_window_and_the_wait():
     result = looks.plan_look({"test_start": "2026-12-01T09:00:00Z", "test_end": "2026-12-01T12:00:00Z",
-                              "look_seconds": "3600", "min_minutes": 10, "now": "2026-12-01T10:20:31.123Z"})
+                              "look_seconds": "3600", "min_minutes": 10, "now": "2026-12-01T10:20:31.123Z", "after": 0})
     assert result == {"number": 2, "at": "2026-12-01T11:00:00Z", "minutes": 120, "final": False, "looks": 3,
-                      "end": "2026-12-01T11:00:00Z", "started": "2026-12-01T09:00:00Z"}
+                      "test_end": "2026-12-01T12:00:00Z", "hours_left": 1.0}
+
+
+def test_a_look_judged_early_is_not_judged_again():
+    # The wait ended by another clock (an emulator's) before the look's time: the next step goes on to the next look.
+    event = {"test_start": "2026-12-01T09:00:00Z", "test_end": "2026-12-01T12:00:00Z", "look_seconds": 3600,
+             "min_minutes": 10, "now": "2026-12-01T09:05:00Z"}
+    assert [looks.plan_look({**event, "after": after})["number"] for after in (0, 1, 2)] == [1, 2, 3]
+    assert looks.plan_look({**event, "after": 3})["final"]  # nothing after the last one: the last one
 
 
 @pytest.mark.parametrize(("start", "end", "seconds", "message"), [

@@ -528,3 +528,14 @@ def test_status_names_the_self_ending_timer():
 
 def test_cli_error_messages_are_one_line():
     assert CliError("a\nb  c\t d").message == "a b c d"
+
+
+def test_a_wait_for_the_next_look_is_shown_with_its_look():
+    look = {"number": 2, "looks": 6, "at": "2026-01-01T10:20:00Z", "minutes": 20, "final": False}
+    entered = {"name": shadow_test.LOOK_WAIT_STATE, "input": json.dumps({"look": look, "test_end": "x"})}
+    assert shadow_test.look_of(entered) == look
+    assert shadow_test.look_text(look) == "look 2 of 6 at 2026-01-01T10:20:00Z, passed"
+    assert shadow_test.look_text({**look, "number": 6, "final": True}).endswith(", passed (the last)")
+    assert shadow_test.look_of({"name": "WaitForNextLook", "input": "{}"}) is None  # nothing to show
+    # The state names are the workflow runtime's own (shadow_runtime.looks), read without importing aws-cdk-lib.
+    assert (shadow_test.WAIT_STATE, shadow_test.LOOK_WAIT_STATE) == ("WaitForTestEnd", "WaitForNextLook")

@@ -204,9 +204,35 @@ def test_delete_cancels_a_waiting_execution_only(sfn):
     assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
     # Already finished (it judged and acted): nothing to cancel, and Delete still succeeds.
     assert lifecycle.handle(event("Delete", PhysicalResourceId=arn), sfn)["Reason"] == \
-        "the execution had already left its wait; left to finish"
+        "the execution had already decided; left to finish"
     assert lifecycle.handle(event("Delete", PhysicalResourceId="request-Create"), sfn)["Reason"].startswith(
         "no execution to cancel")
+
+
+class _History:
+    """A Step Functions client that only describes one running execution whose newest entered state is given."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    def describe_execution(self, executionArn):  # noqa: N803 - boto3's parameter name
+        return {"status": "RUNNING"}
+
+    def get_execution_history(self, **_):
+        # Oldest first on purpose (an emulator that ignores reverseOrder): the newest is the highest id.
+        return {"events": [{"id": i + 1, "stateEnteredEventDetails": {"name": name}} for i, name in enumerate(self.names)]}
+
+
+@pytest.mark.parametrize(("states", "stoppable"), [
+    (("Follow?", "WaitForTestEnd?", "StartLooks", "PlanLook", "WaitForNextLook"), True),
+    (("PlanLook", "WaitForNextLook", "LookWindow", "GatherMetrics", "Judge", "InterimLook?", "PlanLook"), True),
+    (("WaitForTestEnd?", "WaitForTestEnd"), True),
+    (("LookWindow", "GatherMetrics", "MeasureAgreement", "Judge"), True),  # judging a look: nothing changed yet
+    (("Judge", "InterimLook?", "PublishVerdict"), False),  # decided: it reports and acts; left to finish
+    (("Judge", "InterimLook?", "PublishVerdict", "EmitVerdictEvent", "Decision", "PromotePrepare"), False),
+])
+def test_an_execution_is_stopped_only_before_it_decides(states, stoppable):
+    assert lifecycle.still_waiting(_History(*states), "arn:aws:states:eu-west-1:1:execution:m:e") is stoppable
 
 
 @pytest.mark.parametrize(("seconds", "message"), [

@@ -7,6 +7,7 @@ filled by shadow_emulator's doubles. Waits are real, so polls and retries are se
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import aws_cdk as cdk
 import boto3
@@ -342,3 +343,60 @@ def test_a_failing_agreement_query_stops_the_run_before_anything_changes(athena_
     assert "ended FAILED" in harness.failures(result["executionArn"]) and double.failures
     model, shadows = production_model(client)
     assert model == "churn-v1" and [s["VariantName"] for s in shadows] == ["shadow"]
+
+
+# Interim looks (issue 14): the self-ending execution judges all data so far at every look and stops at the first
+# PROMOTE or REJECT. Its input is what the deploy-time timer gives it: the test's start and end.
+
+@pytest.fixture(scope="module")
+def looking():
+    return self_service_template(look_interval=cdk.Duration.minutes(10), duration=cdk.Duration.hours(3))
+
+
+def self_ending_input(started_minutes_ago: int, ends_in_minutes: int) -> dict:
+    now = datetime.now(UTC).replace(microsecond=0)
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    return {"trigger": "test-end", "test_start": (now - timedelta(minutes=started_minutes_ago)).strftime(stamp),
+            "test_end": (now + timedelta(minutes=ends_in_minutes)).strftime(stamp)}
+
+
+def looks_judged(execution_arn: str) -> list[dict]:
+    return [json.loads(e["stateExitedEventDetails"]["output"])["look"] for e in harness.history(execution_arn)
+            if e.get("stateExitedEventDetails", {}).get("name") == "PlanLook"]
+
+
+def test_a_healthy_shadow_is_promoted_at_an_interim_look(world, looking):
+    _, client = world
+    _, result = start(looking, client, payload=self_ending_input(30, 150))
+    assert result["status"] == "SUCCEEDED", harness.failures(result["executionArn"])
+    looks = looks_judged(result["executionArn"])
+    assert looks and not looks[-1]["final"] and looks[-1]["number"] < looks[-1]["looks"]  # before the test's end
+    assert harness.states_entered(result["executionArn"]).count("Judge") == len(looks)
+    verdict = harness.state_output(result["executionArn"], "Judge")["verdict"]
+    assert verdict["decision"] == "PROMOTE" and json.loads(result["output"])["action"] == "promoted"
+    bucket, key = verdict["report_markdown"][5:].split("/", 1)
+    report = boto3.client("s3", region_name=harness.REGION).get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    hours = looks[-1]["hours_left"]
+    assert f"- Look {looks[-1]['number']} of {looks[-1]['looks']}: {looks[-1]['minutes']} minutes into the test" in report
+    assert f"- Decided {hours:g} h before the planned end: stopping now saves {hours:g} shadow instance-hours" in report
+
+
+def test_a_regressed_shadow_is_rejected_at_the_first_look(world, looking):
+    _, client = world
+    _, result = start(looking, client, regression=0.5, payload=self_ending_input(30, 150))
+    assert result["status"] == "SUCCEEDED", harness.failures(result["executionArn"])
+    assert len(looks_judged(result["executionArn"])) == 1
+    assert harness.state_output(result["executionArn"], "Judge")["verdict"]["decision"] == "REJECT"
+    assert production_model(client) == ("churn-v1", [])
+
+
+def test_an_undecided_test_is_judged_at_every_look_until_its_end(world, looking):
+    _, client = world
+    _, result = start(looking, client, rpm=4, payload=self_ending_input(30, 25))
+    assert result["status"] == "SUCCEEDED", harness.failures(result["executionArn"])
+    looks = looks_judged(result["executionArn"])
+    # From the first look still ahead to the end (10 and 20 minutes from now, then the end at 25): each judged once.
+    assert [look["number"] for look in looks] == list(range(looks[0]["number"], looks[0]["number"] + 3))
+    assert [look["final"] for look in looks] == [False, False, True]
+    assert harness.states_entered(result["executionArn"]).count("Judge") == 3
+    assert json.loads(result["output"])["action"] == "none"  # on_inconclusive=KEEP after the last look

@@ -151,7 +151,8 @@ def judge(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
     Event: ``series`` (S3 URI from gather_metrics), ``criteria`` (Criteria fields), ``context``
     (endpoint and variant names, window: shown in the report), optionally ``agreement``
-    (measure_agreement's result, judged when the criteria set ``min_agreement``). The series'
+    (measure_agreement's result, judged when the criteria set ``min_agreement``) and ``run`` (the
+    workflow's run state: its ``look``, at an interim look, goes into the report). The series'
     ``slot_minutes`` (5-minute slots of an old part, see gather_metrics) are passed on to the
     verdict. Returns decision, score, the first reason, the minutes judged and the report URIs.
     """
@@ -160,6 +161,9 @@ def judge(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     verdict = compare(data["production"], data["shadow"], Criteria.from_mapping(event.get("criteria")),
                       agreement=event.get("agreement"), slot_minutes=data.get("slot_minutes"))
     details = dict(event.get("context") or {})
+    look = (event.get("run") or {}).get("look")
+    if look:  # an interim look of a test that ends itself (see looks.plan_look)
+        details["look"] = look
     prefix = key.rsplit("/", 1)[0]
     json_uri = _put(bucket, f"{prefix}/verdict.json", report.report_json(verdict, details), "application/json")
     markdown_uri = _put(bucket, f"{prefix}/verdict.md", report.report_markdown(verdict, details), "text/markdown")

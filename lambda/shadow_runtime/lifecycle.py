@@ -22,8 +22,9 @@ from typing import Any
 
 import boto3
 
+from .looks import STOPPABLE_STATES
+
 EXECUTION_PREFIX = "test-end-"
-WAIT_STATE = "WaitForTestEnd"
 MIN_SECONDS, MAX_SECONDS = 3600, 30 * 86400
 
 
@@ -83,13 +84,13 @@ test_start.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, 
 
 
 def still_waiting(sfn, execution_arn: str) -> bool:
-    """Whether the execution runs and has not left its wait for the test's end."""
+    """Whether the execution runs and has not decided yet: it waits for a look or the test's end, or judges a look."""
     if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
         return False
     events = sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=100)["events"]
     # The newest state entered, by event id (not by position: some emulators ignore reverseOrder).
     entered = [(e["id"], e["stateEnteredEventDetails"]["name"]) for e in events if "stateEnteredEventDetails" in e]
-    return bool(entered) and max(entered)[1] == WAIT_STATE
+    return bool(entered) and max(entered)[1] in STOPPABLE_STATES
 
 
 def cancel_timer(sfn, execution_arn: str, why: str) -> str:
@@ -98,7 +99,7 @@ def cancel_timer(sfn, execution_arn: str, why: str) -> str:
         return f"no execution to cancel ({execution_arn!r})"
     try:
         if not still_waiting(sfn, execution_arn):
-            return "the execution had already left its wait; left to finish"
+            return "the execution had already decided; left to finish"
         sfn.stop_execution(executionArn=execution_arn, error="ShadowTestEndCancelled", cause=why)
         return "pending end cancelled"
     except sfn.exceptions.ExecutionDoesNotExist:

@@ -22,6 +22,15 @@ from typing import Any
 
 #: A look every 10 minutes at most often (a minute of CloudWatch data is final after a few minutes).
 MIN_LOOK_SECONDS = 600
+#: The workflow's states around the looks (the constructs name them from here).
+WAIT_STATE = "WaitForTestEnd"  # an execution given a ``test_end`` but no ``test_start`` waits there for it
+LOOK_WAIT_STATE = "WaitForNextLook"  # the self-ending execution waits there for its next look
+PLAN_STATE = "PlanLook"
+INTERIM_CHOICE = "InterimLook?"
+#: The states of a self-ending execution that change nothing: stopping it there (the test left the SHADOW phase, its
+#: stack was deleted) loses nothing. Once it has decided (and reports and acts) it is left to finish.
+STOPPABLE_STATES = frozenset({"Follow?", "WaitForTestEnd?", WAIT_STATE, "StartLooks", PLAN_STATE, LOOK_WAIT_STATE,
+                              "LookWindow", "Setup", "GatherMetrics", "MeasureAgreement", "Judge", INTERIM_CHOICE})
 #: Step Functions keeps at most 25,000 events in an execution's history; a look takes at most about 26 (plan,
 #: wait, gather, agreement, judge, two choices), the test's set-up and its ending a few hundred.
 MAX_LOOKS = 900
@@ -101,14 +110,19 @@ def plan_look(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """The workflow's step before each wait (a Lambda handler; pure: no AWS call).
 
     Event: ``test_start``, ``test_end`` (ISO times, the self-ending execution's input),
-    ``look_seconds``, ``min_minutes`` and ``now`` (the state's entered time). Returns the next
-    look as ``{"number", "at", "minutes", "final", "looks", "end", "started"}``: ``at`` is when to
-    wait until and the judged window's end, ``minutes`` its length from the test's start, ``looks``
-    how many looks the whole test has; ``end``/``started`` repeat ``at`` and the test's start in
-    the names the judging steps read.
+    ``look_seconds``, ``min_minutes``, ``now`` (the state's entered time) and ``after`` (the number
+    of the look judged last, 0 before the first). Returns the next look after that one still ahead
+    of ``now`` (the final one once none is) as ``{"number", "at", "minutes", "final", "looks",
+    "test_end", "hours_left"}``: ``at`` is when to wait until and the judged window's end,
+    ``minutes`` its length from the test's start, ``looks`` how many looks the whole test has,
+    ``hours_left`` how long the test would still run after this look.
     """
     look_seconds = int(event["look_seconds"])
     min_minutes = int(event.get("min_minutes") or 0)
     looks = schedule(event["test_start"], event["test_end"], look_seconds, min_minutes)
-    look = _first_from(looks, parse_time(event["now"]))
-    return {**look.to_dict(), "looks": len(looks), "end": iso(look.at), "started": iso(parse_time(event["test_start"]))}
+    after = int(event.get("after") or 0)
+    ahead = [look for look in looks if look.number > after] or looks[-1:]
+    look = _first_from(ahead, parse_time(event["now"]))
+    end = looks[-1].at
+    return {**look.to_dict(), "looks": len(looks), "test_end": iso(end),
+            "hours_left": round((end - look.at).total_seconds() / 3600, 4)}

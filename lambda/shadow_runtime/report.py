@@ -36,6 +36,23 @@ def _value(metric: Mapping[str, Any], side: str) -> str:
     return f"{value / 1000:.2f} ms" if metric["kind"] == "latency" else f"{value:.1f}"
 
 
+def look_lines(decision: str, context: Mapping[str, Any]) -> list[str]:
+    """Which look of a self-ending test this is and, when it decides before the end, what stopping saves."""
+    look = context.get("look")
+    if not look:
+        return []
+    lines = [f"- Look {look['number']} of {look['looks']}: {look['minutes']} minutes into the test, which ends "
+             f"{look['test_end']}" + (" (the last look)" if look.get("final") else "")]
+    hours = float(look.get("hours_left") or 0)
+    if decision != "INCONCLUSIVE" and hours > 0:
+        instances = context.get("shadow_instances")
+        saved = f"{hours * instances:g} shadow instance-hours" if instances else "the shadow's instance-hours"
+        lines.append(f"- Decided {hours:g} h before the planned end: stopping now saves {saved}")
+    elif decision == "INCONCLUSIVE" and not look.get("final"):
+        lines.append("- Not decided yet: judged again at the next look")
+    return lines
+
+
 def report_markdown(verdict: Verdict, context: Mapping[str, Any]) -> str:
     """A one-page summary: decision, score, traffic, one row per metric, the reasons."""
     data = verdict.to_dict()
@@ -50,6 +67,9 @@ def report_markdown(verdict: Verdict, context: Mapping[str, Any]) -> str:
         f"{traffic['paired_minutes']} with data on both sides)",
         f"- Requests: production {traffic['production_invocations']}, shadow {traffic['shadow_invocations']}"
         + (f" ({share:.1%} of production; expected {traffic['expected_share']:.0%})" if share is not None else ""),
+    ]
+    lines += look_lines(data["decision"], context)
+    lines += [
         "",
         "| metric | status | production | shadow | shadow change | confidence interval | tolerance |",
         "|---|---|---|---|---|---|---|",

@@ -417,16 +417,21 @@ def _judge_paired(key: str, prod: list, shad: list, slots: list[float], criteria
         p_value = anytime_p_value(mean / spread, minutes, criteria.sequential_tuned_minutes, alpha)
     else:
         p_value = min(1.0, 2 * _normal_cdf(-abs(mean / spread)))
-    limit = math.log1p(base["tolerance"])
-    if low_higher > limit:
-        status = HIGHER
-    elif high_ni <= limit:
-        status = LOWER if high < 0 else PASS
-    else:
-        status = UNDECIDED
+    status = _status(low_higher, high_ni, high, math.log1p(base["tolerance"]))
     rel = math.expm1
     return MetricResult(status=status, effect=rel(mean), interval=(rel(low), rel(high)), p_value=p_value,
                         n=paired_minutes, note=note, **typical, **base)
+
+
+def _status(low_higher: float, high_promote: float, high: float, limit: float) -> str:
+    """A metric's status from its bounds: HIGHER when the lower bound (at the REJECT level) is beyond the tolerance
+    ``limit``, PASS (LOWER when the two-sided interval lies below zero) when the upper bound at the PROMOTE level is
+    within it, else UNDECIDED."""
+    if low_higher > limit:
+        return HIGHER
+    if high_promote <= limit:
+        return LOWER if high < 0 else PASS
+    return UNDECIDED
 
 
 def _judge_rate(key: str, errors_p: float, calls_p: float, errors_s: float, calls_s: float,
@@ -446,13 +451,7 @@ def _judge_rate(key: str, errors_p: float, calls_p: float, errors_s: float, call
     estimate, low, high = newcombe_difference(k_s, n_s, k_p, n_p, two_sided(alpha / 2))
     _, low_higher, _ = newcombe_difference(k_s, n_s, k_p, n_p, two_sided(alpha_higher))
     _, _, high_ni = newcombe_difference(k_s, n_s, k_p, n_p, two_sided(criteria.promote_alpha))
-    tol = base["tolerance"]
-    if low_higher > tol:
-        status = HIGHER
-    elif high_ni <= tol:
-        status = LOWER if high < 0 else PASS
-    else:
-        status = UNDECIDED
+    status = _status(low_higher, high_ni, high, base["tolerance"])
     return MetricResult(status=status, effect=estimate, interval=(low, high), n=n_s,
                         production=k_p / n_p, shadow=k_s / n_s, **base)
 
