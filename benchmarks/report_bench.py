@@ -115,6 +115,14 @@ print(json.dumps({"paired": n, "mean_abs_diff": mean, "median_abs_diff": quantil
 # The bare query, in the two ways DuckDB reads the files (--bare chooses; read_text is the faster, measured side by
 # side on the bench data: about 15% less CPU). Both read every line of the same files, parse it as JSON, take only the
 # inferenceId and the output's data, and pair by inferenceId with one hash join.
+_PAIR_AND_MEASURE = r'''
+connection = duckdb.connect()
+connection.execute("SET enable_progress_bar = false")  # it would print on stdout
+paired, mean, agreement = connection.execute(f"""
+    SELECT count(*), avg(abs(s.x - p.x)), avg(CASE WHEN (p.x >= 0.5) = (s.x >= 0.5) THEN 1.0 ELSE 0.0 END)
+    FROM ({variant('production')}) p JOIN ({variant('shadow')}) s USING (id)""").fetchone()
+print(json.dumps({"paired": paired, "mean_abs_diff": mean, "agreement": float(agreement)}))
+'''
 BARE = {"read_text": r'''
 import json, sys, duckdb
 root = sys.argv[1]
@@ -123,26 +131,14 @@ def variant(name):
             f"SELECT json_extract_string(line, ['$.eventMetadata.inferenceId', '$.captureData.endpointOutput.data']) AS f "
             f"FROM (SELECT unnest(string_split(content, chr(10))) AS line FROM read_text('{root}/*/{name}/*/*/*/*/*.jsonl')) "
             f"WHERE line <> '')")
-connection = duckdb.connect()
-connection.execute("SET enable_progress_bar = false")  # it would print on stdout
-paired, mean, agreement = connection.execute(f"""
-    SELECT count(*), avg(abs(s.x - p.x)), avg(CASE WHEN (p.x >= 0.5) = (s.x >= 0.5) THEN 1.0 ELSE 0.0 END)
-    FROM ({variant('production')}) p JOIN ({variant('shadow')}) s USING (id)""").fetchone()
-print(json.dumps({"paired": paired, "mean_abs_diff": mean, "agreement": float(agreement)}))
-''', "read_json": r'''
+''' + _PAIR_AND_MEASURE, "read_json": r'''
 import json, sys, duckdb
 root = sys.argv[1]
 columns = "{'captureData': 'STRUCT(endpointOutput STRUCT(data VARCHAR))', 'eventMetadata': 'STRUCT(inferenceId VARCHAR)'}"
 def variant(name):
     return (f"SELECT eventMetadata.inferenceId AS id, captureData.endpointOutput.data::DOUBLE AS x "
             f"FROM read_json('{root}/*/{name}/*/*/*/*/*.jsonl', format = 'newline_delimited', columns = {columns})")
-connection = duckdb.connect()
-connection.execute("SET enable_progress_bar = false")  # it would print on stdout
-paired, mean, agreement = connection.execute(f"""
-    SELECT count(*), avg(abs(s.x - p.x)), avg(CASE WHEN (p.x >= 0.5) = (s.x >= 0.5) THEN 1.0 ELSE 0.0 END)
-    FROM ({variant('production')}) p JOIN ({variant('shadow')}) s USING (id)""").fetchone()
-print(json.dumps({"paired": paired, "mean_abs_diff": mean, "agreement": float(agreement)}))
-'''}
+''' + _PAIR_AND_MEASURE}
 
 def run_measured(command: list[str]) -> tuple[float, float, str]:
     """Run ``command`` in a fresh process: (seconds, its own peak RSS in MiB via os.wait4, stdout)."""
