@@ -50,7 +50,7 @@ synth: setup
 test: setup
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory typecheck
-	$(BIN)/python -m pytest -n 2 --dist worksteal
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=10
 
 lint: setup
 	$(BIN)/ruff check .

@@ -54,10 +54,15 @@ sys.path.insert(0, str(ROOT))
 from scripts.build_models import churn_data  # noqa: E402
 from shadow_emulator.server import port_in_use  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "lambda"))
+from shadow_runtime import agreement_metrics  # noqa: E402 - stdlib only: the workflow's own metric names
+
 STACK = "ChurnShadowTest"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 SCENARIOS = ("healthy", "regressed")
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
+#: Where the workflow publishes the live agreement metrics.
+LIVE_NAMESPACE = agreement_metrics.NAMESPACE
 #: How many times as fast as this machine's the emulated clock runs while the workflow executes.
 CLOCK_RATE = 20
 
@@ -95,6 +100,8 @@ class DemoResult:
     #: ``shadow-test run``'s exit code and output.
     run_exit_code: int | None = None
     run_output: str = ""
+    #: The live agreement metrics the workflow published at its looks (the last of each, by metric name).
+    live_agreement: dict[str, float] = field(default_factory=dict)
     #: ``shadow-test drift`` on the SHADOW assembly after the verdict, and on the next phase's: (exit code, line).
     drift_shadow: tuple[int, str] = (0, "")
     drift_next: tuple[int, str] = (0, "")
@@ -456,6 +463,26 @@ class Demo:
                 Bucket=bucket, Key=key.rsplit("/", 1)[0] + "/verdict.json")["Body"].read())
         self.console.line(f"shadow-test run: exit {code} ({self.result.decision}, {output_json.get('action')}); "
                           f"executions of the workflow: {', '.join(self.result.executions)}")
+        self.result.live_agreement = self.live_agreement(test_start, test_end)
+        live = self.result.live_agreement
+        if live:
+            self.console.line(f"live metrics ({LIVE_NAMESPACE}): label agreement {live.get('PredictionAgreement', 0):.2f}% "
+                              f"over {live.get('PairedPredictions', 0):,.0f} paired predictions, mean |difference| "
+                              f"{live.get('PredictionMeanAbsDifference', float('nan')):.4f}, as the dashboard shows them")
+
+    def live_agreement(self, start: datetime, end: datetime) -> dict[str, float]:
+        """The last value of each live agreement metric the workflow published for the shadow variant."""
+        cloudwatch = self.client("cloudwatch")
+        shadow = self.result.initial_config["shadow"][0]["VariantName"]
+        dims = [{"Name": "EndpointName", "Value": self.endpoint}, {"Name": "VariantName", "Value": shadow}]
+        figures = {}
+        for name in (agreement_metrics.AGREEMENT, agreement_metrics.PAIRED, agreement_metrics.MEAN_ABS_DIFF):
+            points = cloudwatch.get_metric_statistics(
+                Namespace=LIVE_NAMESPACE, MetricName=name, Dimensions=dims, StartTime=start - timedelta(hours=1),
+                EndTime=end + timedelta(hours=1), Period=60, Statistics=["Maximum"])["Datapoints"]
+            if points:
+                figures[name] = max(points, key=lambda point: point["Timestamp"])["Maximum"]
+        return figures
 
     def follow_in_iac(self) -> None:
         """The app must now declare what serves: the drift guard, then the next phase's synth, guard and deploy."""

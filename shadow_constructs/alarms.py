@@ -13,7 +13,7 @@ from constructs import Construct
 
 from .endpoint_base import IShadowEndpoint
 from .errors import Problems, shown
-from .metric_factory import ShadowMetricFactory
+from .metric_factory import AGREEMENT, ShadowMetricFactory
 
 
 class ShadowAlarms(Construct):
@@ -36,6 +36,10 @@ class ShadowAlarms(Construct):
         it. Default: 5.
     :param min_shadow_invocations: the guard: shadow requests per period needed to judge.
         Default: 50.
+    :param min_agreement: also alarm when the label agreement of the shadow's answers with production's (0-1), as the
+        promotion workflow publishes it at each look with CaptureAnalytics, falls below this (e.g. 0.95). The
+        agreement alarm joins the composite and the actions, not the rollback alarms (a disagreeing shadow is no reason
+        to roll back an update). Default: none.
     :param period: Default: 5 minutes.
     :param evaluation_periods: Default: 3.
     :param datapoints_to_alarm: Default: 3 (every evaluated period must breach).
@@ -55,6 +59,7 @@ class ShadowAlarms(Construct):
         error_rate_increase_threshold: float = 1.0,
         model_errors_threshold: int = 5,
         min_shadow_invocations: int = 50,
+        min_agreement: float | None = None,
         period: cdk.Duration | None = None,
         evaluation_periods: int = 3,
         datapoints_to_alarm: int | None = None,
@@ -72,6 +77,8 @@ class ShadowAlarms(Construct):
         problems.check_number_range("error_rate_increase_threshold", error_rate_increase_threshold, 0.001, 100)
         problems.check_int_range("model_errors_threshold", model_errors_threshold, 1)
         problems.check_int_range("min_shadow_invocations", min_shadow_invocations, 1)
+        if min_agreement is not None:
+            problems.check_number_range("min_agreement", min_agreement, 0.01, 1)
         self.period = period or cdk.Duration.minutes(5)
         problems.check_seconds("period", self.period, 60, 86400)
         problems.check_int_range("evaluation_periods", evaluation_periods, 1, 100)
@@ -119,11 +126,21 @@ class ShadowAlarms(Construct):
             threshold=model_errors_threshold,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, **common)
         self.alarms: list[cloudwatch.Alarm] = [self.latency_alarm, self.error_rate_alarm, self.model_errors_alarm]
+        #: Below ``min_agreement`` at a look (None without one).
+        self.agreement_alarm = None if min_agreement is None else cloudwatch.Alarm(
+            self, "AgreementBelowMinimum", alarm_name=f"{prefix}-agreement-below-minimum",
+            alarm_description=f"The shadow gave production's label on fewer than {100 * min_agreement:g}% of the paired "
+                              "predictions so far (published by the promotion workflow at each look).",
+            metric=f.agreement_metric(AGREEMENT, statistic="Minimum"), threshold=100 * min_agreement,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
+        watched = [*self.alarms, *([self.agreement_alarm] if self.agreement_alarm else [])]
         self.composite = cloudwatch.CompositeAlarm(
             self, "ShadowRegressed", composite_alarm_name=f"{prefix}-shadow-regressed",
-            alarm_description="The shadow regressed against production: latency, error rate or model errors.",
+            alarm_description="The shadow regressed against production: latency, error rate or model errors"
+                              + (", or its answers agree less than the minimum." if self.agreement_alarm else "."),
             alarm_rule=cloudwatch.AlarmRule.any_of(*[cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM)
-                                                     for a in self.alarms]))
+                                                     for a in watched]))
         if topic is not None:
             # jsii: SnsAction implements IAlarmAction with other parameter names (aws/jsii#4541).
             self.add_action(cast(cloudwatch.IAlarmAction, cw_actions.SnsAction(topic)))
@@ -135,7 +152,7 @@ class ShadowAlarms(Construct):
 
     def add_action(self, action: cloudwatch.IAlarmAction) -> None:
         """Run ``action`` when any alarm (and the composite) goes to ALARM or back to OK."""
-        for alarm in (*self.alarms, self.composite):
+        for alarm in (*self.alarms, *([self.agreement_alarm] if self.agreement_alarm else []), self.composite):
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
 

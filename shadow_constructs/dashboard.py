@@ -10,7 +10,7 @@ from constructs import Construct
 
 from .endpoint_base import IShadowEndpoint
 from .errors import Problems
-from .metric_factory import ShadowMetricFactory
+from .metric_factory import AGREEMENT, MEAN_ABS_DIFF, PAIRED, ShadowMetricFactory
 from .metrics import ERROR_METRICS, LATENCY_METRICS
 from .variant import has_gpu
 
@@ -91,9 +91,22 @@ class ShadowDashboard(Construct):
             self.dashboard.add_widgets(*graphs[row:row + 3])
         self.dashboard.add_widgets(*[self._window_statistics(name) for name in LATENCY_METRICS])
         self.dashboard.add_widgets(self._counts_table())
+        if endpoint.capture_location is not None:
+            self.dashboard.add_widgets(*self._agreement_graphs())
         self.dashboard_name = self.dashboard.dashboard_name
 
     # Widgets
+
+    def _agreement_graphs(self) -> list[cloudwatch.GraphWidget]:
+        """The answers compared: label agreement and mean absolute difference of the paired predictions so far, as
+        the promotion workflow publishes them at each look (with CaptureAnalytics)."""
+        f = self.factory
+        return [cloudwatch.GraphWidget(title="Shadow vs production answers: label agreement (%, at each look)",
+                                       left=[f.agreement_metric(AGREEMENT)], width=12, height=6,
+                                       left_y_axis=cloudwatch.YAxisProps(min=0, max=100)),
+                cloudwatch.GraphWidget(title="Mean |shadow - production| of paired predictions (at each look)",
+                                       left=[f.agreement_metric(MEAN_ABS_DIFF)], right=[f.agreement_metric(PAIRED)],
+                                       width=12, height=6)]
 
     def _header(self, start, planned_end, description) -> cloudwatch.TextWidget:
         ep = self.endpoint

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 
+from ._runtime import runtime_module
 from .endpoint_base import IShadowEndpoint, check_endpoint
 from .errors import ConfigError, Problems
 from .metrics import ENDPOINT_METRICS, ERROR_METRICS, INSTANCE_NAMESPACE
@@ -25,6 +26,13 @@ VERDICT_SERIES: dict[str, tuple[str, str]] = {
     "CPUUtilization:Average": ("CPUUtilization", "Average"),
     "MemoryUtilization:Average": ("MemoryUtilization", "Average"),
 }
+
+
+_AGREEMENT = runtime_module("agreement_metrics")
+AGREEMENT, MEAN_ABS_DIFF, PAIRED = _AGREEMENT.AGREEMENT, _AGREEMENT.MEAN_ABS_DIFF, _AGREEMENT.PAIRED
+#: The live agreement metrics the workflow publishes at each look (with CaptureAnalytics): name -> (label, unit text).
+AGREEMENT_METRICS: dict[str, str] = {AGREEMENT: "label agreement (%)", MEAN_ABS_DIFF: "mean |shadow - production|",
+                                     PAIRED: "paired predictions"}
 
 
 def _safe_id(text: str) -> str:
@@ -53,6 +61,18 @@ class ShadowMetricFactory:
         self.period = period or cdk.Duration.minutes(1)
         self.production = endpoint.production_variant_name
         self.shadow = shadow
+
+    def agreement_metric(self, name: str, statistic: str = "Average",
+                         period: cdk.Duration | None = None) -> cloudwatch.Metric:
+        """One of the live agreement metrics (``AGREEMENT_METRICS``) of the shadow variant. Default period: 1 hour
+        (the workflow publishes at each look, hourly by default)."""
+        if name not in AGREEMENT_METRICS:
+            raise ConfigError("ShadowMetricFactory", [f"agreement metric must be one of {', '.join(AGREEMENT_METRICS)}, "
+                                                      f"got {name!r}"])
+        return cloudwatch.Metric(
+            namespace=_AGREEMENT.NAMESPACE, metric_name=name, statistic=statistic, label=AGREEMENT_METRICS[name],
+            dimensions_map={"EndpointName": self.endpoint.endpoint_name, "VariantName": self.shadow},
+            period=period or cdk.Duration.hours(1))
 
     @property
     def variants(self) -> list[tuple[str, str]]:

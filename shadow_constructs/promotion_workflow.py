@@ -121,8 +121,9 @@ class PromotionWorkflow(Construct):
         every ``look_interval`` from the criteria's ``min_minutes`` on, and at its end. A PROMOTE or REJECT at a look
         ends the test then (the verdict stays valid however many looks there are); an INCONCLUSIVE waits for the
         next look, and at the end ``on_inconclusive`` applies. 10 minutes to ``duration`` (judging only at the end
-        is ``look_interval=duration``); a test has at most 900 looks (Step Functions' 25,000-event history).
-        Default: 1 hour.
+        is ``look_interval=duration``); a test has at most 900 looks (Step Functions' 25,000-event history). With
+        ``capture_analytics`` each look also publishes the live agreement metrics (``ShadowDashboard`` shows them),
+        so the interval is at most 1 hour then. Default: 1 hour.
     :param ends_itself: whether the test ends itself after ``duration`` (or at ``test_end``). Turning it
         off is explicit: ``ends_itself=False`` leaves the shadow running until someone starts the
         workflow. Default: True for a self-service test; a managed test ends on its own schedule.
@@ -180,7 +181,7 @@ class PromotionWorkflow(Construct):
         self._check_timing(problems, window, extension, poll_interval, update_timeout, retry_interval, duration)
         test_end = self._check_end(problems, managed_test, ends_itself, duration, test_end)
         self._check_looks(problems, look_interval, duration, managed_test is None and ends_itself is not False
-                          and test_end is None, criteria)
+                          and test_end is None, criteria, capture_analytics is not None)
         removal_policy = check_removal_policy(problems, removal_policy, cdk.RemovalPolicy.DESTROY)
         problems.raise_if_any()
 
@@ -288,8 +289,9 @@ class PromotionWorkflow(Construct):
 
     @staticmethod
     def _check_looks(problems: Problems, look_interval: Any, duration: Any, self_ending: bool,
-                     criteria: Mapping[str, Any]) -> None:
-        """The look interval: 10 minutes to the duration, at most MAX_LOOKS looks, only for a test that ends itself."""
+                     criteria: Mapping[str, Any], publishes: bool) -> None:
+        """The look interval: 10 minutes to the duration, at most MAX_LOOKS looks, only for a test that ends itself;
+        at most an hour when the looks publish the live agreement metrics (at least hourly)."""
         if look_interval is None:
             return
         if not self_ending:
@@ -303,6 +305,9 @@ class PromotionWorkflow(Construct):
         if seconds > test_seconds:
             problems.add(f"look_interval ({seconds} s) must not be longer than the test's duration ({test_seconds} s)")
             return
+        if publishes and seconds > 3600:
+            problems.add(f"look_interval ({seconds} s) must be at most 3600 s with capture_analytics: each look publishes "
+                         "the live agreement metrics, at least hourly")
         min_minutes = criteria.get("min_minutes", Criteria().min_minutes)
         count = _looks.look_count(test_seconds, seconds, min_minutes if isinstance(min_minutes, int) else 0)
         if count > _looks.MAX_LOOKS:
@@ -412,6 +417,8 @@ class PromotionWorkflow(Construct):
                 "query": self.capture_analytics.query_strings["label-agreement"],
                 "workgroup": self.capture_analytics.workgroup_name,
                 "start": sfn.JsonPath.string_at("$.gathered.start"), "end": sfn.JsonPath.string_at("$.gathered.end"),
+                # Each run (each look) publishes the agreement so far: ShadowDashboard shows it, ShadowAlarms watch it.
+                "publish": {"endpoint_name": endpoint.endpoint_name, "variant_name": context["shadow_variant"]},
                 "poll_seconds": 2, "timeout_seconds": 240}, "$.agreement")))
             judged["agreement"] = sfn.JsonPath.object_at("$.agreement")
         judge = steps.guarded(steps.invoke(self, "Judge", "judge", judged, "$.verdict"))

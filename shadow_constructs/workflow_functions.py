@@ -9,10 +9,12 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from ._nag import acknowledge_wildcard_resource
-from ._runtime import RUNTIME_DIR
+from ._runtime import RUNTIME_DIR, runtime_module
 from .capture import CaptureStore
 from .capture_analytics import CaptureAnalytics
 from .model import service_role
+
+AGREEMENT_NAMESPACE = runtime_module("agreement_metrics").NAMESPACE
 
 #: Where the workflow's functions write series and reports in the report store.
 REPORT_PREFIX = "shadow-tests"
@@ -66,8 +68,7 @@ class WorkflowFunctions:
             # Pure: when the next interim look falls and what it judges (no AWS call, so no permission).
             "plan_look": self._function("PlanLook", "plan_look", cdk.Duration.seconds(30), module="looks")}
         if capture_analytics is not None:
-            self.functions["agreement"] = self._function("MeasureAgreement", "measure_agreement", cdk.Duration.minutes(5))
-            capture_analytics.grant_query(self.functions["agreement"])
+            self.functions["agreement"] = self._agreement(capture_analytics)
         if endpoint_arn is not None:
             self.functions["prepare"], self.functions["restore"] = self._update_functions(endpoint_arn)
 
@@ -99,6 +100,17 @@ class WorkflowFunctions:
     def _judge(self) -> lambda_.Function:
         function = self._function("Judge", "judge", cdk.Duration.minutes(5))
         self._grant_reports(role_of(function), read=True)
+        return function
+
+    def _agreement(self, capture_analytics: CaptureAnalytics) -> lambda_.Function:
+        """Runs the label-agreement query and publishes the figures to its own CloudWatch namespace only."""
+        function = self._function("MeasureAgreement", "measure_agreement", cdk.Duration.minutes(5))
+        capture_analytics.grant_query(function)
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"], resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": AGREEMENT_NAMESPACE}}))
+        acknowledge_wildcard_resource(role_of(function), "*", "cloudwatch:PutMetricData takes no resource ARN; "
+                                      "the statement is conditioned on the agreement metrics' namespace.")
         return function
 
     def _follow(self) -> lambda_.Function:

@@ -18,7 +18,8 @@ SETS), in the columns of ``NUMERIC_COLUMNS``, ``LABEL_COLUMNS`` and ``CONFUSION_
   values (exact);
 - PSI over ``PSI_BINS`` bins cut at production's deciles of the scope (a value equal to a cut goes to the lower bin;
   an empty share counts as ``PSI_EPSILON``);
-- label agreement rate and confusion matrix (production label × shadow label), over every compared prediction.
+- label agreement rate and confusion matrix (production label × shadow label), over every compared prediction (the
+  label query also gives the mean absolute difference: the workflow publishes both as live metrics).
 
 And the rules both apply before that: the problems a record is counted under (``PROBLEMS``, the first that applies),
 the kind of a pair (``pair_kind``), a number's label (``label``).
@@ -48,9 +49,10 @@ KS_BUCKETS = 4096
 
 NUMERIC_COLUMNS = ("predictions", "mean_diff", "mean_abs_diff", *ABS_DIFF_QUANTILES, "max_abs_diff", "within_tolerance",
                    "correlation", "ks", "psi")
-LABEL_COLUMNS = ("predictions", "agreement")
+LABEL_COLUMNS = ("predictions", "agreement", "mean_abs_diff")
 CONFUSION_COLUMNS = ("production_label", "shadow_label", "predictions")
 AGREEMENT = "avg(CASE WHEN pl = sl THEN 1e0 ELSE 0e0 END)"
+MEAN_ABS_DIFF = "avg(abs(s - p))"  # over the numeric predictions (p and s are NULL for labels)
 """The share of compared predictions whose labels agree."""
 
 
@@ -125,7 +127,7 @@ FROM (
     SELECT {dialect.scope()} AS scope,
            count(p) AS numeric_predictions,
            avg(s - p) AS mean_diff,
-           avg(abs(s - p)) AS mean_abs_diff,
+           {MEAN_ABS_DIFF} AS mean_abs_diff,
            {dialect.quantiles('abs(s - p)', quantiles)} AS abs_diff_quantiles,
            max(abs(s - p)) AS max_abs_diff,
            avg(CASE WHEN p IS NULL THEN NULL WHEN abs(s - p) <= {number(tolerance)} THEN 1e0 ELSE 0e0 END) AS within_tolerance,
@@ -236,5 +238,5 @@ JOIN ({psi_sql(dialect, epsilon)}) AS x ON x.scope = m.scope"""
 
 def labels_sql(dialect: Dialect) -> str:
     """Per scope: ``scope`` and ``LABEL_COLUMNS``."""
-    return f"SELECT {dialect.scope()} AS scope, count(*) AS predictions, {AGREEMENT} AS agreement " \
-           "FROM predictions GROUP BY GROUPING SETS ((), (hour))"
+    return f"SELECT {dialect.scope()} AS scope, count(*) AS predictions, {AGREEMENT} AS agreement, " \
+           f"{MEAN_ABS_DIFF} AS mean_abs_diff FROM predictions GROUP BY GROUPING SETS ((), (hour))"

@@ -79,6 +79,12 @@ def assert_the_test_ended_itself(demo: Demo, exit_code: int) -> int:
     assert f"- Decided {round((3 - number) / 3, 4):g} h before the planned end: stopping now saves" in result.report_markdown
     return number
     assert f"verdict: **{result.decision}**" in result.run_output  # the report, printed by shadow-test run
+    # At each look the workflow published the agreement so far; the emulated CloudWatch holds what the report shows.
+    agreement = result.verdict["metrics"]["PredictionAgreement"]
+    assert result.live_agreement["PredictionAgreement"] == pytest.approx(100 * agreement["effect"], abs=1e-9)
+    assert result.live_agreement["PairedPredictions"] == agreement["n"]
+    assert result.live_agreement["PredictionMeanAbsDifference"] == pytest.approx(
+        result.shadow_report["numeric"]["mean_abs_diff"], abs=1e-9)
     # The next phase passes the drift guard and its deploy leaves production's model (and instances) as they were.
     assert result.drift_next[0] == 0, result.drift_next
     assert result.production_after_phase_deploy == result.production_before_phase_deploy

@@ -85,6 +85,8 @@ def test_agreement_and_confusion_count_every_compared_prediction(predictions, di
         chosen = [(pl, sl) for hour, _, _, pl, sl in rows if scope in ("all", hour)]
         assert labels[scope]["predictions"] == len(chosen)
         assert labels[scope]["agreement"] == pytest.approx(sum(pl == sl for pl, sl in chosen) / len(chosen), abs=1e-12)
+        numeric = [abs(s - p) for hour, p, s, _, _ in rows if scope in ("all", hour) and p is not None]
+        assert labels[scope]["mean_abs_diff"] == pytest.approx(sum(numeric) / len(numeric), abs=1e-12)
         counted = {(r["production_label"], r["shadow_label"]): r["predictions"] for r in confusion if r["scope"] == scope}
         assert counted == {pair: chosen.count(pair) for pair in set(chosen)}
 

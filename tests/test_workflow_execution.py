@@ -303,6 +303,21 @@ def athena_world(world):
         yield (*world, double)
 
 
+def published_agreement() -> dict[str, float]:
+    """The live agreement metrics of the shadow variant, as the emulated CloudWatch holds them (the last of each)."""
+    cloudwatch = boto3.client("cloudwatch", region_name=harness.REGION)
+    dims = [{"Name": "EndpointName", "Value": "churn"}, {"Name": "VariantName", "Value": "shadow"}]
+    now = datetime.now(UTC)
+    figures = {}
+    for name in ("PairedPredictions", "PredictionAgreement", "PredictionMeanAbsDifference"):
+        points = cloudwatch.get_metric_statistics(
+            Namespace="ShadowConstructs/Predictions", MetricName=name, Dimensions=dims, StartTime=now - timedelta(days=1),
+            EndTime=now + timedelta(days=1), Period=60, Statistics=["Maximum"])["Datapoints"]
+        if points:
+            figures[name] = max(points, key=lambda p: p["Timestamp"])["Maximum"]
+    return figures
+
+
 def test_answers_that_disagree_reject_a_shadow_with_healthy_metrics(athena_world, with_agreement):
     _, client, _ = athena_world
     harness.publish_capture(pairs=400, disagreements=80)  # 80% agreement, minimum 95%
@@ -312,6 +327,10 @@ def test_answers_that_disagree_reject_a_shadow_with_healthy_metrics(athena_world
     assert states.index("GatherMetrics") < states.index("MeasureAgreement") < states.index("Judge")
     measured = harness.state_output(result["executionArn"], "MeasureAgreement")["agreement"]
     assert (measured["agreement"], measured["predictions"]) == (0.8, 400)
+    # Published as live metrics (ShadowDashboard shows them, ShadowAlarms watch them), with the values judged.
+    assert measured["published"] == ["PairedPredictions", "PredictionAgreement", "PredictionMeanAbsDifference"]
+    assert published_agreement() == {"PairedPredictions": 400.0, "PredictionAgreement": 80.0,
+                                     "PredictionMeanAbsDifference": pytest.approx(0.6 * 80 / 400)}
     verdict = harness.state_output(result["executionArn"], "Judge")["verdict"]
     assert verdict["decision"] == "REJECT" and "PredictionAgreement" in verdict["summary"]
     assert production_model(client) == ("churn-v1", [])  # the shadow removed, production as it was

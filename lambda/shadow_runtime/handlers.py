@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 
-from . import promotion, report, series
+from . import agreement_metrics, promotion, report, series
 from .verdict import Criteria, compare
 
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -99,7 +99,8 @@ def hour_partitions(start: str, end: str) -> tuple[str, str]:
 
 
 def agreement_from_results(pages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``all`` row of the label-agreement query (GetQueryResults pages): share and count of predictions."""
+    """The ``all`` row of the label-agreement query (GetQueryResults pages): share and count of predictions, and the
+    mean absolute difference of the numeric ones (None without any, or from an older query without the column)."""
     rows = [row for page in pages for row in page["ResultSet"]["Rows"]]
     if not rows:
         raise ValueError("the agreement query returned no rows, not even its header")
@@ -111,8 +112,10 @@ def agreement_from_results(pages: list[dict[str, Any]]) -> dict[str, Any]:
         values = dict(zip(header, (cell.get("VarCharValue") for cell in row["Data"]), strict=False))
         if values["scope"] == "all":
             predictions = int(float(values["predictions"] or 0))
-            return {"agreement": float(values["agreement"]) if predictions else None, "predictions": predictions}
-    return {"agreement": None, "predictions": 0}
+            mean_abs_diff = values.get("mean_abs_diff")
+            return {"agreement": float(values["agreement"]) if predictions else None, "predictions": predictions,
+                    "mean_abs_diff": float(mean_abs_diff) if mean_abs_diff else None}
+    return {"agreement": None, "predictions": 0, "mean_abs_diff": None}
 
 
 def measure_agreement(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -121,9 +124,12 @@ def measure_agreement(event: dict[str, Any], context: Any = None) -> dict[str, A
     Event: ``query`` (Athena SQL whose two ``?`` are the first and last capture hour),
     ``workgroup``, ``start`` and ``end`` (the window, ISO 8601, as gather_metrics returns it),
     ``poll_seconds`` (default 2) and ``timeout_seconds`` (default 240; the function's own
-    timeout must be longer). Returns ``agreement`` (share 0-1, None without paired predictions),
-    ``predictions``, the hours scanned and the query execution's id. A failed, cancelled or
-    overdue query is an error (the workflow then stops without changing the endpoint).
+    timeout must be longer), optionally ``publish`` (``{"endpoint_name", "variant_name"}``: the
+    figures then go to CloudWatch, see ``agreement_metrics``, stamped with the window's end).
+    Returns ``agreement`` (share 0-1, None without paired predictions), ``predictions``,
+    ``mean_abs_diff``, the hours scanned, the query execution's id and the metrics ``published``.
+    A failed, cancelled or overdue query is an error (the workflow then stops without changing the
+    endpoint).
     """
     first, last = hour_partitions(event["start"], event["end"])
     athena = _client("athena")
@@ -143,7 +149,13 @@ def measure_agreement(event: dict[str, Any], context: Any = None) -> dict[str, A
             raise TimeoutError(f"the agreement query {execution_id} ran longer than {event.get('timeout_seconds', 240)} s")
         time.sleep(float(event.get("poll_seconds", 2)))
     pages = list(athena.get_paginator("get_query_results").paginate(QueryExecutionId=execution_id))
-    return {**agreement_from_results(pages), "hours": [first, last], "query_execution_id": execution_id}
+    measured = agreement_from_results(pages)
+    published: list[str] = []
+    if event.get("publish"):
+        published = agreement_metrics.publish(
+            _client("cloudwatch"), measured, endpoint_name=event["publish"]["endpoint_name"],
+            variant_name=event["publish"]["variant_name"], timestamp=series.utc(event["end"]))
+    return {**measured, "hours": [first, last], "query_execution_id": execution_id, "published": published}
 
 
 def judge(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
