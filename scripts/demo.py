@@ -363,7 +363,7 @@ class Demo:
         production_variant = self.result.initial_config["production"][0]["VariantName"]
         # The self-ending execution judges the test from its start (the deploy) at every look: the traffic is stamped
         # from there on, in the emulated clock's future, as if the test had been running.
-        first_minute = self.test_window()[0].replace(second=0, microsecond=0)
+        first_minute = self.test_window(self.self_ending_execution())[0].replace(second=0, microsecond=0)
 
         def invoke(index: int) -> bool:
             response = runtime.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv", Accept="text/csv",
@@ -421,15 +421,16 @@ class Demo:
                             f"{[(e['name'], e['status']) for e in pending]}")
         return self.client("stepfunctions").describe_execution(executionArn=pending[0]["executionArn"])
 
-    def test_window(self) -> tuple[datetime, datetime]:
+    @staticmethod
+    def test_window(execution: dict[str, Any]) -> tuple[datetime, datetime]:
         """The test's start and planned end, as the deploy-time timer gave them to the self-ending execution."""
-        given = json.loads(self.self_ending_execution()["input"])
+        given = json.loads(execution["input"])
         return tuple(datetime.fromisoformat(given[k].replace("Z", "+00:00")) for k in ("test_start", "test_end"))
 
     def end_of_test(self) -> None:
         """Move the emulated clock past the traffic; the self-ending execution judges at its looks; follow it."""
         timer = self.self_ending_execution()
-        test_start, test_end = self.test_window()
+        test_start, test_end = self.test_window(timer)
         traffic_end = test_start.replace(second=0, microsecond=0) + timedelta(minutes=self.minutes)
         every = json.loads((ROOT / "scenarios" / f"{self.scenario}.json").read_text()).get("look_interval_minutes", 60)
         self.console.step(4, self.STEPS, f"The test is judged every {every} minutes from its start at {test_start:%H:%M} "

@@ -14,6 +14,7 @@ import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -250,10 +251,11 @@ def _looks_text(definition: str, duration_seconds: int) -> str:
         look_seconds, min_minutes = int(plan["look_seconds"]), int(plan.get("min_minutes") or 0)
     except (ValueError, KeyError, TypeError):
         return " (one execution waits in WaitForTestEnd; `shadow-test status` shows when)"
-    count = _looks.look_count(duration_seconds, look_seconds, min_minutes)
-    first = max(look_seconds, -(-min_minutes * 60 // look_seconds) * look_seconds)
+    start = datetime(2000, 1, 1, tzinfo=UTC)  # any start: only the durations matter
+    looks = _looks.schedule(start, start + timedelta(seconds=duration_seconds), look_seconds, min_minutes)
+    count = len(looks)
     return (f"; it is judged at {count} look{'s' if count != 1 else ''}: every {_duration_text(look_seconds)} from "
-            f"{_duration_text(min(first, duration_seconds))} on and at its end, and a PROMOTE or REJECT at a look ends "
+            f"{_duration_text(60 * looks[0].minutes)} on and at its end, and a PROMOTE or REJECT at a look ends "
             f"it then (one execution waits in {_looks.LOOK_WAIT_STATE}; `shadow-test status` shows the next look)")
 
 

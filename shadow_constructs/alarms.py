@@ -134,13 +134,14 @@ class ShadowAlarms(Construct):
             metric=f.agreement_metric(AGREEMENT, statistic="Minimum"), threshold=100 * min_agreement,
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
-        watched = [*self.alarms, *([self.agreement_alarm] if self.agreement_alarm else [])]
+        #: Every metric alarm: the rollback alarms and the agreement alarm (when there is one).
+        self.watched_alarms: list[cloudwatch.Alarm] = [*self.alarms, *([self.agreement_alarm] if self.agreement_alarm else [])]
         self.composite = cloudwatch.CompositeAlarm(
             self, "ShadowRegressed", composite_alarm_name=f"{prefix}-shadow-regressed",
             alarm_description="The shadow regressed against production: latency, error rate or model errors"
                               + (", or its answers agree less than the minimum." if self.agreement_alarm else "."),
             alarm_rule=cloudwatch.AlarmRule.any_of(*[cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM)
-                                                     for a in watched]))
+                                                     for a in self.watched_alarms]))
         if topic is not None:
             # jsii: SnsAction implements IAlarmAction with other parameter names (aws/jsii#4541).
             self.add_action(cast(cloudwatch.IAlarmAction, cw_actions.SnsAction(topic)))
@@ -152,7 +153,7 @@ class ShadowAlarms(Construct):
 
     def add_action(self, action: cloudwatch.IAlarmAction) -> None:
         """Run ``action`` when any alarm (and the composite) goes to ALARM or back to OK."""
-        for alarm in (*self.alarms, *([self.agreement_alarm] if self.agreement_alarm else []), self.composite):
+        for alarm in (*self.watched_alarms, self.composite):
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
 

@@ -135,8 +135,8 @@ def check_looks(problems: Problems, look_interval: Any, duration: Any, self_endi
     if publishes and seconds > 3600:
         problems.add(f"look_interval ({seconds} s) must be at most 3600 s with capture_analytics: each look publishes "
                      "the live agreement metrics, at least hourly")
-    min_minutes = criteria.get("min_minutes", Criteria().min_minutes)
-    count = _looks.look_count(test_seconds, seconds, min_minutes if isinstance(min_minutes, int) else 0)
+    # ``criteria`` is criteria_mapping's result: checked by Criteria already (empty when it was not valid).
+    count = _looks.look_count(test_seconds, seconds, Criteria.from_mapping(criteria).min_minutes)
     if count > _looks.MAX_LOOKS:
         problems.add(f"look_interval ({seconds} s) over duration ({test_seconds} s) makes {count} looks; an "
                      f"execution's history holds at most {_looks.MAX_LOOKS} (Step Functions keeps 25,000 events): "

@@ -66,3 +66,12 @@ def test_frequent_looks_within_the_history_limit_are_allowed():
     stack = workflow_stack(look_interval=cdk.Duration.minutes(12), duration=cdk.Duration.days(7))  # 840 looks
     plan = definition(template_of(stack))["States"]["PlanLook"]["Parameters"]
     assert plan["look_seconds"] == 720
+
+
+
+def test_the_states_the_timer_may_stop_in_are_states_of_the_workflow(template):
+    """lifecycle.still_waiting names them; a renamed state would silently stop the cancelling of a pending test."""
+    from shadow_runtime import looks
+
+    names = set(definition(template)["States"])
+    assert looks.STOPPABLE_STATES - names == {"MeasureAgreement"}  # only with capture_analytics: test_live_agreement

@@ -22,7 +22,7 @@ from typing import Any
 
 import boto3
 
-from .looks import STOPPABLE_STATES
+from .looks import STOPPABLE_STATES, iso, parse_time
 
 EXECUTION_PREFIX = "test-end-"
 MIN_SECONDS, MAX_SECONDS = 3600, 30 * 86400
@@ -30,11 +30,6 @@ MIN_SECONDS, MAX_SECONDS = 3600, 30 * 86400
 
 def _client(service: str):
     return boto3.client(service, region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
-
-
-def iso(moment: datetime) -> str:
-    """A UTC time as Step Functions' Wait state takes it: ``2026-12-08T10:00:00Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def duration_seconds(properties: dict[str, Any]) -> int:
@@ -77,7 +72,7 @@ def test_start(sfn, execution_arn: str) -> datetime | None:
     except Exception:  # noqa: BLE001 - no old execution to measure from
         return None
     recorded = json.loads(described.get("input") or "{}").get("test_start")
-    return datetime.fromisoformat(recorded.replace("Z", "+00:00")) if recorded else described["startDate"]
+    return parse_time(recorded) if recorded else described["startDate"]
 
 
 test_start.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, despite its name

@@ -54,15 +54,6 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def look_count(duration_seconds: int, look_seconds: int, min_minutes: int = 0) -> int:
-    """How many looks a test of this duration makes (the final one at its end included)."""
-    if look_seconds <= 0 or duration_seconds <= 0:
-        raise ValueError(f"duration and look interval must be positive, got {duration_seconds} s and {look_seconds} s")
-    first = max(1, math.ceil(min_minutes * 60 / look_seconds))
-    interim = max(0, math.ceil(duration_seconds / look_seconds) - first)  # multiples of the interval before the end
-    return interim + 1
-
-
 @dataclass(frozen=True)
 class Look:
     """One look: its number (1-based), when it falls, the minutes of data it judges, whether it is the last."""
@@ -94,6 +85,12 @@ def schedule(test_start: str | datetime, test_end: str | datetime, look_seconds:
         k += 1
     looks.append(Look(len(looks) + 1, end, int((end - start).total_seconds()) // 60, True))
     return looks
+
+
+def look_count(duration_seconds: int, look_seconds: int, min_minutes: int = 0) -> int:
+    """How many looks a test of this duration makes (the final one at its end included)."""
+    start = datetime(2000, 1, 1, tzinfo=UTC)  # any start: the schedule depends only on the durations
+    return len(schedule(start, start + timedelta(seconds=duration_seconds), look_seconds, min_minutes))
 
 
 def next_look(test_start: str | datetime, test_end: str | datetime, look_seconds: int, now: str | datetime,

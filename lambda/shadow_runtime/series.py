@@ -6,16 +6,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .looks import parse_time as utc  # the runtime's one reading of a time: aware UTC from a datetime or ISO 8601
+
 ROLES = ("production", "shadow")
-
-
-def utc(moment: datetime | str) -> datetime:
-    """A timezone-aware UTC datetime from a datetime or an ISO 8601 string (``Z`` allowed)."""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def window(end: datetime | str, minutes: int, period_seconds: int = 60) -> tuple[datetime, datetime]:
