@@ -93,9 +93,13 @@ class ShadowTestStack(cdk.Stack):
             return  # no shadow to watch or promote
         shadow_variant_name = self.endpoint.shadow_variant_name
         assert shadow_variant_name is not None, "the SHADOW phase runs the shadow"
+        # With min_agreement in the criteria, the workflow publishes the answers' agreement at each look: alarm below it.
+        min_agreement = (config.promotion_criteria or {}).get("min_agreement") if self.endpoint.capture_destination \
+            else None
         self.alarms = ShadowAlarms(self, "Alarms", endpoint=self.endpoint,
                                    latency_ratio_threshold=config.alarm_latency_ratio,
-                                   error_rate_increase_threshold=config.alarm_error_rate_increase)
+                                   error_rate_increase_threshold=config.alarm_error_rate_increase,
+                                   min_agreement=min_agreement)
         if config.rollback_on_alarms:
             for alarm in self.alarms.rollback_alarms:
                 self.endpoint.add_rollback_alarm(alarm)

@@ -15,6 +15,7 @@ from botocore.validate import ParamValidator
 from conftest import new_stack, policy_statements, template_of
 from shadow_runtime import agreement_metrics
 
+from app import build_app
 from shadow_constructs import (
     CaptureAnalytics,
     ConfigError,
@@ -22,6 +23,7 @@ from shadow_constructs import (
     ShadowAlarms,
     ShadowDashboard,
     ShadowEndpoint,
+    ShadowMetricFactory,
 )
 
 DIMENSIONS = [{"Name": "EndpointName", "Value": "churn"}, {"Name": "VariantName", "Value": "shadow"}]
@@ -121,6 +123,23 @@ def test_a_bad_minimum_agreement_is_refused(value):
     endpoint = ShadowEndpoint.from_endpoint_name(stack, "E", "churn", shadow_variant_name="shadow")
     with pytest.raises(ConfigError, match=r"min_agreement"):
         ShadowAlarms(stack, "Alarms", endpoint=endpoint, min_agreement=value)
+
+
+def test_only_the_agreement_metrics_are_made_as_such():
+    stack = new_stack()
+    endpoint = ShadowEndpoint.from_endpoint_name(stack, "E", "churn", shadow_variant_name="shadow")
+    with pytest.raises(ConfigError, match=r"agreement metric must be one of PredictionAgreement, "
+                                          r"PredictionMeanAbsDifference, PairedPredictions, got 'ModelLatency'"):
+        ShadowMetricFactory(endpoint).agreement_metric("ModelLatency")
+
+
+def test_the_example_app_alarms_below_its_scenarios_minimum_agreement():
+    app = build_app(cdk.App(context={"nag": "false", "shadow-test-config": "scenarios/healthy.json"}))
+    stack = app.node.find_child("ChurnShadowTest")
+    alarms = template_of(stack).find_resources("AWS::CloudWatch::Alarm")
+    (agreement,) = [a["Properties"] for a in alarms.values()
+                    if a["Properties"]["AlarmName"].endswith("-agreement-below-minimum")]
+    assert agreement["Threshold"] == 85  # the scenario's min_agreement 0.85, in percent
 
 
 def test_without_a_minimum_there_is_no_agreement_alarm():
