@@ -3,7 +3,8 @@
 Simulates shadow tests with a known truth — per-request latencies and errors for both variants,
 aggregated per minute the way CloudWatch reports them — and prints, per scenario and judge, the
 share of PROMOTE / REJECT / INCONCLUSIVE, the false-promote and false-reject rates, and the
-minutes of traffic each judge needs to reject a regression with 95% power; then the interim-look
+minutes of traffic each judge needs to reject a regression with 95% power (beside them: what the best
+anytime-valid judge told which statistic to watch needs, and a one-look, known-spread bound); then the interim-look
 section (issue 14): each judge looks every 10 minutes up to 3 hours and stops at the first
 PROMOTE or REJECT; and the time per look of ``compare`` at 1, 7 and 30 days of minutes.
 
@@ -42,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lambda"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peer_judges import kayenta_judge, previous_judge, threshold_judge  # noqa: E402
-from shadow_runtime.verdict import INCONCLUSIVE, PROMOTE, REJECT, Criteria, compare  # noqa: E402
+from shadow_runtime.stats import anytime_z, newcombe_difference, small_sample_z  # noqa: E402
+from shadow_runtime.verdict import INCONCLUSIVE, MIN_PAIRED_SLOTS, PROMOTE, REJECT, Criteria, compare  # noqa: E402
 
 CRITERIA = Criteria(sampling_percent=50)
 JUDGES = {
@@ -252,11 +254,17 @@ def _shares(r: dict[str, float]) -> str:
 
 
 BOUND = "bound: best 98% test"
+ANYTIME = "best anytime 98% on one"
+# What a valid anytime judge could do with the whole of alpha on one statistic (no Bonferroni split): our confidence
+# sequence (normal mixture, Student step) on p50 alone, p99 alone, or p50 and p99 pooled; Newcombe for the 5XX rate;
+# and, to show what estimating the spread costs, p50 with its per-minute spread known (no Student step; not a judge).
+ANYTIME_TRIALS = ("p50", "p99", "p50+p99 pooled", "5XX rate")
+KNOWN_SPREAD = "p50, spread known"
 GRID = (10, 20, 30, 45, 60, 90, 120, 180, 240)
 
 
-def _per_minute_sd(rpm: float, seed: int) -> float:
-    """The per-minute sd of the paired latency ln ratio on equal variants, the best mix of p50 and p99."""
+def _per_minute_sd(rpm: float, seed: int) -> tuple[float, float]:
+    """The per-minute sd of the paired latency ln ratio on equal variants: the best mix of p50 and p99, and p50's."""
     production, shadow = simulate(np.random.default_rng(seed + 900), 4000, rpm, 1.0, BASE_ERROR)
     pairs = [(math.log(s50 / p50), math.log(s99 / p99)) for p50, s50, p99, s99 in zip(
         production["ModelLatency:p50"], shadow["ModelLatency:p50"], production["ModelLatency:p99"],
@@ -264,8 +272,8 @@ def _per_minute_sd(rpm: float, seed: int) -> float:
     covariance = np.cov(np.array(pairs).T)
     weight = (covariance[1, 1] - covariance[0, 1]) / (covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1])
     weight = min(1.0, max(0.0, weight))
-    return float(math.sqrt(weight ** 2 * covariance[0, 0] + (1 - weight) ** 2 * covariance[1, 1]
-                           + 2 * weight * (1 - weight) * covariance[0, 1]))
+    return (float(math.sqrt(weight ** 2 * covariance[0, 0] + (1 - weight) ** 2 * covariance[1, 1]
+                            + 2 * weight * (1 - weight) * covariance[0, 1])), float(math.sqrt(covariance[0, 0])))
 
 
 def _fewest_minutes(sd: float, rpm: float, factor: float, error_s: float) -> float:
@@ -278,13 +286,51 @@ def _fewest_minutes(sd: float, rpm: float, factor: float, error_s: float) -> flo
     return math.ceil((z * sd / margin) ** 2)
 
 
+def _anytime_first_rejections(production: dict, shadow: dict, looks: list[int], p50_sd: float) -> dict[str, float]:
+    """The first look at which one confidence sequence with the whole of REJECT's alpha (no split over metrics) shows
+    the shadow beyond the tolerance, per trial of ``ANYTIME_TRIALS`` (inf if at none): the verdict's own bound
+    (mean ln ratio, its spread estimated from the window, the normal-mixture z made Student) on p50 alone, on p99
+    alone and on the two pooled with the window's minimum-variance non-negative weights (optimistic: the weights
+    come from the same data), and Newcombe's interval at the sequence's level for the 5XX rate; and ``KNOWN_SPREAD``:
+    p50 with its per-minute spread ``p50_sd`` given, the normal mixture's z as is."""
+    alpha, tuned = 1 - CRITERIA.confidence, CRITERIA.sequential_tuned_minutes
+    limit = math.log1p(CRITERIA.latency_tolerance)
+    keys = ("ModelLatency:p50", "ModelLatency:p99")
+    paired = [all(series[k][t] for series in (production, shadow) for k in keys) for t in range(looks[-1])]
+    d50, d99 = (np.array([math.log(shadow[k][t] / production[k][t]) if paired[t] else np.nan
+                          for t in range(looks[-1])]) for k in keys)
+    first = dict.fromkeys((*ANYTIME_TRIALS, KNOWN_SPREAD), math.inf)
+    for minute in looks:
+        x50, x99 = d50[:minute][~np.isnan(d50[:minute])], d99[:minute][~np.isnan(d99[:minute])]
+        n = len(x50)
+        if n >= MIN_PAIRED_SLOTS:
+            z = small_sample_z(anytime_z(n, tuned, alpha), n - 1)
+            covariance = np.cov(x50, x99)
+            spread = covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1]
+            weight = min(1.0, max(0.0, (covariance[1, 1] - covariance[0, 1]) / spread)) if spread > 0 else 0.5
+            for trial, x in (("p50", x50), ("p99", x99), ("p50+p99 pooled", weight * x50 + (1 - weight) * x99)):
+                if first[trial] == math.inf and x.mean() - z * x.std(ddof=1) / math.sqrt(n) > limit:
+                    first[trial] = minute
+            if first[KNOWN_SPREAD] == math.inf and x50.mean() - anytime_z(n, tuned, alpha) * p50_sd / math.sqrt(n) > limit:
+                first[KNOWN_SPREAD] = minute
+        if first["5XX rate"] == math.inf:
+            level = 0.5 * math.erfc(anytime_z(minute, tuned, alpha) / math.sqrt(2))
+            counts = [int(sum(series[k][:minute])) for series in (shadow, production)
+                      for k in ("Invocation5XXErrors", "Invocations")]
+            if counts[1] and counts[3] and \
+                    newcombe_difference(*counts, 1 - 2 * level)[1] > CRITERIA.error_rate_tolerance:
+                first["5XX rate"] = minute
+    return first
+
+
 def power_table(args: argparse.Namespace) -> None:
     grid = GRID
     power_runs = max(40, args.runs // 2)
     print(f"\nMinutes of traffic until a judge rejects the regression in >= 95% of {power_runs} tests "
           f"(grid {', '.join(map(str, grid))}; '>{grid[-1]}' = not within the grid)\n")
-    print(f"{'scenario':<28}" + "".join(f"{j:>28}" for j in list(JUDGES) + [LOOKED, BOUND]))
-    sd = _per_minute_sd(args.rpm, args.seed)
+    print(f"{'scenario':<28}" + "".join(f"{j:>28}" for j in list(JUDGES) + [LOOKED, ANYTIME, BOUND]))
+    sd, p50_sd = _per_minute_sd(args.rpm, args.seed)
+    by_minute: dict[str, dict[str, np.ndarray]] = {}
     for i, (name, (factor, error_s, truth)) in enumerate(SCENARIOS.items()):
         if truth is not True:
             continue
@@ -292,12 +338,17 @@ def power_table(args: argparse.Namespace) -> None:
         # Ours as the look loop uses it: looks every 10 minutes on the growing window, stop at the first decision.
         rng = np.random.default_rng(args.seed + 500 + i)
         looks = list(range(LOOK_EVERY, grid[-1] + 1, LOOK_EVERY))
-        rejected_at = []
+        rejected_at, oracle = [], []
         for _ in range(power_runs):
             production, shadow = simulate(rng, grid[-1], args.rpm, factor, error_s)
             decision, minute = first_decision(JUDGES["ours"], production, shadow, looks)
             rejected_at.append(minute if decision == REJECT else math.inf)
-        found[LOOKED] = next((m for m in grid if np.mean(np.array(rejected_at) <= m) >= 0.95), None)
+            oracle.append(_anytime_first_rejections(production, shadow, looks, p50_sd))
+        first = {LOOKED: np.array(rejected_at)} | {t: np.array([o[t] for o in oracle]) for t in oracle[0]}
+        by_minute[name] = first
+        found[LOOKED] = next((m for m in grid if np.mean(first[LOOKED] <= m) >= 0.95), None)
+        trials = ANYTIME_TRIALS[:3] if factor != 1.0 else ANYTIME_TRIALS[3:]
+        found[ANYTIME] = min((m for t in trials for m in grid if np.mean(first[t] <= m) >= 0.95), default=None)
         for minutes in grid:
             pending = [j for j in JUDGES if found[j] is None]
             if not pending:
@@ -313,6 +364,17 @@ def power_table(args: argparse.Namespace) -> None:
           "((z 0.98 + z 0.95) x per-minute sd / margin beyond the tolerance)^2, the sd measured on this world "
           f"(ln ratio per minute, best mix of p50 and p99: {sd:.3f}) or binomial for error rates. A judge that "
           "holds its false rejections at 2% cannot be much faster than this on per-minute data.")
+    print(f"'{ANYTIME}': the fastest of {', '.join(ANYTIME_TRIALS)} judged alone, each by our confidence sequence with "
+          "the whole of alpha (2%, no split over metrics), its spread estimated from the data (the p50+p99 "
+          "pool's weights too), looks every 10 minutes: what a valid anytime judge gets if it knows which statistic "
+          f"to watch. '{KNOWN_SPREAD}': p50 alone with all of alpha and its per-minute spread given ({p50_sd:.3f}, "
+          "measured as for the bound), not estimated: what estimating the spread costs.")
+    print(f"\nShare of the {power_runs} tests rejected by 20 / 30 / 60 / 180 minutes, looks every 10 minutes (the same "
+          "simulated tests as the look columns)\n")
+    print(f"{'scenario':<28}" + "".join(f"{j:>26}" for j in [LOOKED, *ANYTIME_TRIALS, KNOWN_SPREAD]))
+    for name, first in by_minute.items():
+        print(f"{name:<28}" + "".join(
+            f"{' / '.join(f'{100 * np.mean(times <= m):.0f}%' for m in (20, 30, 60, 180)):>26}" for times in first.values()))
 
 
 def main() -> None:
