@@ -6,8 +6,9 @@
 
 Generates capture files in SageMaker's layout (CSV feature rows in, churn probabilities out; production gets
 every request, the shadow a 50% sample, so two thirds of the records are production's; 24 hours, files of at
-most 2,000 records), then runs three commands, each in a fresh process whose own peak memory (max RSS) the
-kernel reports (``os.wait4``), each ``--runs`` times, taking turns (the best time is kept, and the largest peak RSS):
+most 2,000 records), then runs three commands, each in a fresh process whose own peak memory (max RSS) and CPU time
+(user and system, all threads) the kernel reports (``os.wait4``), each ``--runs`` times, taking turns (the best time
+is kept, the largest peak RSS and the least CPU time; the load average before and after is printed with them):
 
 - shadow-report: the ``shadow-report`` command itself (DuckDB, every measure, report.md / report.json and the
   three PNGs written);
@@ -140,8 +141,9 @@ def variant(name):
             f"FROM read_json('{root}/*/{name}/*/*/*/*/*.jsonl', format = 'newline_delimited', columns = {columns})")
 ''' + _PAIR_AND_MEASURE}
 
-def run_measured(command: list[str]) -> tuple[float, float, str]:
-    """Run ``command`` in a fresh process: (seconds, its own peak RSS in MiB via os.wait4, stdout)."""
+def run_measured(command: list[str]) -> tuple[float, float, str, float]:
+    """Run ``command`` in a fresh process: (seconds, its own peak RSS in MiB via os.wait4, stdout, its CPU seconds:
+    user and system, all its threads)."""
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out_chunks, err_chunks = [], []
@@ -153,17 +155,18 @@ def run_measured(command: list[str]) -> tuple[float, float, str]:
     elapsed = time.perf_counter() - started
     if child.returncode:
         raise SystemExit(f"{command[0]} failed: {b''.join(err_chunks).decode().strip()}")
-    return elapsed, usage.ru_maxrss / 1024, b"".join(out_chunks).decode()
+    return elapsed, usage.ru_maxrss / 1024, b"".join(out_chunks).decode(), usage.ru_utime + usage.ru_stime
 
 
-def best_of(runs: int, commands: dict[str, list[str]]) -> dict[str, tuple[float, float, str]]:
+def best_of(runs: int, commands: dict[str, list[str]]) -> dict[str, tuple[float, float, str, float]]:
     """Each command run ``runs`` times, the commands taking turns (so a change of load on the machine touches them
-    alike): for each, the best time, the largest peak RSS and the last run's stdout."""
-    measured: dict[str, list[tuple[float, float, str]]] = {name: [] for name in commands}
+    alike): for each, the best time, the largest peak RSS, the last run's stdout and the least CPU time."""
+    measured: dict[str, list[tuple[float, float, str, float]]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, command in commands.items():
             measured[name].append(run_measured(command))
-    return {name: (min(m[0] for m in runs_), max(m[1] for m in runs_), runs_[-1][2]) for name, runs_ in measured.items()}
+    return {name: (min(m[0] for m in runs_), max(m[1] for m in runs_), runs_[-1][2], min(m[3] for m in runs_))
+            for name, runs_ in measured.items()}
 
 
 def bench(records: int, workdir: Path, runs: int, bare: str = "read_text") -> dict:
@@ -174,14 +177,16 @@ def bench(records: int, workdir: Path, runs: int, bare: str = "read_text") -> di
     else:
         size = generate(data, records)
     generated = time.perf_counter() - started
+    load_before = os.getloadavg()[0]
     root, out = str(data / "datacapture"), workdir / f"report-{records}"
     results = best_of(runs, {"report": [str(SCRIPT), root, "--out", str(out), "--no-progress"],
                              "loop": [sys.executable, "-c", BASELINE, root], "bare": [sys.executable, "-c", BARE[bare], root]})
-    (report_s, report_mb, _), (loop_s, loop_mb, loop_out), (bare_s, bare_mb, bare_out) = (
+    (report_s, report_mb, _, report_cpu), (loop_s, loop_mb, loop_out, loop_cpu), (bare_s, bare_mb, bare_out, bare_cpu) = (
         results["report"], results["loop"], results["bare"])
     report, loop, bare = json.loads((out / "report.json").read_text()), json.loads(loop_out), json.loads(bare_out)
     return {"records": records, "mb": size / 1e6, "generated_s": generated,
             "report_s": report_s, "report_mb": report_mb, "loop_s": loop_s, "loop_mb": loop_mb, "bare_s": bare_s, "bare_mb": bare_mb,
+            "report_cpu": report_cpu, "loop_cpu": loop_cpu, "bare_cpu": bare_cpu, "load": (load_before, os.getloadavg()[0]),
             "paired": (report["pairing"]["paired"], loop["paired"], bare["paired"]),
             "mean_abs_diff": (report["numeric"]["mean_abs_diff"], loop["mean_abs_diff"], bare["mean_abs_diff"]),
             "agreement": (report["labels"]["agreement"], loop["agreement"], bare["agreement"])}
@@ -206,13 +211,17 @@ def main() -> None:
             results = [bench(n, Path(workdir), args.runs, args.bare) for n in sizes]
     print(f"cpu cores: {os.cpu_count()}, python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}, "
           f"best of {args.runs} runs, bare query by {args.bare}")
-    print("| records | capture MB | shadow-report (peak RSS) | loop (peak RSS) | bare query (peak RSS) | loop / shadow-report |"
+    print("wall: best of the runs; CPU: user + system of all threads, least of the runs; load: load average before / after")
+    print("| records | capture MB | load | shadow-report wall, CPU (peak RSS) | loop wall, CPU (peak RSS) |"
+          " bare query wall, CPU (peak RSS) | loop / shadow-report |"
           " shadow-report / bare | paired (report / loop / bare) | mean abs diff (report / loop / bare) |"
           " agreement (report / loop / bare) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
     for r in results:
-        print(f"| {r['records']:,} | {r['mb']:,.0f} | {r['report_s']:.2f} s ({r['report_mb']:,.0f} MiB) | "
-              f"{r['loop_s']:.2f} s ({r['loop_mb']:,.0f} MiB) | {r['bare_s']:.2f} s ({r['bare_mb']:,.0f} MiB) | "
+        print(f"| {r['records']:,} | {r['mb']:,.0f} | {r['load'][0]:.1f} / {r['load'][1]:.1f} | "
+              f"{r['report_s']:.2f} s, {r['report_cpu']:.2f} s ({r['report_mb']:,.0f} MiB) | "
+              f"{r['loop_s']:.2f} s, {r['loop_cpu']:.2f} s ({r['loop_mb']:,.0f} MiB) | "
+              f"{r['bare_s']:.2f} s, {r['bare_cpu']:.2f} s ({r['bare_mb']:,.0f} MiB) | "
               f"{r['loop_s'] / r['report_s']:.1f}x | {r['report_s'] / r['bare_s']:.1f}x | "
               f"{' / '.join(f'{v:,}' for v in r['paired'])} | {' / '.join(f'{v:.9f}' for v in r['mean_abs_diff'])} | "
               f"{' / '.join(f'{v:.6f}' for v in r['agreement'])} |")

@@ -7,8 +7,10 @@ report.json and PNG plots into ``--out``. Bad input ends with one line on stderr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import threading
 import time
 from datetime import datetime
 
@@ -117,6 +119,8 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
         if not files:
             raise ReportError(f"no capture files under {args.source!r} (expected <endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl)")
         total = sum(f.size for f in files)
+        # Pillow and the chart module are imported while DuckDB reads (it releases the GIL), not after it.
+        threading.Thread(target=_import_plots, daemon=True).start()
         show = args.progress if args.progress is not None else total >= PROGRESS_BYTES
         bar = ProgressBar("reading capture files") if show else None
         try:
@@ -125,6 +129,13 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
             if bar:
                 bar.close()
         return write_all(analysis, args.out, args.source)
+
+
+def _import_plots() -> None:
+    with contextlib.suppress(ImportError):  # a missing module is reported where the charts are drawn
+        from PIL import Image, ImageDraw, ImageFont, PngImagePlugin  # noqa: F401
+
+        from . import plots  # noqa: F401
 
 
 class _DownloadCounter:

@@ -204,20 +204,22 @@ WITH """ + _LINES + r""", parsed AS (
                                   LIKE '%json%'
                ELSE false END AS is_json
     FROM fields
-), single AS (
-    -- CSV without a comma, line break or quote is one value: a number needs no splitting (the cast, like trim,
-    -- ignores the spaces around it).
-    SELECT *, NOT is_json AND NOT (contains(text, ',') OR contains(text, chr(10)) OR contains(text, chr(13)) OR contains(text, '"'))
-              AS one
-    FROM decoded
 ), valued AS (
-    SELECT *, CASE WHEN one THEN try_cast(text AS DOUBLE) END AS value FROM single
+    -- CSV text the cast reads as one finite number needs no splitting: the cast takes no comma or quote, and the
+    -- line breaks and spaces it ignores around the number are what splitting would drop (the common case, tried
+    -- first, so the test below runs for the other outputs only).
+    SELECT *, CASE WHEN NOT is_json THEN try_cast(text AS DOUBLE) END AS value FROM decoded
+), single AS (
+    SELECT *, coalesce(isfinite(value), false) AS number FROM valued
 ), arrays AS (
-    SELECT *, coalesce(isfinite(value), false) AS number,
+    -- CSV without a comma, line break or quote is one value.
+    SELECT *, CASE WHEN number THEN true
+                   ELSE NOT is_json AND NOT (contains(text, ',') OR contains(text, chr(10)) OR contains(text, chr(13))
+                                             OR contains(text, '"')) END AS one,
               CASE WHEN is_json AND json_valid(text) THEN
                   CASE json_type(text) WHEN 'ARRAY' THEN text::JSON
                                        WHEN 'OBJECT' THEN json_extract(text, '$.predictions') END END AS arr
-    FROM valued
+    FROM single
 ), tokenised AS (
     SELECT *, CASE
         WHEN text IS NULL OR number THEN NULL
@@ -359,9 +361,10 @@ FROM (SELECT file, side, status, count(*) AS count FROM records GROUP BY ALL) r 
 
 # Pairs of each kind per hour. Pairs of two single numbers are one prediction each: counted in `predictions` before
 # the predictions of the other pairs join them (run then, not with the other queries).
-_SIMPLE_PAIRS = f"SELECT {_HOUR}, 'numeric', count(*) FROM predictions GROUP BY ALL"
+# (Grouped by the hour, then the hour formatted: formatting first would format every row.)
+_SIMPLE_PAIRS = f"SELECT {_HOUR}, 'numeric', n FROM (SELECT hour, count(*) AS n FROM predictions GROUP BY hour) AS pairs"
 
-_COMPLEX_PAIR_KINDS = f"SELECT {_HOUR}, kind, count(*) FROM complex_pairs GROUP BY ALL"
+_COMPLEX_PAIR_KINDS = f"SELECT {_HOUR}, kind, n FROM (SELECT hour, kind, count(*) AS n FROM complex_pairs GROUP BY ALL) AS pairs"
 
 _SAMPLES = f"""
 SELECT status, side, path, excerpt FROM (
@@ -432,7 +435,7 @@ class Analysis:
     histogram: list[tuple[float, float, int]]
     """Differences shadow − production: (bin start, bin end, predictions), 40 equal bins from min to max."""
     scatter: list[tuple[float, float]]
-    """Up to SCATTER_POINTS (production, shadow) predictions, a repeatable uniform sample."""
+    """Up to SCATTER_POINTS (production, shadow) predictions, a uniform sample, the same from run to run."""
 
 
 SCATTER_POINTS = 5000
@@ -453,9 +456,10 @@ def _histogram(connection) -> list[tuple[float, float, int]]:
 
 
 def _scatter(connection) -> list[tuple[float, float]]:
+    # The points whose hash is smallest: a uniform sample that depends on the values only (a reservoir sample, even
+    # REPEATABLE, depends on the order in which DuckDB's threads hand over the rows, which changes from run to run).
     return connection.execute(
-        f"SELECT p, s FROM (SELECT p, s FROM predictions WHERE p IS NOT NULL) "
-        f"USING SAMPLE reservoir({SCATTER_POINTS} ROWS) REPEATABLE (7)").fetchall()
+        f"SELECT p, s FROM predictions WHERE p IS NOT NULL ORDER BY hash(p, s), p, s LIMIT {SCATTER_POINTS}").fetchall()
 
 
 @dataclass

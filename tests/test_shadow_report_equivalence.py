@@ -7,7 +7,8 @@
 - lines are split by DuckDB from whole files: \\r\\n endings, a byte order mark, blank lines, lines that are not
   UTF-8;
 - duplicates are ranked from their lines read again: inferenceTime, then eventId, then file, then line;
-- large files are read in pieces, within a small memory limit.
+- large files are read in pieces, within a small memory limit;
+- the scatter plot's sample depends on the predictions only, not on the order DuckDB's threads hand them over.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ def same_report(report: dict, expected: dict) -> None:
 def encoded(value: float, encoding: str) -> dict:
     text = repr(value)
     return {"csv": {"data": text}, "csv-spaces": {"data": f"  {text} "},
+            # one number around which splitting drops line breaks, tabs, quotes or an empty field: still one number
+            "csv-line-breaks": {"data": f"\n{text}\r\n"}, "csv-tab": {"data": f"\t{text}\n"},
+            "csv-quoted": {"data": f'"{text}"'}, "csv-trailing-comma": {"data": f"{text},"},
+            "base64-csv-line-break": {"data": b64(f"{text}\n"), "encoding": "BASE64"},
             "json-number": {"data": text, "encoding": "JSON", "content_type": "application/json"},
             "json-list": {"data": f"[{text}]", "encoding": "JSON", "content_type": "application/json"},
             "json-predictions": {"data": json.dumps({"predictions": [value]}), "encoding": "JSON", "content_type": "application/json"},
@@ -94,7 +99,8 @@ def encoded(value: float, encoding: str) -> dict:
             "base64-json": {"data": b64(f"[{text}]"), "encoding": "BASE64", "content_type": "application/json"}}[encoding]
 
 
-ENCODINGS = ["csv", "csv-spaces", "json-number", "json-list", "json-predictions", "base64-csv", "base64-json"]
+ENCODINGS = ["csv", "csv-spaces", "csv-line-breaks", "csv-tab", "csv-quoted", "csv-trailing-comma", "base64-csv-line-break",
+             "json-number", "json-list", "json-predictions", "base64-csv", "base64-json"]
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS[1:])
@@ -225,3 +231,20 @@ def test_plots_of_degenerate_data_are_drawn(tmp_path):
     written = render.write_plots(analysis, str(out))
     assert sorted(written) == ["differences", "hourly_agreement", "scatter"]
     assert [png_size(Path(written[k])) for k in ("differences", "scatter", "hourly_agreement")] == [(800, 450), (550, 550), (800, 450)]
+
+
+def test_the_scatter_sample_depends_on_the_values_not_on_the_order_of_rows():
+    import duckdb
+
+    rng = random.Random(5)
+    rows = [(round(rng.random(), 3), round(rng.random(), 3)) for _ in range(3 * engine.SCATTER_POINTS)]
+    samples = []
+    for ordered in (rows, rows[::-1], sorted(rows)):
+        connection = duckdb.connect()
+        connection.execute("CREATE TABLE predictions (hour TIMESTAMPTZ, p DOUBLE, s DOUBLE, pl VARCHAR, sl VARCHAR)")
+        connection.execute("INSERT INTO predictions SELECT NULL, unnest($p), unnest($s), NULL, NULL",
+                           {"p": [p for p, _ in ordered], "s": [s for _, s in ordered]})
+        connection.execute("INSERT INTO predictions VALUES (NULL, NULL, NULL, 'a', 'b')")  # a label: never a point
+        samples.append(engine._scatter(connection))
+    assert samples[0] == samples[1] == samples[2]
+    assert len(samples[0]) == engine.SCATTER_POINTS and set(samples[0]) <= set(rows)
