@@ -47,10 +47,15 @@ synth: setup
 	$(BIN)/cfn-lint cdk.out/*.template.json
 	$(BIN)/shadow-plan cdk.out
 
+# pyright (one Node thread, about a minute of CPU) runs alongside the tests, which leave a core idle now and then;
+# its report follows pytest's, and either failing fails the target.
 test: setup
 	$(BIN)/ruff check .
-	$(MAKE) --no-print-directory typecheck
-	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=10
+	@log=$$(mktemp); echo "$(PYRIGHT) > $$log &"; $(PYRIGHT) > $$log 2>&1 & typecheck=$$!; \
+	echo "$(BIN)/python -m pytest -n 2 --dist worksteal --durations=10"; \
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=10; tests=$$?; \
+	wait $$typecheck; types=$$?; echo "$(PYRIGHT):"; cat $$log; rm -f $$log; \
+	test $$tests -eq 0 && test $$types -eq 0
 
 lint: setup
 	$(BIN)/ruff check .

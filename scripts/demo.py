@@ -11,7 +11,8 @@
    needs ten or more minutes of paired metrics and the demo has three;
 4. lets the test end itself: the deploy started ONE execution of the promotion workflow that waits
    for the test's end (1 hour in the scenarios); the emulator's clock moves past it (and runs 20
-   times as fast while the workflow polls the endpoint's update), that execution judges and acts
+   times as fast while the workflow polls the endpoint's update; when ``shadow-test run`` names the
+   look waited for, straight on to it), that execution judges and acts
    with nobody starting anything, and ``shadow-test run --stack ChurnShadowTest`` follows it,
    printing each state and the verdict report (exit code 0 promoted, 3 rejected);
 5. follows the verdict in IaC: ``shadow-test drift`` on the SHADOW assembly (after a PROMOTE it
@@ -35,6 +36,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -42,11 +44,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,6 +68,10 @@ CDK = ROOT / "node_modules" / ".bin" / "cdk"
 LIVE_NAMESPACE = agreement_metrics.NAMESPACE
 #: How many times as fast as this machine's the emulated clock runs while the workflow executes.
 CLOCK_RATE = 20
+#: A look ``shadow-test run`` names: ``-> WaitForNextLook (look 1 of 3 at 2026-12-01T16:43:57Z, in 19 min 40 s)``.
+LOOK_LINE = re.compile(r"-> WaitForNextLook \(look \d+ of \d+ at (\d{4}-\d\d-\d\dT[\d:.]+Z)")
+
+T = TypeVar("T")
 
 
 class DemoError(Exception):
@@ -226,6 +233,8 @@ class Demo:
         self.emulator.env = self.env
         self._clients: dict[str, Any] = {}
         self._report: subprocess.Popen | None = None
+        self._running: set[subprocess.Popen] = set()  # CLI commands running now (one may run in the background)
+        self._next_synth: tuple[str, Future[str]] | None = None  # the next phase, and its synth
 
     # Set-up
 
@@ -260,20 +269,32 @@ class Demo:
                 "-c", 'managed-test={"endpoint_name": null}']
 
     def cdk(self, *args: str, what: str, assembly: Path | None = None, output: Path | None = None,
-            context: list[str] | None = None) -> str:
-        """Run the CDK CLI: on ``assembly`` (default: the demo's), or synthesizing the app into ``output``."""
+            context: list[str] | None = None, app: bool = True) -> str:
+        """Run the CDK CLI: on ``assembly`` (default: the demo's), or synthesizing the app into ``output``; with
+        ``app=False`` on no app at all (run outside the project, where no cdk.json names one: ``cdk bootstrap`` of
+        an explicit environment would otherwise synthesize the whole app first, only to list its environments)."""
         if not CDK.exists() or shutil.which("node", path=self.env["PATH"]) is None:
             raise DemoError(f"the CDK CLI is missing ({CDK} {'found' if CDK.exists() else 'not found'}; node "
                             f"{'found' if shutil.which('node', path=self.env['PATH']) else 'not found'}): run `make setup`")
         assembly = assembly or (self.assembly if output is None else None)
-        app = ["--app", str(assembly)] if assembly else ["--output", str(output or self.workdir / "cdk.out")]
-        command = [str(CDK), *args, *app, "--no-notices", "--no-version-reporting", "--ci"]
-        if not assembly:
+        source = [] if not app else ["--app", str(assembly)] if assembly else \
+            ["--output", str(output or self.workdir / "cdk.out")]
+        command = [str(CDK), *args, *source, "--no-notices", "--no-version-reporting", "--ci"]
+        if app and not assembly:
             command += self._context_args() + (context or [])
         self.emulator.check_alive()
-        completed = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True,
-                                   stdin=subprocess.DEVNULL)
-        log = self.workdir / f"cdk-{args[0]}.log"
+        process = subprocess.Popen(command, cwd=ROOT if app else self.workdir, env=self.env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        self._running.add(process)  # a run that fails or is interrupted meanwhile stops it (see ``run``)
+        try:
+            stdout, stderr = process.communicate()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            self._running.discard(process)
+        completed = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+        log = self.workdir / f"cdk-{args[0]}{f'-{output.name}' if app and output and not assembly else ''}.log"
         log.write_text(completed.stdout + completed.stderr)
         if completed.returncode in (-signal.SIGINT, 128 + signal.SIGINT) or "KeyboardInterrupt" in completed.stderr:
             raise KeyboardInterrupt  # Ctrl-C reached the CLI (same process group): the run is interrupted
@@ -299,9 +320,10 @@ class Demo:
             if not self.keep:
                 self._timed("destroy", self.destroy)
         finally:
-            if self._report is not None and self._report.poll() is None:  # a failed run left it running
-                self._report.terminate()
-                self._report.wait()
+            for process in [*self._running, self._report]:  # what a failed or interrupted run left running
+                if process is not None and process.poll() is None:
+                    process.terminate()
+                    process.wait()
             self.emulator.stop()
         self.result.seconds["total"] = round(time.monotonic() - total, 1)
         self.console.line(f"emulator stopped; {self.result.seconds['total']:.0f} s in all "
@@ -322,9 +344,18 @@ class Demo:
     def deploy(self) -> None:
         self.console.step(2, self.STEPS, f"cdk bootstrap and cdk deploy {STACK} (scenario {self.scenario}) "
                                          f"into the emulator")
-        self.cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", what="bootstrap the emulated account")
+        assembly = self.assembly
+        if assembly is None:  # synthesize the app (about a core for a while) while the account is bootstrapped
+            assembly = self.workdir / "cdk.out"
+            shutil.rmtree(assembly, ignore_errors=True)
+            synth = _in_background(self.cdk, "synth", STACK, "--quiet", output=assembly, what=f"synthesize {STACK}")
+            self.cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", what="bootstrap the emulated account", app=False)
+            synth.result()
+        else:
+            self.cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", what="bootstrap the emulated account", app=False)
         self.console.line(f"bootstrapped aws://{ACCOUNT}/{REGION}")
-        self.cdk("deploy", STACK, "--require-approval", "never", "--method=direct", what=f"deploy {STACK}")
+        self.cdk("deploy", STACK, "--require-approval", "never", "--method=direct", assembly=assembly,
+                 what=f"deploy {STACK}")
         resources = {}
         for page in self.client("cloudformation").get_paginator("list_stack_resources").paginate(StackName=STACK):
             for resource in page["StackResourceSummaries"]:
@@ -394,8 +425,10 @@ class Demo:
         served = ", ".join(f"{variant} {number}" for variant, number in sorted(self.result.served.items()))
         self.console.line(f"{answered}/{self.requests} answered by production with a prediction; served: {served}")
 
-    def shadow_test(self, *args: str, stream: bool = False) -> tuple[int, str]:
-        """Run the ``shadow-test`` command against the emulator; its exit code and output."""
+    def shadow_test(self, *args: str, stream: bool = False,
+                    on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
+        """Run the ``shadow-test`` command against the emulator; its exit code and output (``on_line`` sees each
+        line as it comes)."""
         command = [str(Path(sys.executable).parent / "shadow-test"), *args]
         process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True, stdin=subprocess.DEVNULL)
@@ -404,6 +437,8 @@ class Demo:
             lines.append(line)
             if stream and not self.console.quiet:
                 print(f"      | {line.rstrip()}", flush=True)
+            if on_line is not None:
+                on_line(line)
         code = process.wait()
         if code == 2 or code >= 5 or code < 0:
             self.emulator.check_alive()
@@ -437,13 +472,30 @@ class Demo:
                                          f"UTC and ends itself at {test_end:%H:%M} UTC at the latest: the emulated clock "
                                          f"moves to {traffic_end:%H:%M}; `shadow-test run` follows the looks")
         self.console.line(f"execution {timer['name']} has waited for its first look since the deploy; nobody starts one")
-        # Past the traffic; from there the emulated clock runs CLOCK_RATE times as fast, so the waits for the next
-        # looks and between DescribeEndpoint calls (the scenario's 2 s) take a fraction of a second.
-        self.emulator.control("POST", "clock", {"offset_seconds": (traffic_end - datetime.now(UTC)).total_seconds() + 5,
-                                                "rate": CLOCK_RATE})
+        # Past the traffic; from there the emulated clock runs CLOCK_RATE times as fast, so the waits between
+        # DescribeEndpoint calls (the scenario's 2 s) take a tenth of a second. Nothing happens in the emulator
+        # while the execution waits for a look: as soon as `shadow-test run` names the look, the clock moves on to
+        # a second before it (at CLOCK_RATE, the rest of a 20-minute wait would still take a minute).
+        clock = {"offset": (traffic_end - datetime.now(UTC)).total_seconds() + 5, "since": time.monotonic()}
+        self.emulator.control("POST", "clock", {"offset_seconds": clock["offset"], "rate": CLOCK_RATE})
+
+        def on_to_the_look(line: str) -> None:
+            if line.startswith("-> PublishVerdict"):  # judged: the next phase is known, its synth can start
+                self.synthesize_next_phase(self.judged_decision(timer["executionArn"]))
+            match = LOOK_LINE.search(line)
+            if match is None:
+                return
+            look = datetime.fromisoformat(match[1].replace("Z", "+00:00")) - timedelta(seconds=1)
+            now = datetime.now(UTC)
+            emulated = now + timedelta(seconds=clock["offset"] + (time.monotonic() - clock["since"]) * (CLOCK_RATE - 1))
+            if look > emulated:
+                clock.update(offset=(look - now).total_seconds(), since=time.monotonic())
+                self.emulator.control("POST", "clock", {"offset_seconds": clock["offset"], "rate": CLOCK_RATE})
+
         try:
             self.console.line(f"$ shadow-test run --stack {STACK}")
-            code, output = self.shadow_test("run", "--stack", STACK, "--poll", "0.2", stream=True)
+            code, output = self.shadow_test("run", "--stack", STACK, "--poll", "0.2", stream=True,
+                                            on_line=on_to_the_look)
         finally:
             self.emulator.control("POST", "clock", {"offset_seconds": 0})
         self.result.run_exit_code, self.result.run_output = code, output
@@ -485,6 +537,30 @@ class Demo:
                 figures[name] = max(points, key=lambda point: point["Timestamp"])["Maximum"]
         return figures
 
+    def judged_decision(self, execution_arn: str) -> str:
+        """The decision the execution's last Judge state gave (its output's verdict), or "" before it has judged.
+        An execution judges once per look: the last look's exit is the one with the highest event id (whatever order
+        the history comes in: moto ignores ``reverseOrder``)."""
+        events = self.client("stepfunctions").get_execution_history(
+            executionArn=execution_arn, reverseOrder=True, maxResults=1000)["events"]
+        judged = [event for event in events if (event.get("stateExitedEventDetails") or {}).get("name") == "Judge"]
+        if not judged:
+            return ""
+        output = max(judged, key=lambda event: event["id"])["stateExitedEventDetails"].get("output") or "{}"
+        return (json.loads(output).get("verdict") or {}).get("decision", "")
+
+    def synthesize_next_phase(self, decision: str) -> Future[str]:
+        """Start ``cdk synth`` of the phase that follows ``decision`` (PROMOTED after a PROMOTE, else ROLLED_BACK)
+        in the background, once; the workflow acts and the drift guard runs meanwhile."""
+        phase = "promoted" if decision == "PROMOTE" else "rolled_back"
+        if self._next_synth is None or self._next_synth[0] != phase:
+            next_assembly = self.workdir / f"cdk.out.{phase}"
+            shutil.rmtree(next_assembly, ignore_errors=True)
+            self._next_synth = (phase, _in_background(self.cdk, "synth", STACK, "--quiet", output=next_assembly,
+                                                      what=f"synthesize the {phase} phase",
+                                                      context=["-c", f"shadow-test={json.dumps({'phase': phase})}"]))
+        return self._next_synth[1]
+
     def follow_in_iac(self) -> None:
         """The app must now declare what serves: the drift guard, then the next phase's synth, guard and deploy."""
         phase = "promoted" if self.result.decision == "PROMOTE" else "rolled_back"
@@ -493,19 +569,16 @@ class Demo:
                                          f"{phase.upper()} phase")
         shadow_assembly = self.assembly or self.workdir / "cdk.out"
         next_assembly = self.workdir / f"cdk.out.{phase}"
-        shutil.rmtree(next_assembly, ignore_errors=True)
-        # The next phase's synth keeps about one core busy for a while: the drift guard on the SHADOW assembly, and
-        # shadow-report over the captured data (printed in step 6), run on the other one meanwhile.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            synth = pool.submit(self.cdk, "synth", STACK, "--quiet", output=next_assembly,
-                                what=f"synthesize the {phase} phase",
-                                context=["-c", f"shadow-test={json.dumps({'phase': phase})}"])
-            self.start_shadow_report()
-            code, output = self.shadow_test("drift", "--stack", STACK, "--app", str(shadow_assembly))
-            self.result.drift_shadow = (code, output.strip())
-            self.console.line(f"$ shadow-test drift --stack {STACK} --app {shadow_assembly}   (the SHADOW phase)")
-            self.console.line(f"  exit {code}: {output.strip()}")
-            synth.result()
+        # The next phase's synth (started as soon as the workflow had judged) keeps about one core busy for a while:
+        # the drift guard on the SHADOW assembly, and shadow-report over the captured data (printed in step 6), run
+        # on the other one meanwhile.
+        synth = self.synthesize_next_phase(self.result.decision)
+        self.start_shadow_report()
+        code, output = self.shadow_test("drift", "--stack", STACK, "--app", str(shadow_assembly))
+        self.result.drift_shadow = (code, output.strip())
+        self.console.line(f"$ shadow-test drift --stack {STACK} --app {shadow_assembly}   (the SHADOW phase)")
+        self.console.line(f"  exit {code}: {output.strip()}")
+        synth.result()
         code, output = self.shadow_test("drift", "--stack", STACK, "--app", str(next_assembly))
         self.result.drift_next = (code, output.strip())
         self.console.line(f"$ shadow-test drift --stack {STACK} --app {next_assembly}   (the {phase.upper()} phase)")
@@ -592,6 +665,16 @@ class Demo:
         self.cdk("destroy", STACK, "--force", assembly=self.assembly or self.workdir / "cdk.out",
                  what=f"destroy {STACK}")
         self.console.line("destroyed (a real account keeps the capture bucket: it is retained by default)")
+
+
+def _in_background(call: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+    """``call(*args, **kwargs)`` on a thread of its own; a failure of the caller meanwhile does not wait for it
+    (``Demo.run`` stops the CLI command it runs)."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(call, *args, **kwargs)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _variant(variant: dict[str, Any]) -> dict[str, Any]:

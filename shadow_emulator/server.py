@@ -189,7 +189,12 @@ class EmulatorServer:
         def application(environ: dict[str, Any], start_response):
             path = environ.get("PATH_INFO", "")
             if not path.startswith(CONTROL_PREFIX):
-                return moto_app(environ, start_response)
+                served = self.runtime.serve_wsgi(environ)  # InvokeEndpoint: the runtime double, without moto's routing
+                if served is None:
+                    return moto_app(environ, start_response)
+                status, headers, data = served
+                start_response(status, headers)
+                return [data]
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length) if length else b""
             status, payload = self._control(environ["REQUEST_METHOD"], path[len(CONTROL_PREFIX):], body)

@@ -21,6 +21,30 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from aws_cdk import assertions  # noqa: E402
 
+
+def _share_botocore_data_loader() -> None:
+    """One botocore data loader for the whole test process, as one long-lived boto3 session would have.
+
+    moto's ``mock_aws`` gives every test a new default boto3 session, and each new session's loader reads and
+    parses again every service model its clients use (SageMaker's is megabytes of JSON) and the endpoint
+    rules: about half a second of CPU per test that calls AWS. The models are the same files; a session only
+    reads them, so sessions may share the loader (and its cache) like the clients of one session do.
+    """
+    import botocore.session
+
+    loaders: dict[str | None, object] = {}
+    create = botocore.session.create_loader
+
+    def create_loader(search_path_string: str | None = None):
+        if search_path_string not in loaders:
+            loaders[search_path_string] = create(search_path_string)
+        return loaders[search_path_string]
+
+    botocore.session.create_loader = create_loader
+
+
+_share_botocore_data_loader()
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "lambda"))

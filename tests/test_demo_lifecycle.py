@@ -1,7 +1,8 @@
 """The demo's whole lifecycle, as `make demo` runs it, with less traffic: both scenarios.
 
-Each test starts the emulator (``python -m shadow_emulator``) on a free port, bootstraps and
-deploys the example app with the real CDK CLI, sends real traffic through InvokeEndpoint, lets
+Each test synthesizes the scenario's app as ``make demo`` does (here in the test's own jsii process: the same
+files as ``cdk synth``), starts the emulator (``python -m shadow_emulator``) on a free port, bootstraps and
+deploys that assembly with the real CDK CLI, sends real traffic through InvokeEndpoint, lets
 the test end itself (the emulated clock moves to its end; the execution the deploy started judges
 and acts; ``shadow-test run`` follows it), runs the drift guard and deploys the next phase with
 production unchanged, inspects the endpoint and the captured data, and destroys the stack.
@@ -9,19 +10,38 @@ production unchanged, inspects the endpoint and the captured data, and destroys 
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
+from conftest import ROOT
 
+from app import build_app
 from scripts.demo import Console, Demo, DemoError
 from shadow_emulator.server import free_port
 
 REQUESTS, MINUTES, SAMPLING = 2250, 15, 0.5  # 15 paired minutes: the latency p99s judged with room
 
 
+def synthesize(scenario: str, outdir: Path) -> Path:
+    """The cloud assembly ``make demo``'s ``cdk synth`` writes for the scenario (byte for byte the same template,
+    asset manifest, manifest, metadata and tree): cdk.json's context, the demo's, and what the CLI adds; but in
+    this worker's jsii process, not in a new CLI, Python and Node (about 10 s of CPU less). The next phase is
+    still synthesized by the demo with the CLI."""
+    context = {**json.loads((ROOT / "cdk.json").read_text())["context"],
+               "shadow-test-config": f"scenarios/{scenario}.json", "managed-test": {"endpoint_name": None},
+               "aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True,
+               "aws:cdk:version-reporting": False, "aws:cdk:bundling-stacks": ["**"]}
+    build_app(cdk.App(outdir=str(outdir), context=context)).synth()
+    return outdir
+
+
 def run(scenario: str, tmp_path_factory) -> Demo:
-    demo = Demo(scenario, requests=REQUESTS, minutes=MINUTES, port=free_port(),
-                workdir=tmp_path_factory.mktemp(f"demo-{scenario}"), console=Console(quiet=True))
+    workdir = tmp_path_factory.mktemp(f"demo-{scenario}")
+    demo = Demo(scenario, requests=REQUESTS, minutes=MINUTES, port=free_port(), workdir=workdir,
+                assembly=synthesize(scenario, workdir / "cdk.out"), console=Console(quiet=True))
     demo.run()
     return demo
 

@@ -20,15 +20,22 @@ from scripts.demo import Console, Demo, DemoError, Emulator
 from shadow_constructs import ConfigError
 
 
-def synthesize(context: dict) -> assertions.Template:
-    app = cdk.App(outdir=tempfile.mkdtemp(), context={"nag": "false", **context})
+def synthesize(context: dict, outdir: str | None = None) -> assertions.Template:
+    app = cdk.App(outdir=outdir or tempfile.mkdtemp(), context={"nag": "false", **context})
     build_app(app)
     return assertions.Template.from_json(app.synth().get_stack_by_name("ChurnShadowTest").template)
 
 
 @pytest.fixture(scope="module")
-def scenarios():
-    return {name: synthesize({"shadow-test-config": f"scenarios/{name}.json"}) for name in ("healthy", "regressed")}
+def assemblies() -> dict[str, str]:
+    """Where each scenario's app is synthesized (the ``scenarios`` fixture's cloud assemblies)."""
+    return {name: tempfile.mkdtemp(prefix=f"cdkout-{name}-") for name in ("healthy", "regressed")}
+
+
+@pytest.fixture(scope="module")
+def scenarios(assemblies):
+    return {name: synthesize({"shadow-test-config": f"scenarios/{name}.json"}, outdir)
+            for name, outdir in assemblies.items()}
 
 
 def definition(template: assertions.Template) -> str:
@@ -62,12 +69,10 @@ def test_scenarios_judge_the_prediction_agreement(scenarios):
         assert states["PlanLook"]["Parameters"]["look_seconds"] == 1200
 
 
-def test_the_plan_says_the_workflow_measures_the_agreement(tmp_path):
+def test_the_plan_says_the_workflow_measures_the_agreement(scenarios, assemblies):
     from shadow_cli.plan import plan_assembly, render_plan
 
-    app = cdk.App(outdir=str(tmp_path), context={"nag": "false", "shadow-test-config": "scenarios/healthy.json"})
-    build_app(app).synth()
-    text = render_plan(plan_assembly(str(tmp_path)))
+    text = render_plan(plan_assembly(assemblies["healthy"]))  # the healthy scenario's app, synthesized
     assert re.search(r"Promotion workflow \S+: gather metrics, measure the prediction agreement \(Athena over the "
                      r"capture\), judge, report, then update the endpoint", text)
 

@@ -85,3 +85,73 @@ def test_stops_cleanly_on_sigterm():
     assert process.wait(timeout=15) == 0
     assert process.stdout.read().strip() == "shadow-emulator: stopped"
     assert not port_in_use("localhost", port)
+
+
+def test_invoke_endpoint_is_answered_without_moto_routing_as_moto_would_answer_it(monkeypatch):
+    """The server hands InvokeEndpoint straight to the runtime double (EndpointRuntimeDouble.serve_wsgi): the same
+    status, answer, variant and error as through moto's own dispatch, with the same sampling."""
+    import random
+
+    from conftest import MODELS, SAGEMAKER_ROLE, create_churn_endpoint
+    from moto import mock_aws
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.test import EnvironBuilder
+
+    from shadow_emulator import EndpointRuntimeDouble, SageMakerDouble
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws(), SageMakerDouble() as sagemaker, EndpointRuntimeDouble(sagemaker, seed=4) as runtime:
+        s3, sm = boto3.client("s3"), boto3.client("sagemaker")
+        s3.create_bucket(Bucket="models")
+        for name in ("churn-v1", "churn-v2"):
+            s3.put_object(Bucket="models", Key=name, Body=(MODELS / name / "model.tar.gz").read_bytes())
+        create_churn_endpoint(sm, model_data_url=lambda name: f"s3://models/{name}")
+        sm.create_model(ModelName="custom", ExecutionRoleArn=SAGEMAKER_ROLE,
+                        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1"})
+        sm.create_endpoint_config(EndpointConfigName="custom", ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": "custom", "InstanceType": "ml.m5.xlarge",
+            "InitialInstanceCount": 1}])
+        sm.create_endpoint(EndpointName="custom", EndpointConfigName="custom")
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        signature = ("AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/sagemaker/aws4_request, "
+                     "SignedHeaders=host, Signature=0")
+
+        def environ(endpoint: str, body: str) -> dict:
+            return EnvironBuilder(path=f"/endpoints/{endpoint}/invocations", method="POST", data=body.encode(),
+                                  base_url="http://localhost:5055", headers={
+                                      "Authorization": signature, "Content-Type": "text/csv",
+                                      "X-Amzn-SageMaker-Inference-Id": "req-1"}).get_environ()
+
+        def through_moto(endpoint: str, body: str) -> tuple[int, str, dict]:
+            started = {}
+            data = b"".join(moto_app(environ(endpoint, body), lambda status, headers: started.update(
+                status=int(status.split()[0]), headers=dict(headers))))
+            return started["status"], data.decode(), started["headers"]
+
+        def directly(endpoint: str, body: str) -> tuple[int, str, dict]:
+            served = runtime.serve_wsgi(environ(endpoint, body))
+            assert served is not None
+            status, headers, data = served
+            assert dict(headers)["Content-Length"] == str(len(data))
+            return int(status.split()[0]), data.decode(), dict(headers)
+
+        results = []
+        for endpoint, body in (("churn", "12,70.5,840.2,3,1,2,1,0\n30,99,2970,8,0,1,0,3"), ("nowhere", "1,2"),
+                               ("custom", "1,2"), ("churn", "not,a,number")):
+            answers = []
+            for serve in (through_moto, directly):
+                runtime.random, runtime._order = random.Random(4), random.Random(5)  # the same coin tosses
+                status, data, headers = serve(endpoint, body)
+                answers.append((status, data, headers.get("x-Amzn-Invoked-Production-Variant"),
+                                headers.get("x-amzn-ErrorType")))
+            assert answers[0] == answers[1], endpoint
+            results.append(answers[1])
+        good, unknown, custom, unreadable = results
+        assert good[0] == 200 and good[2] == "production" and len(good[1].split()) == 2
+        assert all(0 <= float(p) <= 1 for p in good[1].split())
+        assert unknown[::3] == (400, "ValidationError") and "Endpoint nowhere of account 123456789012" in unknown[1]
+        assert custom[::3] == (424, "ModelError") and "serves SageMaker's XGBoost image only" in custom[1]
+        assert unreadable[::3] == (424, "ModelError") and "could not read the request" in unreadable[1]
+        counts = {key: number for key, number in runtime.counts.items() if key[0] == "churn"}
+        assert counts[("churn", "production", "invocations")] == 4  # two good and two bad requests, each served twice
+    assert runtime.serve_wsgi(environ("churn", "1,2")) is None  # uninstalled: moto's dispatch serves everything
