@@ -18,16 +18,26 @@ from shadow_cli.plan import plan_assembly, render_plan
 from shadow_constructs import ConfigError
 from stacks import ShadowTestConfig
 
+VALIDATE_AS_ERRORS = "@aws-cdk/core:validateAgainstDefaultRules"
+
+
+def validated_app(context: dict) -> cdk.App:
+    """An app whose synth runs CDK's CloudFormation validation with its findings as errors: the plugin registered
+    explicitly (the suite's kernels skip the automatic one, see conftest.py) and the flag cdk.json sets."""
+    app = cdk.App(outdir=tempfile.mkdtemp(prefix="cdkout-app-"), context=context)
+    cdk.Validations.of(app).add_plugins(cdk.CloudFormationValidatePlugin())
+    return app
+
 
 @pytest.fixture(scope="module")
 def synthesized():
     # The context `cdk synth` gives the app: cdk.json's, plus path metadata.
     context = dict(json.loads((ROOT / "cdk.json").read_text())["context"], **{"aws:cdk:enable-path-metadata": True})
-    app = cdk.App(outdir=tempfile.mkdtemp(prefix="cdkout-app-"), context=context)
+    app = validated_app(context)
     build_app(app)
     from conftest import nag_violations
 
-    violations = nag_violations(app)
+    violations = nag_violations(app)  # cdk-nag's and the CloudFormation validation's findings
     return app, violations
 
 
@@ -40,6 +50,20 @@ def template(synthesized):
 def test_cdk_nag_reports_no_unacknowledged_finding(synthesized):
     _, violations = synthesized
     assert violations == []
+
+
+def test_cdk_json_makes_template_validation_findings_errors():
+    assert json.loads((ROOT / "cdk.json").read_text())["context"][VALIDATE_AS_ERRORS] is True
+
+
+def test_template_validation_as_the_example_app_runs_it_fails_an_invalid_template():
+    """The control for the example app's validation above: the same set-up fails a synth on a bad property."""
+    from conftest import nag_violations
+
+    app = validated_app({VALIDATE_AS_ERRORS: True})
+    cdk.CfnResource(cdk.Stack(app, "Invalid"), "Bucket", type="AWS::S3::Bucket", properties={"BucketNameX": "b"})
+    violations = nag_violations(app)
+    assert len(violations) == 1 and "Invalid/Bucket" in violations[0], violations
 
 
 def test_every_template_is_cfn_lint_clean(synthesized):
