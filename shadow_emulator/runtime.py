@@ -262,8 +262,8 @@ class EndpointRuntimeDouble:
         # one thread: OpenMP workers on every core would make the serving thread's CPU time include spinning
         # at their barrier while they wait for a core (p99 doubled on a busy 2-core machine).
         features = np.asarray(rows, dtype=np.float32)
-        expected = booster.attr("emulator_features")  # read once at load: asking the booster costs a C call
-        if features.ndim != 2 or features.shape[1] != int(expected):
+        expected = booster.emulator_features  # read once at load: asking the booster (attr) is a C call under its lock
+        if features.ndim != 2 or features.shape[1] != expected:
             raise ValueError(f"Feature shape mismatch, expected: {expected}, got {features.shape[-1] if features.size else 0}")
         scores = booster.inplace_predict(features, validate_features=False)
         return "\n".join(f"{s:.6f}" for s in scores).encode()
@@ -291,7 +291,7 @@ class EndpointRuntimeDouble:
                 self.unloadable[url] = f"{type(error).__name__}: {error}"
             else:
                 booster.set_param({"nthread": 1})  # one request, one core: no OpenMP contention between requests
-                booster.set_attr(emulator_features=str(booster.num_features()))
+                booster.emulator_features = booster.num_features()  # a Python attribute: no C call per request
                 self.boosters[url] = booster
         if url in self.unloadable:  # a container that failed to load its model keeps failing
             raise ModelServingError(f"model {model_name} could not be loaded from {url!r}: {self.unloadable[url]}")
