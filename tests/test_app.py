@@ -10,7 +10,7 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 from aws_cdk import assertions
-from conftest import ROOT, cfn_lint_findings, only
+from conftest import ROOT, cfn_lint_findings, nag_violations, only
 
 from app import build_app
 from shadow_cli.plan import main as plan_main
@@ -35,8 +35,6 @@ def synthesized():
     context = dict(json.loads((ROOT / "cdk.json").read_text())["context"], **{"aws:cdk:enable-path-metadata": True})
     app = validated_app(context)
     build_app(app)
-    from conftest import nag_violations
-
     violations = nag_violations(app)  # cdk-nag's and the CloudFormation validation's findings
     return app, violations
 
@@ -58,8 +56,6 @@ def test_cdk_json_makes_template_validation_findings_errors():
 
 def test_template_validation_as_the_example_app_runs_it_fails_an_invalid_template():
     """The control for the example app's validation above: the same set-up fails a synth on a bad property."""
-    from conftest import nag_violations
-
     app = validated_app({VALIDATE_AS_ERRORS: True})
     cdk.CfnResource(cdk.Stack(app, "Invalid"), "Bucket", type="AWS::S3::Bucket", properties={"BucketNameX": "b"})
     violations = nag_violations(app)
@@ -183,8 +179,6 @@ def test_canary_config_reaches_the_endpoint():
 
 def test_cdk_nag_fails_an_unsafe_addition():
     from aws_cdk import aws_s3 as s3
-    from conftest import nag_violations
-
     app = cdk.App(outdir=tempfile.mkdtemp(prefix="cdkout-bad-"))
     build_app(app)
     s3.Bucket(app.node.find_child("ChurnShadowTest"), "Unsafe")
