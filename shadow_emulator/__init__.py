@@ -10,7 +10,7 @@ from .cloudwatch import CloudWatchDouble
 from .lambdas import LambdaDouble
 from .runtime import EndpointRuntimeDouble
 from .sagemaker import SageMakerDouble, validate_request
-from .stepfunctions import StepFunctionsDouble, WaitStateDouble
+from .stepfunctions import DefinitionParseCache, StepFunctionsDouble, WaitStateDouble
 
-__all__ = ["AthenaDouble", "CloudFormationDouble", "CloudWatchDouble", "EmulatorClock", "EndpointRuntimeDouble", "LambdaDouble",
-           "SageMakerDouble", "StepFunctionsDouble", "WaitStateDouble", "validate_request"]
+__all__ = ["AthenaDouble", "CloudFormationDouble", "CloudWatchDouble", "DefinitionParseCache", "EmulatorClock",
+           "EndpointRuntimeDouble", "LambdaDouble", "SageMakerDouble", "StepFunctionsDouble", "WaitStateDouble", "validate_request"]

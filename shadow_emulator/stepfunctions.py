@@ -14,11 +14,18 @@ clock has moved that many seconds since the state was entered (real time elapsed
 of the offset; a clock running at a rate of R makes it R times shorter). The wait looks at the
 clock five times a second, so moving the offset forward ends a wait that is already waiting;
 StopExecution still interrupts it at once.
+
+moto parses a definition with its ANTLR grammar (pure Python: about a second for the promotion workflow's) when
+a state machine is created or updated and again when each execution starts. While installed,
+``DefinitionParseCache`` keeps the parse tree of each definition text it has seen and only builds the execution's
+components from it anew (moto's own preprocessing, a few milliseconds): executions behave exactly as before.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +34,8 @@ from moto.stepfunctions.parser.asl.component.common.error_name.failure_event imp
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.responses import get_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
 
@@ -168,6 +177,55 @@ class WaitStateDouble:
             self._original_time = None
 
     def __enter__(self) -> WaitStateDouble:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
+
+class DefinitionParseCache:
+    """moto's parse of a state machine definition, done once per definition text (see the module's docstring).
+
+    The ANTLR parse tree depends on the text alone and nothing changes it; the components an execution evaluates
+    (and that keep its state) are built from the tree by a new ``Preprocessor`` on every call, as moto does. A text
+    that does not parse is not kept: moto's error is raised again each time.
+
+    :param size: how many definitions are kept, the least recently used dropped first. Default: 32.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self.hits = 0
+        self._trees: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._original: Any = None
+
+    def parse(self, definition: str) -> tuple[Any, Any]:
+        with self._lock:
+            tree = self._trees.get(definition)
+            if tree is not None:
+                self._trees.move_to_end(definition)
+                self.hits += 1
+        if tree is None:
+            program, tree = self._original(definition)
+            with self._lock:
+                self._trees[definition] = tree
+                while len(self._trees) > self.size:
+                    self._trees.popitem(last=False)
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    def install(self) -> DefinitionParseCache:
+        self._original = AmazonStateLanguageParser.__dict__["parse"].__func__
+        AmazonStateLanguageParser.parse = staticmethod(self.parse)
+        return self
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            AmazonStateLanguageParser.parse = staticmethod(self._original)
+            self._original = None
+
+    def __enter__(self) -> DefinitionParseCache:
         return self.install()
 
     def __exit__(self, *exc: object) -> None:

@@ -1,4 +1,4 @@
-"""shadow_emulator's CloudWatch and Lambda doubles."""
+"""shadow_emulator's CloudWatch, Lambda and Step Functions doubles."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import numpy as np
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from shadow_emulator import CloudWatchDouble, LambdaDouble
@@ -134,3 +135,44 @@ def test_state_machines_from_cloudformation_can_be_executed(monkeypatch):
         boto3.client("cloudformation").delete_stack(StackName="s")
         assert client.list_state_machines()["stateMachines"] == []
 
+
+
+def _finished(client, execution: str) -> dict:
+    for _ in range(100):
+        described = client.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.05)
+    raise AssertionError(f"{execution} still running")
+
+
+def test_the_parse_cache_parses_a_definition_once_and_executions_keep_their_own_state(monkeypatch):
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    from shadow_emulator import DefinitionParseCache
+
+    # A Choice on the input and a Pass that counts into its result: two executions of one definition, run from
+    # one parse tree, must each follow their own input.
+    definition = json.dumps({"StartAt": "Which", "States": {
+        "Which": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThan": 1, "Next": "Big"}],
+                  "Default": "Small"},
+        "Big": {"Type": "Pass", "Parameters": {"size": "big", "n.$": "$.n"}, "End": True},
+        "Small": {"Type": "Pass", "Parameters": {"size": "small", "n.$": "$.n"}, "End": True}}})
+    original = AmazonStateLanguageParser.parse
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), DefinitionParseCache() as cache:
+        client = boto3.client("stepfunctions")
+        machine = client.create_state_machine(name="m", definition=definition,
+                                              roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+        assert cache.hits == 0  # the creation parsed it
+        outputs = [json.loads(_finished(client, client.start_execution(stateMachineArn=machine, name=f"n{n}", input=json.dumps({"n": n}))
+                                        ["executionArn"])["output"]) for n in (5, 0, 7)]
+        assert outputs == [{"size": "big", "n": 5}, {"size": "small", "n": 0}, {"size": "big", "n": 7}]
+        assert cache.hits == 3  # each execution's start found the tree
+        # A definition that does not parse is moto's error, every time (nothing kept).
+        for _ in range(2):
+            with pytest.raises(ClientError, match="ASLParserException"):
+                client.create_state_machine(name="bad", definition='{"StartAt": "X", "States": {"X": {"Type": "Nope"}}}',
+                                            roleArn="arn:aws:iam::123456789012:role/r")
+        assert cache.hits == 3
+    assert AmazonStateLanguageParser.parse is original

@@ -119,7 +119,7 @@ def ended(sfn, execution: str) -> str | None:
 def test_an_hour_long_wait_ends_when_the_clock_moves_an_hour_forward(aws, wait, payload):
     sfn = aws("stepfunctions")
     execution = start_waiting(aws, wait, payload)
-    time.sleep(1.0)  # a wait due in an hour is still waiting a second later
+    time.sleep(0.5)  # a wait due in an hour is still waiting half a second (two and a half of its polls) later
     assert status(sfn, execution) == "RUNNING"
     set_clock(aws.url, 3600 + 5)  # moved while the Wait state is already waiting
     assert poll(lambda: ended(sfn, execution), "the wait to end") == "SUCCEEDED"
@@ -136,8 +136,9 @@ def test_a_negative_offset_set_before_a_relative_wait_does_not_lengthen_it(aws):
 def test_a_timestamp_wait_follows_the_emulated_now_both_ways(aws):
     sfn = aws("stepfunctions")
     set_clock(aws.url, -3600)  # the emulated now is an hour behind: a timestamp 1 s ahead (real) is an hour away
-    execution = start_waiting(aws, {"TimestampPath": "$.until"}, {"until": iso(datetime.now(UTC) + timedelta(seconds=1))})
-    time.sleep(2.5)
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    execution = start_waiting(aws, {"TimestampPath": "$.until"}, {"until": iso(until)})
+    time.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds()) + 0.5)  # the timestamp has passed (real time)
     assert status(sfn, execution) == "RUNNING"
     set_clock(aws.url, 0)
     assert poll(lambda: ended(sfn, execution), "the wait to end") == "SUCCEEDED"
@@ -149,7 +150,7 @@ def test_stop_execution_interrupts_a_wait(aws):
     sfn.stop_execution(executionArn=execution, error="Cancelled", cause="the test stops it")
     assert poll(lambda: ended(sfn, execution), "the execution to stop") == "ABORTED"
     set_clock(aws.url, 7200)  # the stopped wait must not go on to the next state when its time comes
-    time.sleep(1.0)
+    time.sleep(0.5)
     events = history(sfn, execution)
     assert "ExecutionAborted" in events
     assert "WaitStateExited" not in events and "SucceedStateEntered" not in events

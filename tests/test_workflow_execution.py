@@ -26,7 +26,7 @@ from shadow_constructs import (
     ShadowEndpoint,
     Variant,
 )
-from shadow_emulator import CloudWatchDouble, LambdaDouble, SageMakerDouble, WaitStateDouble
+from shadow_emulator import CloudWatchDouble, DefinitionParseCache, LambdaDouble, SageMakerDouble, WaitStateDouble
 
 FAST = {"window": cdk.Duration.minutes(30), "retry_interval": cdk.Duration.seconds(1),
         "poll_interval": cdk.Duration.seconds(1), "update_timeout": cdk.Duration.seconds(4),
@@ -52,6 +52,10 @@ def with_approval():
     return self_service_template(require_approval=True)
 
 
+# One parse of each definition for the whole module (moto parses it at creation and at every execution's start).
+PARSES = DefinitionParseCache()
+
+
 @pytest.fixture
 def world(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", harness.REGION)
@@ -60,7 +64,7 @@ def world(monkeypatch):
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
     # Waits and retry back-offs move a clock instead of sleeping: the executions' logic, at once.
     with mock_aws(config=config), SageMakerDouble(update_polls=2) as sagemaker, CloudWatchDouble(), LambdaDouble(), \
-            WaitStateDouble(fast_forward=True):
+            WaitStateDouble(fast_forward=True), PARSES:
         yield sagemaker, boto3.client("sagemaker", region_name=harness.REGION)
 
 
