@@ -8,6 +8,10 @@ AWS: ``FunctionError: Unhandled`` and ``{"errorType", "errorMessage"}``. Other f
 moto's behaviour. Tests may let more handlers run in-process (``handler_prefixes``; for
 ``python -m shadow_emulator``, the environment variable ``SHADOW_EMULATOR_LAMBDA_HANDLERS``, module
 prefixes separated by commas): their modules must be importable (``PYTHONPATH``).
+
+moto's Step Functions interpreter makes a new boto3 Lambda client for every Lambda task it runs (tens of
+milliseconds of CPU each, a dozen tasks a look); while installed, the double gives it one client per region
+and per endpoint, made the way moto makes it.
 """
 
 from __future__ import annotations
@@ -15,12 +19,16 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.models import botocore_stubber
+from moto.settings import moto_server_port
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "lambda"
 #: Handlers run in-process with their real code: the project's Lambda package.
@@ -74,14 +82,28 @@ class LambdaDouble:
                 return double._run(handler, body, response_headers)
             return simple_invoke(backend, function_name, qualifier, body, headers, response_headers)
 
+        make_client = self._originals["client"] = lambda_eval_utils.boto_client_for
+        clients: dict[tuple, Any] = {}
+        lock = threading.Lock()
+
+        def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+            # moto's client ignores the state's credentials; where it points depends on these alone.
+            key = (region, service, botocore_stubber.enabled, moto_server_port())
+            with lock:
+                if key not in clients:
+                    clients[key] = make_client(region, service, state_credentials)
+                return clients[key]
+
         LambdaFunction.invoke = invoke_function
         LambdaSimpleBackend.invoke = invoke_simple
+        lambda_eval_utils.boto_client_for = boto_client_for
         return self
 
     def uninstall(self) -> None:
         if self._originals:
             LambdaFunction.invoke = self._originals.pop("function")
             LambdaSimpleBackend.invoke = self._originals.pop("simple")
+            lambda_eval_utils.boto_client_for = self._originals.pop("client")
 
     def __enter__(self) -> LambdaDouble:
         return self.install()

@@ -18,7 +18,8 @@ StopExecution still interrupts it at once.
 moto parses a definition with its ANTLR grammar (pure Python: about a second for the promotion workflow's) when
 a state machine is created or updated and again when each execution starts. While installed,
 ``DefinitionParseCache`` keeps the parse tree of each definition text it has seen and only builds the execution's
-components from it anew (moto's own preprocessing, a few milliseconds): executions behave exactly as before.
+components from it anew (moto's own preprocessing, 0.1 s): executions behave exactly as before. A definition
+parsed before is not checked again when a state machine is created or updated with it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp 
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import get_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
 
@@ -196,9 +198,13 @@ class DefinitionParseCache:
     def __init__(self, size: int = 32) -> None:
         self.size = size
         self.hits = 0
+        """Parses served from a kept tree."""
+        self.parses = 0
+        """Parses moto made (definitions not seen before, and definitions that do not parse)."""
         self._trees: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
         self._original: Any = None
+        self._original_validate: Any = None
 
     def parse(self, definition: str) -> tuple[Any, Any]:
         with self._lock:
@@ -207,6 +213,7 @@ class DefinitionParseCache:
                 self._trees.move_to_end(definition)
                 self.hits += 1
         if tree is None:
+            self.parses += 1
             program, tree = self._original(definition)
             with self._lock:
                 self._trees[definition] = tree
@@ -215,15 +222,25 @@ class DefinitionParseCache:
             return program, tree
         return Preprocessor().visit(tree), tree
 
+    def validate(self, definition: str) -> None:
+        """moto's check of a definition on create and update: a text whose tree is kept has parsed before."""
+        with self._lock:
+            known = definition in self._trees
+        if not known:
+            self._original_validate(definition)
+
     def install(self) -> DefinitionParseCache:
         self._original = AmazonStateLanguageParser.__dict__["parse"].__func__
+        self._original_validate = StepFunctionsParserBackend.__dict__["_validate_definition"].__func__
         AmazonStateLanguageParser.parse = staticmethod(self.parse)
+        StepFunctionsParserBackend._validate_definition = staticmethod(self.validate)
         return self
 
     def uninstall(self) -> None:
         if self._original is not None:
             AmazonStateLanguageParser.parse = staticmethod(self._original)
-            self._original = None
+            StepFunctionsParserBackend._validate_definition = staticmethod(self._original_validate)
+            self._original = self._original_validate = None
 
     def __enter__(self) -> DefinitionParseCache:
         return self.install()

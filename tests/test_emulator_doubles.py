@@ -158,21 +158,38 @@ def test_the_parse_cache_parses_a_definition_once_and_executions_keep_their_own_
                   "Default": "Small"},
         "Big": {"Type": "Pass", "Parameters": {"size": "big", "n.$": "$.n"}, "End": True},
         "Small": {"Type": "Pass", "Parameters": {"size": "small", "n.$": "$.n"}, "End": True}}})
-    original = AmazonStateLanguageParser.parse
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original, original_validate = AmazonStateLanguageParser.parse, StepFunctionsParserBackend._validate_definition
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), DefinitionParseCache() as cache:
         client = boto3.client("stepfunctions")
         machine = client.create_state_machine(name="m", definition=definition,
                                               roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
-        assert cache.hits == 0  # the creation parsed it
+        assert (cache.parses, cache.hits) == (1, 0)  # the creation parsed it
         outputs = [json.loads(_finished(client, client.start_execution(stateMachineArn=machine, name=f"n{n}", input=json.dumps({"n": n}))
                                         ["executionArn"])["output"]) for n in (5, 0, 7)]
         assert outputs == [{"size": "big", "n": 5}, {"size": "small", "n": 0}, {"size": "big", "n": 7}]
-        assert cache.hits == 3  # each execution's start found the tree
+        assert (cache.parses, cache.hits) == (1, 3)  # each execution's start found the tree
+        # Another machine of the same definition: checked when it was first seen, not parsed again.
+        client.create_state_machine(name="m2", definition=definition, roleArn="arn:aws:iam::123456789012:role/r")
+        assert (cache.parses, cache.hits) == (1, 3)
         # A definition that does not parse is moto's error, every time (nothing kept).
         for _ in range(2):
             with pytest.raises(ClientError, match="ASLParserException"):
                 client.create_state_machine(name="bad", definition='{"StartAt": "X", "States": {"X": {"Type": "Nope"}}}',
                                             roleArn="arn:aws:iam::123456789012:role/r")
-        assert cache.hits == 3
-    assert AmazonStateLanguageParser.parse is original
+        assert (cache.parses, cache.hits) == (3, 3)
+    assert AmazonStateLanguageParser.parse is original and StepFunctionsParserBackend._validate_definition is original_validate
+
+
+def test_step_functions_lambda_tasks_reuse_one_client_per_region_while_the_lambda_double_is_installed():
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    original = lambda_eval_utils.boto_client_for
+    with mock_aws(), LambdaDouble():
+        first = lambda_eval_utils.boto_client_for("us-east-1", "lambda", None)
+        assert lambda_eval_utils.boto_client_for("us-east-1", "lambda", None) is first
+        other = lambda_eval_utils.boto_client_for("eu-west-1", "lambda", None)
+        assert other is not first and other.meta.region_name == "eu-west-1"
+    assert lambda_eval_utils.boto_client_for is original

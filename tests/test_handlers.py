@@ -235,3 +235,22 @@ def test_prepare_rejects_unknown_actions(aws):
 def test_split_s3_rejects_non_s3_locations():
     with pytest.raises(ValueError, match=r"expected an s3://bucket/key URI, got 'reports/x'"):
         handlers._split_s3("reports/x")
+
+
+def test_clients_are_made_once_per_service_and_aws_environment(monkeypatch):
+    from shadow_runtime import clients
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    first = clients.client("s3")
+    assert clients.client("s3") is first and first.meta.region_name == "eu-west-1"
+    assert clients.client("sagemaker") is not first
+    # Whatever points the code elsewhere gets a client of its own: a region, an endpoint (the emulator's).
+    monkeypatch.setenv("AWS_REGION", "us-west-2")
+    assert clients.client("s3").meta.region_name == "us-west-2"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://localhost:5055")
+    assert clients.client("s3").meta.endpoint_url == "http://localhost:5055"
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.delenv("AWS_REGION")
+    assert clients.client("s3") is first

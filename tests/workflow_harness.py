@@ -128,15 +128,23 @@ def publish_traffic(minutes: int, *, rpm: int = 200, regression: float = 0.0, en
 
 
 class _MetricBackend:
-    """PutMetricData straight into moto's CloudWatch backend, with the values moto's API stores (naive UTC
-    timestamps): a few tens of thousands of latencies a test, which through boto3's query-string serialization
-    and moto's parsing took about 1.5 s of CPU each time."""
+    """PutMetricData straight into moto's CloudWatch backend, with the datapoints moto's API stores (one
+    ``MetricDatum`` a value, naive UTC timestamps): a few tens of thousands of latencies a test, which through
+    boto3's query-string serialization and moto's parsing took about 1.5 s of CPU each time, and through moto's
+    backend call 0.8 s (it makes the dimension objects anew for every value; here the values of one datum share
+    them, as nothing changes them)."""
 
     def put_metric_data(self, Namespace: str, MetricData: list[dict]) -> None:  # noqa: N803 - the API's names
-        from moto.cloudwatch.models import cloudwatch_backends
+        from moto.cloudwatch.models import Dimension, MetricDatum, cloudwatch_backends
 
-        data = [{**datum, "Timestamp": datum["Timestamp"].astimezone(UTC).replace(tzinfo=None)} for datum in MetricData]
-        cloudwatch_backends[ACCOUNT][REGION].put_metric_data(Namespace, data)
+        stored = cloudwatch_backends[ACCOUNT][REGION].metric_data
+        for datum in MetricData:
+            stamp = datum["Timestamp"].astimezone(UTC).replace(tzinfo=None)
+            dimensions = [Dimension(d["Name"], d["Value"]) for d in datum["Dimensions"]]
+            for value in datum.get("Values") or [datum["Value"]]:
+                point = MetricDatum(Namespace, datum["MetricName"], float(value), [], stamp, datum.get("Unit"))
+                point.dimensions = dimensions
+                stored.append(point)
 
 
 def publish_capture(pairs: int, disagreements: int, *, bucket: str = "capture", prefix: str = "datacapture",

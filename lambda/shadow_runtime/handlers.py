@@ -2,27 +2,24 @@
 
 Every handler takes and returns JSON-ready dicts (the state machine's payloads); large data
 (the metric series, the reports) goes to S3 and only its location travels in the payload.
-Clients are created per call from the environment, so tests can point them at moto.
+Clients are made once per AWS environment (``clients``) and reused, so tests can still point them at moto.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
-
 from . import agreement_metrics, promotion, report, series
+from .clients import client
 from .verdict import Criteria, compare
 
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
 
-def _client(service: str):
-    return boto3.client(service, region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+_client = client  # a client per service and AWS environment, reused across invocations
 
 
 def _split_s3(uri: str) -> tuple[str, str]:

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
-
+from .clients import client
 from .looks import STOPPABLE_STATES, iso, parse_time
 
 EXECUTION_PREFIX = "test-end-"
 MIN_SECONDS, MAX_SECONDS = 3600, 30 * 86400
 
 
-def _client(service: str):
-    return boto3.client(service, region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+_client = client  # a client per service and AWS environment, reused across invocations
 
 
 def duration_seconds(properties: dict[str, Any]) -> int:
