@@ -28,12 +28,13 @@ gc.freeze()
 
 def build_app(app: cdk.App | None = None) -> cdk.App:
     app = app or cdk.App()
+    # Both configurations first: a bad value in either fails before any construct is made.
     config = ShadowTestConfig.load(app.node.try_get_context(ShadowTestConfig.CONTEXT_KEY),
                                    app.node.try_get_context(ShadowTestConfig.FILE_CONTEXT_KEY))
-    ShadowTestStack(app, "ChurnShadowTest", config=config,
-                    description="shadow-constructs example: churn model v2 shadowing v1 on SageMaker")
     managed = ManagedTestConfig.load(app.node.try_get_context(ManagedTestConfig.CONTEXT_KEY),
                                      app.node.try_get_context(ManagedTestConfig.FILE_CONTEXT_KEY))
+    ShadowTestStack(app, "ChurnShadowTest", config=config,
+                    description="shadow-constructs example: churn model v2 shadowing v1 on SageMaker")
     if managed.endpoint_name is not None:  # the managed test needs an endpoint that exists already
         ManagedShadowTestStack(app, "ChurnManagedShadowTest", config=managed,
                                description="shadow-constructs example: managed shadow test on an existing endpoint")
