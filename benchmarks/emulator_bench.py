@@ -3,10 +3,12 @@
 Starts ``python -m shadow_emulator`` on a free port, deploys the reference endpoint (churn v1 in
 production, v2 as a 50% shadow, capture on) through the SageMaker API, then sends the demo's CSV rows
 with the demo's concurrency and prints requests per second and milliseconds per request, and the CPU time
-per request of the emulator and of this driver (boto3): on a shared machine the wall time is noisy,
-the CPU time much less so.
+per request of the emulator and of this driver: on a shared machine the wall time is noisy, the CPU time
+much less so. The driver sends as the demo does (``--client sender``: scripts/demo.py's
+InvokeEndpointSender, botocore's serializer, SigV4 signer and parser on kept-alive connections) or
+through boto3's ``invoke_endpoint`` (``--client boto3``).
 
-    .venv/bin/python benchmarks/emulator_bench.py [--requests 3000] [--threads 4]
+    .venv/bin/python benchmarks/emulator_bench.py [--requests 3000] [--threads 4] [--client sender|boto3]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from scripts.build_models import churn_data  # noqa: E402
+from scripts.demo import InvokeEndpointSender  # noqa: E402
 from shadow_emulator.server import free_port  # noqa: E402
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
@@ -66,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--client", choices=("sender", "boto3"), default="sender",
+                        help="how the driver sends: as the demo does (default), or with boto3's invoke_endpoint")
     parser.add_argument("--py-spy", metavar="FILE", help="record the emulator with py-spy (if installed) into FILE "
                                                         "(speedscope JSON) while the traffic runs")
     args = parser.parse_args(argv)
@@ -82,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             except OSError:
                 time.sleep(0.1)
         runtime, endpoint = deploy(url)
+        if args.client == "sender":
+            from botocore.credentials import Credentials
+
+            runtime = InvokeEndpointSender(runtime, Credentials("testing", "testing"))
         features, _ = churn_data(args.requests, seed=2026)
         rows = [",".join(f"{value:g}" for value in row) for row in features.tolist()]
 
@@ -108,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.requests - 1} requests, {args.threads} threads: {seconds:.1f} s, "
               f"{(args.requests - 1) / seconds:.0f} requests/s, {1000 * seconds / (args.requests - 1):.1f} ms each "
               f"(served: {served}); CPU per request: emulator {1000 * cpu_emulator / (args.requests - 1):.1f} ms, "
-              f"driver (boto3) {1000 * cpu_driver / (args.requests - 1):.1f} ms; load average {os.getloadavg()[0]:.1f}")
+              f"driver ({args.client}) {1000 * cpu_driver / (args.requests - 1):.1f} ms; load average {os.getloadavg()[0]:.1f}")
     finally:
         emulator.terminate()
         emulator.wait(timeout=15)

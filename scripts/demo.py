@@ -18,7 +18,8 @@
 5. follows the verdict in IaC: ``shadow-test drift`` on the SHADOW assembly (after a PROMOTE it
    refuses: deploying it would put v1 back), ``cdk synth`` of the PROMOTED (or ROLLED_BACK) phase,
    ``shadow-test drift`` on it (passes), ``cdk deploy`` of it: the model serving in production does
-   not change;
+   not change. (The synth of the phase the scenario should end in starts with the emulator, in the
+   background; the verdict still decides which phase is deployed.);
 6. prints the endpoint's final config, where the capture files are and a ``shadow-report``;
 7. ``cdk destroy``, and stops the emulator — also on failure or Ctrl-C.
 
@@ -33,16 +34,21 @@ made-up credentials and no profile.
 from __future__ import annotations
 
 import argparse
+import http.client
+import io
 import json
 import math
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,16 +59,14 @@ from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-from scripts.build_models import churn_data  # noqa: E402
-from shadow_emulator.server import port_in_use  # noqa: E402
-
 sys.path.insert(0, str(ROOT / "lambda"))
 from shadow_runtime import agreement_metrics  # noqa: E402 - stdlib only: the workflow's own metric names
 
 STACK = "ChurnShadowTest"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 SCENARIOS = ("healthy", "regressed")
+#: The verdict each scenario is built to end in (``main`` fails the demo on any other).
+EXPECTED = {"healthy": "PROMOTE", "regressed": "REJECT"}
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 #: Where the workflow publishes the live agreement metrics.
 LIVE_NAMESPACE = agreement_metrics.NAMESPACE
@@ -76,6 +80,14 @@ T = TypeVar("T")
 
 class DemoError(Exception):
     """A failure the demo explains in one line (no traceback)."""
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port`` (``shadow_emulator.server.port_in_use``'s check; that
+    module is not imported here: it would load the whole emulator, moto and all, into the driver for it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((socket.gethostbyname(host), port)) == 0
 
 
 @dataclass
@@ -157,10 +169,14 @@ class Emulator:
         self.url = f"http://localhost:{port}"
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> None:
+    def check_port(self) -> None:
+        """A one-line DemoError if something listens on the emulator's port already."""
         if port_in_use("localhost", self.port):
             raise DemoError(f"port {self.port} is already in use: stop what listens there, or choose another port "
                             f"(make demo DEMO_PORT=5056)")
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.check_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("w")
         self.process = subprocess.Popen([sys.executable, "-m", "shadow_emulator", "--port", str(self.port)],
@@ -207,6 +223,89 @@ class Emulator:
             self.process.wait()
 
 
+class InvokeEndpointSender:
+    """sagemaker-runtime InvokeEndpoint sent as boto3 sends it, for well under half of boto3's CPU time a request.
+
+    boto3 spends 2-2.7 ms of CPU on each InvokeEndpoint here (its event hooks, retry and endpoint-rule machinery,
+    urllib3), about as much as the emulator spends answering it, and the demo sends 3,000; this sender 0.8-1.3 ms.
+    It uses the pieces of botocore that make the request what it is: botocore's serializer on the client's
+    service model (the URI, the headers the model names, the body, parameter validation), botocore's SigV4 signer
+    with the model's signing name and the client's region, and botocore's parser and modeled exceptions for the
+    answer (the same dict, ``Body`` a StreamingBody, the same ``ClientError`` subclasses); it sends on one
+    kept-alive HTTP/1.1 connection per thread (opened again, and the request sent once more, when the server had
+    closed it). tests/test_demo_setup.py checks the request (all but boto3's unsigned bookkeeping headers) and its
+    signature against boto3's.
+
+    :param client: a boto3 ``sagemaker-runtime`` client: its service model, endpoint URL, region and exceptions.
+    :param credentials: what signs the requests (``botocore.credentials.Credentials``).
+    :param timeout: seconds to wait for an answer. Default: 120.
+    """
+
+    def __init__(self, client: Any, credentials: Any, timeout: float = 120.0) -> None:
+        from botocore import parsers, serialize
+        from botocore.auth import SigV4Auth
+
+        service = client.meta.service_model
+        self.client, self.timeout = client, timeout
+        self.operation = service.operation_model("InvokeEndpoint")
+        self.serializer = serialize.create_serializer(service.protocol, include_validation=True)
+        self.parser = parsers.create_parser(service.protocol)
+        self.signer = SigV4Auth(credentials, service.signing_name, client.meta.region_name)
+        self.endpoint_url = client.meta.endpoint_url
+        self.user_agent = f"{client.meta.config.user_agent} md/shadow-constructs-demo"
+        self._local = threading.local()
+        self._connections: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def invoke_endpoint(self, **params: Any) -> dict[str, Any]:
+        """What ``client.invoke_endpoint(**params)`` returns (or raises)."""
+        from botocore.awsrequest import create_request_object, prepare_request_dict
+        from botocore.response import StreamingBody
+
+        request_dict = self.serializer.serialize_to_request(params, self.operation)
+        prepare_request_dict(request_dict, endpoint_url=self.endpoint_url, user_agent=self.user_agent)
+        request = create_request_object(request_dict)
+        self.signer.add_auth(request)
+        prepared = request.prepare()
+        status, headers, body = self._send(prepared)
+        response = {"status_code": status, "headers": headers,
+                    "body": body if status >= 300 else StreamingBody(io.BytesIO(body), len(body))}
+        parsed = self.parser.parse(response, self.operation.output_shape)
+        if status >= 300:
+            code = parsed.get("Error", {}).get("Code")
+            raise self.client.exceptions.from_code(code)(parsed, self.operation.name)
+        return parsed
+
+    def _send(self, prepared: Any) -> tuple[int, Any, bytes]:
+        url = urllib.parse.urlsplit(prepared.url)
+        path = url.path + (f"?{url.query}" if url.query else "")
+        connection = getattr(self._local, "connection", None)
+        for attempt in range(2):
+            reused = connection is not None
+            if connection is None:
+                connection = http.client.HTTPConnection(url.hostname, url.port, timeout=self.timeout)
+                self._local.connection = connection
+                with self._lock:
+                    self._connections.append(connection)
+            try:
+                connection.request(prepared.method, path, body=prepared.body, headers=dict(prepared.headers.items()))
+                answer = connection.getresponse()
+                return answer.status, answer.headers, answer.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                connection.close()  # the server closed the kept-alive connection: open another, send once more
+                connection = None
+                if not reused or attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close every connection opened so far."""
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+
+
 class Demo:
     """One run of the lifecycle against a fresh emulator."""
 
@@ -232,6 +331,10 @@ class Demo:
         self.env = self._aws_env()
         self.emulator.env = self.env
         self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self._traffic: Future[tuple[list[str], InvokeEndpointSender]] | None = None
+        self._destroy: Future[str] | None = None  # cdk destroy, started by ``inspect``
+        self._synth: Future[str] | None = None  # the app's synth when no assembly was given, started by ``run``
         self._report: subprocess.Popen | None = None
         self._running: set[subprocess.Popen] = set()  # CLI commands running now (one may run in the background)
         self._next_synth: tuple[str, Future[str]] | None = None  # the next phase, and its synth
@@ -253,16 +356,30 @@ class Demo:
         return env
 
     def client(self, service: str):
-        if service not in self._clients:
-            import boto3
-            from botocore.config import Config
+        with self._clients_lock:  # made while the emulator starts (prepare_traffic), used from then on
+            if service not in self._clients:
+                import boto3
+                from botocore.config import Config
 
-            session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                            region_name=REGION)
-            self._clients[service] = session.client(
-                service, endpoint_url=self.emulator.url,
-                config=Config(retries={"max_attempts": 2}, max_pool_connections=8, read_timeout=120))
-        return self._clients[service]
+                session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                                region_name=REGION)
+                self._clients[service] = session.client(
+                    service, endpoint_url=self.emulator.url,
+                    config=Config(retries={"max_attempts": 2}, max_pool_connections=8, read_timeout=120))
+            return self._clients[service]
+
+    def prepare_traffic(self) -> tuple[list[str], InvokeEndpointSender]:
+        """The traffic's CSV rows and its InvokeEndpoint sender, and the clients the deploy step uses: made while
+        the emulator starts (its imports keep one core busy for a few seconds; this the other)."""
+        from botocore.credentials import Credentials
+
+        from scripts.build_models import churn_data
+
+        features, _ = churn_data(self.requests, seed=self.seed)
+        rows = [",".join(f"{value:g}" for value in row) for row in features.tolist()]
+        for service in ("cloudformation", "sagemaker", "stepfunctions"):
+            self.client(service)
+        return rows, InvokeEndpointSender(self.client("sagemaker-runtime"), Credentials("testing", "testing"))
 
     def _context_args(self) -> list[str]:
         return ["-c", f"shadow-test-config=scenarios/{self.scenario}.json",
@@ -280,10 +397,16 @@ class Demo:
         source = [] if not app else ["--app", str(assembly)] if assembly else \
             ["--output", str(output or self.workdir / "cdk.out")]
         command = [str(CDK), *args, *source, "--no-notices", "--no-version-reporting", "--ci"]
+        env = self.env
         if app and not assembly:
             command += self._context_args() + (context or [])
+            # A synth needs no AWS account (the app's stacks are environment-agnostic): given no credentials, the
+            # CLI does not ask the emulator for the default account, so a synth may start before the emulator is up
+            # (the same assembly, byte for byte). The instance metadata service is not tried either.
+            env = {key: value for key, value in env.items() if key not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+            env["AWS_EC2_METADATA_DISABLED"] = "true"
         self.emulator.check_alive()
-        process = subprocess.Popen(command, cwd=ROOT if app else self.workdir, env=self.env, stdout=subprocess.PIPE,
+        process = subprocess.Popen(command, cwd=ROOT if app else self.workdir, env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
         self._running.add(process)  # a run that fails or is interrupted meanwhile stops it (see ``run``)
         try:
@@ -311,6 +434,16 @@ class Demo:
         self.workdir.mkdir(parents=True, exist_ok=True)
         total = time.monotonic()
         try:
+            self.emulator.check_port()
+            # While the emulator starts (a core for a few seconds): the traffic's rows and clients, and a synth that
+            # needs no emulator: the app, if no assembly was given, else the phase the scenario should end in.
+            self._traffic = _in_background(self.prepare_traffic)
+            if self.assembly is None:
+                shutil.rmtree(self.workdir / "cdk.out", ignore_errors=True)
+                self._synth = _in_background(self.cdk, "synth", STACK, "--quiet", output=self.workdir / "cdk.out",
+                                             what=f"synthesize {STACK}")
+            else:
+                self.synthesize_next_phase(EXPECTED[self.scenario])
             self._timed("emulator", self.start_emulator)
             self._timed("deploy", self.deploy)
             self._timed("traffic", self.send_traffic)
@@ -344,15 +477,13 @@ class Demo:
     def deploy(self) -> None:
         self.console.step(2, self.STEPS, f"cdk bootstrap and cdk deploy {STACK} (scenario {self.scenario}) "
                                          f"into the emulator")
+        self.cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", what="bootstrap the emulated account", app=False)
         assembly = self.assembly
-        if assembly is None:  # synthesize the app (about a core for a while) while the account is bootstrapped
+        if assembly is None:  # the app's synth started with the emulator; then the next phase's (see run)
             assembly = self.workdir / "cdk.out"
-            shutil.rmtree(assembly, ignore_errors=True)
-            synth = _in_background(self.cdk, "synth", STACK, "--quiet", output=assembly, what=f"synthesize {STACK}")
-            self.cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", what="bootstrap the emulated account", app=False)
-            synth.result()
-        else:
-            self.cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", what="bootstrap the emulated account", app=False)
+            (self._synth or _in_background(self.cdk, "synth", STACK, "--quiet", output=assembly,
+                                           what=f"synthesize {STACK}")).result()
+            self.synthesize_next_phase(EXPECTED[self.scenario])
         self.console.line(f"bootstrapped aws://{ACCOUNT}/{REGION}")
         self.cdk("deploy", STACK, "--require-approval", "never", "--method=direct", assembly=assembly,
                  what=f"deploy {STACK}")
@@ -388,9 +519,7 @@ class Demo:
         per_minute = math.ceil(self.requests / self.minutes)
         self.console.step(3, self.STEPS, f"Sending {self.requests} CSV requests through InvokeEndpoint, replayed as the "
                                          f"test's first {self.minutes} minutes ({per_minute} a minute)")
-        features, _ = churn_data(self.requests, seed=self.seed)
-        rows = [",".join(f"{value:g}" for value in row) for row in features.tolist()]
-        runtime = self.client("sagemaker-runtime")
+        rows, runtime = (self._traffic or _in_background(self.prepare_traffic)).result()
         production_variant = self.result.initial_config["production"][0]["VariantName"]
         # The self-ending execution judges the test from its start (the deploy) at every look: the traffic is stamped
         # from there on, in the emulated clock's future, as if the test had been running.
@@ -404,20 +533,25 @@ class Demo:
 
         answered = 0
         with ThreadPoolExecutor(max_workers=4) as pool:
-            for minute in range(self.minutes):
-                batch = range(minute * per_minute, min(self.requests, (minute + 1) * per_minute))
-                if not batch:
-                    break
-                moment = first_minute + timedelta(minutes=minute, seconds=1)
-                self.emulator.control("POST", "clock", {"offset_seconds": (moment - datetime.now(UTC)).total_seconds()})
-                try:
-                    answered += sum(pool.map(invoke, batch))
-                except Exception as error:  # a dead emulator explains itself; anything else is a real failure
-                    self.emulator.check_alive()
-                    raise DemoError(f"InvokeEndpoint failed: {error}") from error
-                self.console.progress(batch.stop, self.requests, f"requests (emulated {moment:%H:%M} UTC)")
+            try:
+                for minute in range(self.minutes):
+                    batch = range(minute * per_minute, min(self.requests, (minute + 1) * per_minute))
+                    if not batch:
+                        break
+                    moment = first_minute + timedelta(minutes=minute, seconds=1)
+                    self.emulator.control("POST", "clock",
+                                          {"offset_seconds": (moment - datetime.now(UTC)).total_seconds()})
+                    try:
+                        answered += sum(pool.map(invoke, batch))
+                    except Exception as error:  # a dead emulator explains itself; anything else is a real failure
+                        self.emulator.check_alive()
+                        raise DemoError(f"InvokeEndpoint failed: {error}") from error
+                    self.console.progress(batch.stop, self.requests, f"requests (emulated {moment:%H:%M} UTC)")
+            finally:
+                runtime.close()
         self.emulator.control("POST", "clock", {"offset_seconds": 0})
         self.emulator.control("POST", "flush")
+        self.start_shadow_report()  # the capture is complete: shadow-report reads it while the workflow runs
         counts = self.emulator.control("GET", "counts")["counts"].get(self.endpoint, {})
         self.result.requests = self.requests
         self.result.production_answers = answered
@@ -551,7 +685,13 @@ class Demo:
 
     def synthesize_next_phase(self, decision: str) -> Future[str]:
         """Start ``cdk synth`` of the phase that follows ``decision`` (PROMOTED after a PROMOTE, else ROLLED_BACK)
-        in the background, once; the workflow acts and the drift guard runs meanwhile."""
+        in the background, once per phase.
+
+        ``run`` starts it for the verdict the scenario is built to end in (``EXPECTED``), with the emulator (or, when
+        the demo synthesizes the app itself, once that synth is done), so that it (about ten seconds of a core) runs
+        beside the emulator's start, the deploy and the traffic instead of after the verdict; the phase that is
+        deployed is still the one the workflow's verdict names: when it judges otherwise (and the demo fails for
+        it), that phase's synth starts then, as it did before (the other one finishes unused)."""
         phase = "promoted" if decision == "PROMOTE" else "rolled_back"
         if self._next_synth is None or self._next_synth[0] != phase:
             next_assembly = self.workdir / f"cdk.out.{phase}"
@@ -569,11 +709,9 @@ class Demo:
                                          f"{phase.upper()} phase")
         shadow_assembly = self.assembly or self.workdir / "cdk.out"
         next_assembly = self.workdir / f"cdk.out.{phase}"
-        # The next phase's synth (started as soon as the workflow had judged) keeps about one core busy for a while:
-        # the drift guard on the SHADOW assembly, and shadow-report over the captured data (printed in step 6), run
-        # on the other one meanwhile.
+        # The next phase's synth started with the emulator (or, if the verdict was not the expected one, once the
+        # workflow had judged); the drift guard on the SHADOW assembly runs meanwhile.
         synth = self.synthesize_next_phase(self.result.decision)
-        self.start_shadow_report()
         code, output = self.shadow_test("drift", "--stack", STACK, "--app", str(shadow_assembly))
         self.result.drift_shadow = (code, output.strip())
         self.console.line(f"$ shadow-test drift --stack {STACK} --app {shadow_assembly}   (the SHADOW phase)")
@@ -599,6 +737,9 @@ class Demo:
     def inspect(self) -> None:
         self.console.step(6, self.STEPS, "The endpoint now, and the captured data")
         self.result.final_config = final = self.endpoint_config()
+        if not self.keep:  # the endpoint is read: cdk destroy (step 7) can start while the captured data is read
+            self._destroy = _in_background(self.cdk, "destroy", STACK, "--force",
+                                           assembly=self.assembly or self.workdir / "cdk.out", what=f"destroy {STACK}")
         self.console.line(f"{self.endpoint}: {final['status']} on {final['config_name']}")
         for variant in final["production"]:
             self.console.line(f"  production: {_variant_text(variant)}")
@@ -627,7 +768,7 @@ class Demo:
 
     def start_shadow_report(self) -> None:
         """Start shadow-report over the emulated S3 (it honours AWS_ENDPOINT_URL) in the background, once the
-        capture is written; ``shadow_report`` waits for it. Nothing to do when capture is off."""
+        capture is written (the traffic's end); ``shadow_report`` waits for it. Nothing to do when capture is off."""
         destination = self.result.capture_destination
         if not destination or self._report is not None:
             return
@@ -659,11 +800,14 @@ class Demo:
         self.console.line(f"  report and plots: {out}/ (report.md, report.json, *.png)")
 
     def destroy(self) -> None:
+        """``cdk destroy`` on the assembly the deploy synthesized (or was given): destroy needs only the stack's
+        name and environment, and the CLI would otherwise synthesize the whole app again. ``inspect`` starts it as
+        soon as it has read the endpoint (the capture bucket it goes on reading is retained, as on AWS)."""
         self.console.step(7, self.STEPS, f"cdk destroy {STACK}")
-        # On the assembly the deploy synthesized (or was given): destroy needs only the stack's name and
-        # environment, and the CLI would otherwise synthesize the whole app again.
-        self.cdk("destroy", STACK, "--force", assembly=self.assembly or self.workdir / "cdk.out",
-                 what=f"destroy {STACK}")
+        if self._destroy is None:
+            self._destroy = _in_background(self.cdk, "destroy", STACK, "--force",
+                                           assembly=self.assembly or self.workdir / "cdk.out", what=f"destroy {STACK}")
+        self._destroy.result()
         self.console.line("destroyed (a real account keeps the capture bucket: it is retained by default)")
 
 
@@ -723,7 +867,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ndemo interrupted; the emulator is stopped", file=sys.stderr)
         return 130
-    expected = {"healthy": "PROMOTE", "regressed": "REJECT"}[args.scenario]
+    expected = EXPECTED[args.scenario]
     print(f"\nShadow test ({args.scenario}): {result.decision}; endpoint now serves "
           f"{', '.join(v['ModelName'] for v in result.final_config['production'])}"
           f"{'' if result.final_config['shadow'] else ' with no shadow'}.")

@@ -97,7 +97,6 @@ def assert_the_test_ended_itself(demo: Demo, exit_code: int) -> int:
     assert number < 3 and look.startswith(f"- Look {number} of 3: {20 * number} minutes into the test"), look
     assert result.run_output.count("-> Judge") == number
     assert f"- Decided {round((3 - number) / 3, 4):g} h before the planned end: stopping now saves" in result.report_markdown
-    return number
     assert f"verdict: **{result.decision}**" in result.run_output  # the report, printed by shadow-test run
     # At each look the workflow published the agreement so far; the emulated CloudWatch holds what the report shows.
     agreement = result.verdict["metrics"]["PredictionAgreement"]
@@ -109,6 +108,7 @@ def assert_the_test_ended_itself(demo: Demo, exit_code: int) -> int:
     assert result.drift_next[0] == 0, result.drift_next
     assert result.production_after_phase_deploy == result.production_before_phase_deploy
     assert result.final_config["production"] == result.production_after_phase_deploy
+    return number
 
 
 def test_healthy_candidate_is_promoted_into_the_production_variant(healthy):

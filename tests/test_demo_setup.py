@@ -147,3 +147,68 @@ def test_an_unknown_scenario_from_the_environment_is_one_line(tmp_path):
                          cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "SCENARIO": "chaos"})
     assert run.returncode == 2
     assert run.stderr.strip() == "demo: SCENARIO must be one of healthy, regressed, got 'chaos'"
+
+
+@pytest.mark.parametrize("status", [200, 424])
+def test_the_demo_sends_invoke_endpoint_as_boto3_does(status, monkeypatch):
+    """The demo's InvokeEndpointSender puts the same request on the wire as boto3's invoke_endpoint (method, URL,
+    body, every signed header and the SigV4 signature itself) and gives the same answer or raises the same error."""
+    import datetime as dt
+    import io
+
+    import boto3
+    import botocore.auth
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+    from botocore.credentials import Credentials
+
+    from scripts.demo import InvokeEndpointSender
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: dt.datetime(2026, 12, 1, 16, 43, 57))
+    answer = {"Content-Type": "text/csv", "x-Amzn-Invoked-Production-Variant": "production"} if status == 200 else \
+        {"Content-Type": "application/json", "x-amzn-ErrorType": "ModelError"}
+    body = b"0.250000" if status == 200 else b'{"__type": "ModelError", "message": "no such model", "OriginalStatusCode": 424}'
+
+    class Raw(io.BytesIO):
+        def stream(self, **kwargs):
+            yield self.read()
+
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    client = session.client("sagemaker-runtime", endpoint_url="http://localhost:5055")
+    sent = []
+
+    def before_send(request, **kwargs):
+        sent.append((request.method, request.url, request.body, {k.lower(): v.decode() if isinstance(v, bytes) else v
+                                                                for k, v in request.headers.items()}))
+        return AWSResponse(request.url, status, {**answer, "Content-Length": str(len(body))}, Raw(body))
+
+    def on_the_wire(prepared):
+        sent.append((prepared.method, prepared.url, prepared.body, {k.lower(): v for k, v in prepared.headers.items()}))
+        headers = HTTPHeaders()
+        for name, value in {**answer, "Content-Length": str(len(body))}.items():
+            headers[name] = value
+        return status, headers, body
+
+    client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", before_send)
+    sender = InvokeEndpointSender(client, Credentials("testing", "testing"))
+    monkeypatch.setattr(sender, "_send", on_the_wire)
+    params = {"EndpointName": "churn-shadow-test", "ContentType": "text/csv", "Accept": "text/csv",
+              "Body": b"12,70.5,840.2,3,1,2,1,0", "InferenceId": "demo-000042"}
+    outcomes = []
+    for invoke in (client.invoke_endpoint, sender.invoke_endpoint):
+        try:
+            response = invoke(**params)
+            outcomes.append((response["InvokedProductionVariant"], response["ContentType"], response["Body"].read()))
+        except client.exceptions.ModelError as error:
+            outcomes.append((type(error), error.response["Error"], error.response["ResponseMetadata"]["HTTPStatusCode"],
+                             str(error)))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == "production" if status == 200 else outcomes[0][2] == 424
+    (boto_method, boto_url, boto_body, boto_headers), (method, url, sent_body, headers) = sent
+    assert (method, url, sent_body) == (boto_method, boto_url, boto_body) == (
+        "POST", "http://localhost:5055/endpoints/churn-shadow-test/invocations", b"12,70.5,840.2,3,1,2,1,0")
+    # Everything but boto3's own bookkeeping (the user agent, its invocation id and attempt count: none signed).
+    unsigned = {"user-agent", "amz-sdk-invocation-id", "amz-sdk-request"}
+    assert {k: v for k, v in headers.items() if k not in unsigned} == \
+        {k: v for k, v in boto_headers.items() if k not in unsigned}
+    assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/sagemaker/")
+    assert "x-amzn-sagemaker-inference-id" in headers["authorization"].split("SignedHeaders=")[1]

@@ -155,3 +155,54 @@ def test_invoke_endpoint_is_answered_without_moto_routing_as_moto_would_answer_i
         counts = {key: number for key, number in runtime.counts.items() if key[0] == "churn"}
         assert counts[("churn", "production", "invocations")] == 4  # two good and two bad requests, each served twice
     assert runtime.serve_wsgi(environ("churn", "1,2")) is None  # uninstalled: moto's dispatch serves everything
+
+
+def test_invoke_endpoint_keeps_its_connection_open_and_everything_else_closes_it():
+    """InvokeEndpoint answered by the runtime double leaves the connection open for the next request (no TCP
+    connection and serving thread per request); moto's requests close it as werkzeug always does; a failing
+    double answers 500 and closes it."""
+    import http.client
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from shadow_emulator.server import _RequestHandler
+
+    class Runtime:  # what the handler asks of EndpointRuntimeDouble
+        def serve_wsgi(self, environ):
+            if environ["PATH_INFO"] == "/endpoints/broken/invocations":
+                raise RuntimeError("the double failed")
+            if environ["PATH_INFO"] != "/endpoints/churn/invocations":
+                return None
+            body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+            return "200 OK", [("Content-Type", "text/csv"), ("Content-Length", str(len(body) + 1))], body + b"!"
+
+    def moto(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+        return [b"moto"]
+
+    server = make_server("localhost", free_port(), moto, threaded=True, request_handler=_RequestHandler)
+    server.shadow_runtime = Runtime()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        connection = http.client.HTTPConnection("localhost", server.port, timeout=10)
+        answers, sockets = [], set()
+        for body in (b"1,2", b"3,4", b"5,6"):
+            connection.request("POST", "/endpoints/churn/invocations", body=body)
+            response = connection.getresponse()
+            answers.append((response.status, response.read(), response.getheader("Connection")))
+            sockets.add(id(connection.sock))
+        assert answers == [(200, b"1,2!", None), (200, b"3,4!", None), (200, b"5,6!", None)]
+        assert len(sockets) == 1 and connection.sock is not None  # one connection served all three
+        connection.request("POST", "/", body=b"Action=ListQueues")  # not InvokeEndpoint: moto's, then closed
+        response = connection.getresponse()
+        assert (response.status, response.read(), response.getheader("Connection")) == (200, b"moto", "close")
+        assert connection.sock is None
+        connection.request("POST", "/endpoints/broken/invocations", body=b"1,2")
+        response = connection.getresponse()
+        assert (response.status, response.read(), response.getheader("Connection")) == \
+            (500, b"Internal Server Error", "close")
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
