@@ -31,7 +31,7 @@ from botocore.config import Config  # noqa: E402
 
 from scripts.build_models import churn_data  # noqa: E402
 from scripts.demo import InvokeEndpointSender  # noqa: E402
-from shadow_emulator.server import free_port  # noqa: E402
+from shadow_emulator.ports import free_port  # noqa: E402
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"

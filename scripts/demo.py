@@ -42,7 +42,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -62,6 +61,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "lambda"))
 from shadow_runtime import agreement_metrics  # noqa: E402 - stdlib only: the workflow's own metric names
 
+from shadow_emulator.ports import port_in_use  # noqa: E402 - not .server: that would load moto into the driver
+
 STACK = "ChurnShadowTest"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 SCENARIOS = ("healthy", "regressed")
@@ -80,14 +81,6 @@ T = TypeVar("T")
 
 class DemoError(Exception):
     """A failure the demo explains in one line (no traceback)."""
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """Whether something already listens on ``host:port`` (``shadow_emulator.server.port_in_use``'s check; that
-    module is not imported here: it would load the whole emulator, moto and all, into the driver for it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((socket.gethostbyname(host), port)) == 0
 
 
 @dataclass

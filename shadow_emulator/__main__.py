@@ -7,12 +7,13 @@ names more Lambda handlers to run in-process besides ``shadow_runtime.*``: tests
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
 import threading
 
-from .server import EmulatorServer, PortInUseError
+from .ports import port_in_use
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,11 +23,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the shadow and capture sampling (default: 0)")
     args = parser.parse_args(argv)
     handlers = tuple(p.strip() for p in os.environ.get("SHADOW_EMULATOR_LAMBDA_HANDLERS", "").split(",") if p.strip())
+    taken = f"port {args.port} on {args.host} is already in use; stop what uses it or choose another port with --port"
+    if port_in_use(args.host, args.port):  # said at once, before moto and the doubles load (seconds of CPU)
+        print(f"shadow-emulator: {taken}", file=sys.stderr)
+        return 2
+    # Loaded with the garbage collector off: what loads is nearly all long-lived (the server then freezes it).
+    gc.disable()
+    try:
+        from .server import EmulatorServer, PortInUseError
+    finally:
+        gc.enable()
     server = EmulatorServer(args.host, args.port, seed=args.seed, lambda_handlers=handlers)
     try:
         server.start()
-    except PortInUseError as error:
-        print(f"shadow-emulator: {error}; stop what uses it or choose another port with --port", file=sys.stderr)
+    except PortInUseError:  # taken since the check above
+        print(f"shadow-emulator: {taken}", file=sys.stderr)
         return 2
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

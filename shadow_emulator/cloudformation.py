@@ -42,6 +42,9 @@ One more moto gap stands between ``cdk deploy`` and any update: the CDK CLI pass
 KeyError, HTTP 500). The double gives a defaulted parameter its default again, as CloudFormation
 does (an SSM-typed default is resolved afresh).
 
+The double also reads a JSON template as JSON, as CloudFormation does: moto tries PyYAML first on every
+template (0.3 s for the example app's, on each create, update and change set; JSON 1 ms).
+
 Limits: Lambda ServiceTokens only (no SNS), no 4 KB response limit, DisableRollback is ignored.
 """
 
@@ -61,7 +64,9 @@ from typing import Any
 
 from moto import settings
 from moto.awslambda.utils import get_backend as get_lambda_backend
+from moto.cloudformation import models as cloudformation_models
 from moto.cloudformation import parsing
+from moto.cloudformation import responses as cloudformation_responses
 from moto.cloudformation.custom_model import CustomModel
 from moto.cloudformation.models import CloudFormationBackend, Event, Stack, cloudformation_backends
 from moto.cloudformation.responses import CloudFormationResponse
@@ -70,6 +75,24 @@ from moto.core.common_models import CloudFormationModel
 LOG = logging.getLogger(__name__)
 CUSTOM_RESOURCE_TYPE = "AWS::CloudFormation::CustomResource"
 _INHERITED = object()  # a patched attribute the class did not define itself
+
+
+class _JsonFirstYaml:
+    """PyYAML as moto's CloudFormation calls it (``yaml.load``), a JSON document read with ``json`` first."""
+
+    def __init__(self, yaml: Any) -> None:
+        self._yaml = yaml
+
+    def load(self, stream: Any, Loader: Any = None) -> Any:  # noqa: N803 - PyYAML's name
+        if isinstance(stream, str) and stream.lstrip().startswith("{"):
+            try:
+                return json.loads(stream)
+            except ValueError:
+                pass  # not JSON after all: PyYAML's reading, and its errors
+        return self._yaml.load(stream, Loader=Loader)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._yaml, name)
 
 
 class _CreateFailed(Exception):
@@ -314,6 +337,8 @@ class CloudFormationDouble:
         self._patch(CloudFormationBackend, "_resolve_update_parameters", backend_resolve_update_parameters)
         self._patch(Stack, "update", update_stack)
         self._patch(parsing.ResourceMap, "update", resource_map_update)
+        for module in (cloudformation_models, cloudformation_responses):
+            self._patch(module, "yaml", _JsonFirstYaml(module.yaml))
         return self
 
     def uninstall(self) -> None:

@@ -35,7 +35,6 @@ import gc
 import json
 import logging
 import os
-import socket
 import threading
 import traceback
 from datetime import timedelta
@@ -49,9 +48,10 @@ from .clock import EmulatorClock
 from .cloudformation import CloudFormationDouble
 from .cloudwatch import CloudWatchDouble
 from .lambdas import RUNTIME_PREFIXES, LambdaDouble
+from .ports import port_in_use
 from .runtime import EndpointRuntimeDouble
 from .sagemaker import SageMakerDouble
-from .stepfunctions import StepFunctionsDouble, WaitStateDouble
+from .stepfunctions import DefinitionParseCache, StepFunctionsDouble, WaitStateDouble
 
 CONTROL_PREFIX = "/_shadow_emulator/"
 #: What moto needs to run the workflow: ASL executed for real, Lambda without Docker.
@@ -114,20 +114,6 @@ class PortInUseError(Exception):
     """The emulator's port is taken by another program."""
 
 
-def port_in_use(host: str, port: int) -> bool:
-    """Whether something already listens on ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((socket.gethostbyname(host), port)) == 0
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (for tests that start their own emulator)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class EmulatorServer:
     """moto's server with the doubles, in a thread of this process.
 
@@ -150,7 +136,8 @@ class EmulatorServer:
         self.lambdas = LambdaDouble(handler_prefixes=(*RUNTIME_PREFIXES, *lambda_handlers))
         self.cloudformation = CloudFormationDouble(response_url=self.url)
         self._doubles: list[Any] = [self.sagemaker, CloudWatchDouble(), self.lambdas, StepFunctionsDouble(),
-                                    WaitStateDouble(self.clock), self.runtime, self.athena, self.cloudformation]
+                                    WaitStateDouble(self.clock), DefinitionParseCache(), self.runtime, self.athena,
+                                    self.cloudformation]
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 

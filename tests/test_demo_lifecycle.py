@@ -20,7 +20,7 @@ from conftest import ROOT
 
 from app import build_app
 from scripts.demo import Console, Demo, DemoError
-from shadow_emulator.server import free_port
+from shadow_emulator.ports import free_port
 
 REQUESTS, MINUTES, SAMPLING = 2250, 15, 0.5  # 15 paired minutes: the latency p99s judged with room
 

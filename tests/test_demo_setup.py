@@ -113,7 +113,7 @@ def test_a_killed_demo_stops_its_emulator(tmp_path):
     import signal
     import time
 
-    from shadow_emulator.server import free_port, port_in_use
+    from shadow_emulator.ports import free_port, port_in_use
 
     port = free_port()
     demo = subprocess.Popen([sys.executable, "scripts/demo.py", "--port", str(port), "--workdir", str(tmp_path)],

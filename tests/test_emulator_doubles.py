@@ -193,3 +193,20 @@ def test_step_functions_lambda_tasks_reuse_one_client_per_region_while_the_lambd
         other = lambda_eval_utils.boto_client_for("eu-west-1", "lambda", None)
         assert other is not first and other.meta.region_name == "eu-west-1"
     assert lambda_eval_utils.boto_client_for is original
+
+
+def test_the_cloudformation_double_reads_json_templates_as_json_and_others_as_yaml():
+    import yaml
+    from moto.cloudformation import models, responses
+
+    from shadow_emulator import CloudFormationDouble
+
+    with CloudFormationDouble(response_url="http://localhost:1"):
+        reader = models.yaml
+        # 1e3 is a number in JSON (and in CloudFormation's reading of a JSON template), a string to PyYAML 1.1.
+        assert reader.load('{"Resources": {}, "Limit": 1e3}', Loader=yaml.Loader) == {"Resources": {}, "Limit": 1000.0}
+        assert yaml.load('{"Limit": 1e3}', Loader=yaml.Loader) == {"Limit": "1e3"}
+        assert reader.load("Resources:\n  A: {Type: X}\n", Loader=yaml.Loader) == {"Resources": {"A": {"Type": "X"}}}
+        assert reader.load("{Type: X}", Loader=yaml.Loader) == {"Type": "X"}  # flow YAML, not JSON: PyYAML's
+        assert responses.yaml.load('{"a": [1]}', Loader=yaml.Loader) == {"a": [1]}
+    assert models.yaml is yaml and responses.yaml is yaml

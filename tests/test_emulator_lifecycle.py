@@ -24,7 +24,7 @@ from moto.cloudformation.custom_model import CustomModel
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 from shadow_emulator import CloudFormationDouble, EmulatorClock, WaitStateDouble
-from shadow_emulator.server import free_port, port_in_use
+from shadow_emulator.ports import free_port, port_in_use
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"

@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from shadow_emulator.server import free_port, port_in_use
+from shadow_emulator.ports import free_port, port_in_use
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from shadow_cli import shadow_test
 from shadow_cli.aws import CliError, aws_failure
 from shadow_cli.shadow_test import main
-from shadow_emulator.server import free_port, port_in_use
+from shadow_emulator.ports import free_port, port_in_use
 from tests.shadow_test_stacks import (
     REPORTS_BUCKET,
     endpoint_resources,
