@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
 from .sources import ReportError
@@ -91,14 +92,14 @@ class ProgressBar:
 def run(argv: list[str] | None = None) -> dict[str, str]:
     """Parse ``argv``, compare, write the outputs; returns {kind: path}. Raises ReportError on bad input."""
     try:
-        import duckdb  # noqa: F401
         import PIL  # noqa: F401  (Pillow draws the plots)
 
-        from .engine import ReportSettings, analyse
-        from .render import write_all
+        from .engine import ReportSettings, analyse, duckdb_module
+        from .render import PLOTS, draw_charts, write_all
         from .sources import discover, download_s3, temporary_folder
     except ImportError as missing:
         raise ReportError(f"shadow-report needs {missing.name}: pip install 'shadow-constructs[report]'") from None
+    duckdb_module()  # imported now: a missing DuckDB is said before anything else
     args = parser().parse_args(argv)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ReportError(f"--out {args.out!r} exists and is not a folder")
@@ -123,12 +124,21 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
         threading.Thread(target=_import_plots, daemon=True).start()
         show = args.progress if args.progress is not None else total >= PROGRESS_BYTES
         bar = ProgressBar("reading capture files") if show else None
-        try:
-            analysis = analyse(files, settings, scratch, progress=bar)
-        finally:
-            if bar:
-                bar.close()
-        return write_all(analysis, args.out, args.source)
+        # The charts are drawn (in memory) while DuckDB computes the other measures.
+        with ThreadPoolExecutor(max_workers=len(PLOTS)) as pool:
+            drawn: dict[str, Future[bytes]] = {}
+
+            def draw_early(endpoint: str, production: str, shadow: str, histogram: list, scatter: list,
+                           agreement: list) -> None:
+                drawn.update(draw_charts(pool, endpoint, production, shadow, histogram=histogram, scatter=scatter,
+                                         agreement=agreement))
+
+            try:
+                analysis = analyse(files, settings, scratch, progress=bar, charts=draw_early)
+            finally:
+                if bar:
+                    bar.close()
+            return write_all(analysis, args.out, args.source, drawn=drawn)
 
 
 def _import_plots() -> None:

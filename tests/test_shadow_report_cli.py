@@ -118,6 +118,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
 
 def test_without_duckdb_it_says_what_to_install(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "duckdb", None)
+    monkeypatch.setitem(sys.modules, "_duckdb", None)  # its compiled core, which the engine imports alone
     assert cli.main([str(tmp_path)]) == 2
     assert capsys.readouterr().err == "shadow-report: error: shadow-report needs duckdb: pip install 'shadow-constructs[report]'\n"
 

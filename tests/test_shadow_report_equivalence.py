@@ -51,7 +51,7 @@ def write_pairs(root: Path, pairs_per_hour: int, draw) -> dict[str, list[tuple[f
 
 
 @pytest.mark.parametrize("values", ["continuous", "ties", "constant"])
-@pytest.mark.parametrize("buckets", [1, 3, 64, engine.KS_BUCKETS])
+@pytest.mark.parametrize("buckets", [1, 3, 64, 4096, None])
 def test_ks_equals_scipy_whatever_the_buckets(tmp_path, monkeypatch, values, buckets):
     draws = {
         "continuous": lambda rng: (rng.betavariate(2, 5), rng.betavariate(2.2, 5)),
@@ -248,3 +248,38 @@ def test_the_scatter_sample_depends_on_the_values_not_on_the_order_of_rows():
         samples.append(engine._scatter(connection))
     assert samples[0] == samples[1] == samples[2]
     assert len(samples[0]) == engine.SCATTER_POINTS and set(samples[0]) <= set(rows)
+
+
+def test_ks_buckets_follow_the_square_root_of_the_values(monkeypatch):
+    """The bucket count only changes the time KS takes (see the KS test above): sqrt(values) rounded up to a power of
+    two, 64 to 4,096."""
+    assert [engine.ks_buckets(n) for n in (0, 1, 5_000, 200_000, 666_666, 6_666_666, 10**12)] == [64, 64, 128, 512, 1024, 4096, 4096]
+    monkeypatch.setattr(engine, "KS_BUCKETS", 3)
+    assert engine.ks_buckets(666_666) == 3
+
+
+def test_charts_drawn_while_the_measures_are_computed_are_the_charts_drawn_after(tmp_path):
+    """shadow-report draws the charts as soon as their data is known: the same data as the finished analysis holds,
+    the same PNG bytes as drawn from it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shadow_report import render
+
+    write_pairs(tmp_path, 300, lambda rng: (rng.random(), rng.random()))
+    files, _ = discover(tmp_path / "datacapture")
+    early: list[tuple] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        analysis = analyse(files, ReportSettings(), scratch, charts=lambda *data: early.append(data))
+    agreement = render.hourly_agreement(analysis.report)
+    assert len(agreement) == len(HOURS) and all(0 < share < 1 for _, share in agreement)
+    assert early == [("churn", "production", "shadow", analysis.histogram, analysis.scatter, agreement)]
+    later = render.write_all(analysis, str(tmp_path / "later"), "src")
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        endpoint, production, shadow, histogram, scatter, agreement = early[0]
+        drawn = render.draw_charts(pool, endpoint, production, shadow, histogram=histogram, scatter=scatter,
+                                   agreement=agreement)
+        assert sorted(drawn) == ["differences", "hourly_agreement", "scatter"]
+        now = render.write_all(analysis, str(tmp_path / "early"), "src", drawn=drawn)
+    assert sorted(now) == sorted(later) == ["differences", "hourly_agreement", "json", "markdown", "scatter"]
+    for kind in now:
+        assert Path(now[kind]).read_bytes() == Path(later[kind]).read_bytes(), kind
