@@ -19,11 +19,14 @@ moto parses a definition with its ANTLR grammar (pure Python: about a second for
 a state machine is created or updated and again when each execution starts. While installed,
 ``DefinitionParseCache`` keeps the parse tree of each definition text it has seen and only builds the execution's
 components from it anew (moto's own preprocessing, 0.1 s): executions behave exactly as before. A definition
-parsed before is not checked again when a state machine is created or updated with it.
+parsed before is not checked again when a state machine is created or updated with it. The JSONPath expressions
+the states evaluate (``jsonpath_ng``'s parser, run anew for every path of every state moto's interpreter enters)
+are kept too, per path text: a parsed path is not changed by evaluating it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -32,11 +35,13 @@ from typing import Any
 
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
+from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import get_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
@@ -205,6 +210,7 @@ class DefinitionParseCache:
         self._lock = threading.Lock()
         self._original: Any = None
         self._original_validate: Any = None
+        self._original_paths: Any = None
 
     def parse(self, definition: str) -> tuple[Any, Any]:
         with self._lock:
@@ -232,15 +238,18 @@ class DefinitionParseCache:
     def install(self) -> DefinitionParseCache:
         self._original = AmazonStateLanguageParser.__dict__["parse"].__func__
         self._original_validate = StepFunctionsParserBackend.__dict__["_validate_definition"].__func__
+        self._original_paths = (json_path.parse, result_path.parse)
         AmazonStateLanguageParser.parse = staticmethod(self.parse)
         StepFunctionsParserBackend._validate_definition = staticmethod(self.validate)
+        json_path.parse, result_path.parse = (functools.lru_cache(maxsize=4096)(parse) for parse in self._original_paths)
         return self
 
     def uninstall(self) -> None:
         if self._original is not None:
             AmazonStateLanguageParser.parse = staticmethod(self._original)
             StepFunctionsParserBackend._validate_definition = staticmethod(self._original_validate)
-            self._original = self._original_validate = None
+            json_path.parse, result_path.parse = self._original_paths
+            self._original = self._original_validate = self._original_paths = None
 
     def __enter__(self) -> DefinitionParseCache:
         return self.install()

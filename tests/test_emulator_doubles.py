@@ -158,9 +158,11 @@ def test_the_parse_cache_parses_a_definition_once_and_executions_keep_their_own_
                   "Default": "Small"},
         "Big": {"Type": "Pass", "Parameters": {"size": "big", "n.$": "$.n"}, "End": True},
         "Small": {"Type": "Pass", "Parameters": {"size": "small", "n.$": "$.n"}, "End": True}}})
+    from moto.stepfunctions.parser.asl.utils import json_path
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     original, original_validate = AmazonStateLanguageParser.parse, StepFunctionsParserBackend._validate_definition
+    original_path = json_path.parse
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), DefinitionParseCache() as cache:
         client = boto3.client("stepfunctions")
@@ -171,6 +173,7 @@ def test_the_parse_cache_parses_a_definition_once_and_executions_keep_their_own_
                                         ["executionArn"])["output"]) for n in (5, 0, 7)]
         assert outputs == [{"size": "big", "n": 5}, {"size": "small", "n": 0}, {"size": "big", "n": 7}]
         assert (cache.parses, cache.hits) == (1, 3)  # each execution's start found the tree
+        assert json_path.parse.cache_info().hits >= 3  # "$.n" of the Choice, parsed once for the three executions
         # Another machine of the same definition: checked when it was first seen, not parsed again.
         client.create_state_machine(name="m2", definition=definition, roleArn="arn:aws:iam::123456789012:role/r")
         assert (cache.parses, cache.hits) == (1, 3)
@@ -181,6 +184,7 @@ def test_the_parse_cache_parses_a_definition_once_and_executions_keep_their_own_
                                             roleArn="arn:aws:iam::123456789012:role/r")
         assert (cache.parses, cache.hits) == (3, 3)
     assert AmazonStateLanguageParser.parse is original and StepFunctionsParserBackend._validate_definition is original_validate
+    assert json_path.parse is original_path
 
 
 def test_step_functions_lambda_tasks_reuse_one_client_per_region_while_the_lambda_double_is_installed():
