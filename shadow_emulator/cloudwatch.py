@@ -9,12 +9,16 @@ sample). Values put only as StatisticValues carry no samples; their pNN reads as
 It also answers GetMetricData requests made only of MetricStat queries from an index of the
 datapoints (moto rescans every datapoint for every query and period: seconds per request), and
 matches the namespace too (moto ignores it when dimensions are given). Requests with metric
-math go to moto unchanged.
+math go to moto unchanged. The index (datapoints by namespace, name and dimensions) is kept per
+backend and extended by the datapoints put since the last request: a workflow look asks every
+few seconds over tens of thousands of datapoints.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import weakref
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -84,14 +88,48 @@ def _dimensions_key(dimensions) -> tuple:
     return tuple(sorted((d["Name"], d["Value"]) if isinstance(d, dict) else (d.name, d.value) for d in dimensions))
 
 
+class _Index:
+    """The datapoints of one backend's ``metric_data`` (a list moto only appends to) by (namespace, name,
+    dimensions), as far as ``seen``."""
+
+    def __init__(self, data: list) -> None:
+        self.data, self.seen = data, 0
+        self.by_metric: dict[tuple, list] = defaultdict(list)
+
+    def update(self) -> None:
+        for datum in self.data[self.seen:]:
+            self.by_metric[(datum.namespace, datum.name, _dimensions_key(datum.dimensions))].append(datum)
+        self.seen = len(self.data)
+
+
+_INDEXES: weakref.WeakKeyDictionary[CloudWatchBackend, _Index] = weakref.WeakKeyDictionary()
+_INDEX_LOCK = threading.Lock()
+
+
+def _index_of(backend: CloudWatchBackend) -> dict[tuple, list]:
+    """Every datapoint of ``backend`` by (namespace, name, dimensions): its put datapoints from the kept index (made
+    again if moto replaced or shortened the list), the ones moto derives from other services (``aws_metric_data``,
+    computed on each call) added afresh."""
+    with _INDEX_LOCK:
+        index = _INDEXES.get(backend)
+        if index is None or index.data is not backend.metric_data or len(backend.metric_data) < index.seen:
+            index = _INDEXES[backend] = _Index(backend.metric_data)
+        index.update()
+        derived = backend.aws_metric_data
+        if not derived:
+            # Read outside the lock: a list another request appends to meanwhile is still safe to walk.
+            return index.by_metric
+        merged: dict[tuple, list] = defaultdict(list, {key: list(data) for key, data in index.by_metric.items()})
+    for datum in derived:
+        merged[(datum.namespace, datum.name, _dimensions_key(datum.dimensions))].append(datum)
+    return merged
+
+
 def _indexed_metric_data(backend: CloudWatchBackend, queries, start_time, end_time, scan_by) -> list[dict[str, Any]]:
     start, end = start_time.replace(microsecond=0), end_time.replace(microsecond=0)
     if start >= end:
         raise ValidationError("The parameter EndTime must be greater than StartTime.")
-    index: dict[tuple, list] = defaultdict(list)
-    for datum in backend.get_all_metrics():
-        if start <= datum.timestamp < end:
-            index[(datum.namespace, datum.name, _dimensions_key(datum.dimensions))].append(datum)
+    index = _index_of(backend)
     results = []
     for query in queries:
         metric_stat = query["MetricStat"]
@@ -99,7 +137,7 @@ def _indexed_metric_data(backend: CloudWatchBackend, queries, start_time, end_ti
         unit = metric_stat.get("Unit")
         buckets: dict[int, list] = defaultdict(list)
         for datum in index.get((metric["Namespace"], metric["MetricName"], _dimensions_key(metric.get("Dimensions", []))), []):
-            if unit is None or datum.unit == unit:
+            if start <= datum.timestamp < end and (unit is None or datum.unit == unit):
                 buckets[int((datum.timestamp - start).total_seconds()) // period].append(datum)
         timestamps, values = [], []
         for slot in sorted(buckets):

@@ -68,6 +68,29 @@ def test_aggregated_values_read_their_maximum_as_percentile(cloudwatch):
     assert result["MetricDataResults"][0]["Values"] == [40]
 
 
+def test_the_index_follows_data_put_between_requests_and_each_backend_has_its_own(cloudwatch, monkeypatch):
+    def put(minute: int, value: float) -> None:
+        cloudwatch.put_metric_data(Namespace="AWS/SageMaker", MetricData=[{
+            "MetricName": "ModelLatency", "Dimensions": [{"Name": "EndpointName", "Value": "churn"}],
+            "Timestamp": START + timedelta(minutes=minute, seconds=5), "Value": value}])
+
+    def averages() -> list[float]:
+        return cloudwatch.get_metric_data(MetricDataQueries=[query("Average")], StartTime=START, ScanBy="TimestampAscending",
+                                          EndTime=START + timedelta(minutes=3))["MetricDataResults"][0]["Values"]
+
+    put(0, 10.0)
+    assert averages() == [10.0]
+    put(0, 20.0)
+    put(1, 5.0)
+    put(5, 99.0)  # outside the window asked
+    assert averages() == [15.0, 5.0]
+    # Another account's backend: an index of its own, none of this one's datapoints.
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", "111122223333")
+    other = boto3.client("cloudwatch", region_name="us-east-1")
+    assert other.get_metric_data(MetricDataQueries=[query("Average")], StartTime=START,
+                                 EndTime=START + timedelta(minutes=3))["MetricDataResults"][0]["Values"] == []
+
+
 @pytest.fixture
 def lambdas(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
