@@ -88,6 +88,10 @@ def _dimensions_key(dimensions) -> tuple:
     return tuple(sorted((d["Name"], d["Value"]) if isinstance(d, dict) else (d.name, d.value) for d in dimensions))
 
 
+def _metric_key(datum) -> tuple:
+    return datum.namespace, datum.name, _dimensions_key(datum.dimensions)
+
+
 class _Index:
     """The datapoints of one backend's ``metric_data`` (a list moto only appends to) by (namespace, name,
     dimensions), as far as ``seen``."""
@@ -98,7 +102,7 @@ class _Index:
 
     def update(self) -> None:
         for datum in self.data[self.seen:]:
-            self.by_metric[(datum.namespace, datum.name, _dimensions_key(datum.dimensions))].append(datum)
+            self.by_metric[_metric_key(datum)].append(datum)
         self.seen = len(self.data)
 
 
@@ -121,7 +125,7 @@ def _index_of(backend: CloudWatchBackend) -> dict[tuple, list]:
             return index.by_metric
         merged: dict[tuple, list] = defaultdict(list, {key: list(data) for key, data in index.by_metric.items()})
     for datum in derived:
-        merged[(datum.namespace, datum.name, _dimensions_key(datum.dimensions))].append(datum)
+        merged[_metric_key(datum)].append(datum)
     return merged
 
 

@@ -130,6 +130,15 @@ def test_other_functions_keep_motos_behaviour(lambdas):
     assert double.invocations == []
 
 
+def _finished(client, execution: str) -> dict:
+    for _ in range(100):
+        described = client.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.05)
+    raise AssertionError(f"{execution} still running")
+
+
 def test_state_machines_from_cloudformation_can_be_executed(monkeypatch):
     from aws_cdk import aws_stepfunctions as sfn
     from conftest import new_stack, template_of
@@ -149,24 +158,11 @@ def test_state_machines_from_cloudformation_can_be_executed(monkeypatch):
         client = boto3.client("stepfunctions")
         machine, = client.list_state_machines()["stateMachines"]
         execution = client.start_execution(stateMachineArn=machine["stateMachineArn"])["executionArn"]
-        for _ in range(50):
-            described = client.describe_execution(executionArn=execution)
-            if described["status"] != "RUNNING":
-                break
-            time.sleep(0.1)
+        described = _finished(client, execution)
         assert described["status"] == "SUCCEEDED" and json.loads(described["output"]) == {"greeting": "hi"}
         boto3.client("cloudformation").delete_stack(StackName="s")
         assert client.list_state_machines()["stateMachines"] == []
 
-
-
-def _finished(client, execution: str) -> dict:
-    for _ in range(100):
-        described = client.describe_execution(executionArn=execution)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.05)
-    raise AssertionError(f"{execution} still running")
 
 
 def test_the_parse_cache_parses_a_definition_once_and_executions_keep_their_own_state(monkeypatch):
