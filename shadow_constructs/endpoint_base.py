@@ -104,6 +104,12 @@ class IShadowEndpoint(Protocol):
         ...
 
     @property
+    def encryption_key(self) -> kms.IKey | None:
+        """The KMS key of the instance storage (the config's KmsKeyId); None when SageMaker's own or not known. Whoever
+        calls UpdateEndpoint needs kms:CreateGrant on it."""
+        ...
+
+    @property
     def variant_names(self) -> list[str]: ...
 
     def deployment_config_request(self) -> dict[str, Any] | None: ...
@@ -140,6 +146,8 @@ class ShadowEndpointBase(Construct):
     promoted_instance_settings: InstanceSettings | None
     promoted_instance_override: Mapping[str, Any] | None
     deployment: DeploymentGuardrails | None
+    #: The instance storage's KMS key. Default: None (not known; a subclass may say).
+    encryption_key: kms.IKey | None = None
 
     @property
     def variant_names(self) -> list[str]:
@@ -290,6 +298,7 @@ class ImportedShadowEndpoint(ShadowEndpointBase):
         self.capture_location = location
         self.deployment = deployment
         self.phase = None
+        self.encryption_key = None
         self.promoted_instance_settings = None
         self.promoted_instance_override = None
 

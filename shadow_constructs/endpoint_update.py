@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
@@ -66,10 +67,10 @@ class WorkflowSteps:
             payload_response_only=True, result_path=result_path, retry_on_service_exceptions=False))
 
     def sdk(self, scope: Construct, state_id: str, service: str, action: str, parameters: dict, resources: list[str],
-            result_path: str | None = None) -> tasks.CallAwsService:
+            result_path: str | None = None, statements: list[iam.PolicyStatement] | None = None) -> tasks.CallAwsService:
         return self.retry(tasks.CallAwsService(
             scope, state_id, service=service, action=action, parameters=parameters, iam_resources=resources,
-            result_path=result_path or sfn.JsonPath.DISCARD))
+            additional_iam_statements=statements, result_path=result_path or sfn.JsonPath.DISCARD))
 
     def notify(self, scope: Construct, state_id: str, subject: str, message: sfn.TaskInput) -> tasks.SnsPublish:
         return self.retry(tasks.SnsPublish(scope, state_id, topic=self.topic, subject=subject, message=message,
@@ -79,6 +80,18 @@ class WorkflowSteps:
         """Put back the auto scaling listed at ``targets_path`` (guarded)."""
         return self.guarded(self.invoke(scope, state_id, "restore", {"targets": sfn.JsonPath.list_at(targets_path)},
                                         sfn.JsonPath.DISCARD))
+
+
+def storage_key_statements(endpoint: IShadowEndpoint) -> list[iam.PolicyStatement]:
+    """What UpdateEndpoint needs of the endpoint's storage key: SageMaker creates a grant on it for the new fleet's
+    volumes AS THE CALLER ("The KMS key policy must grant permission to the IAM role that you specify in your
+    CreateEndpoint, UpdateEndpoint requests", CreateEndpointConfig's KmsKeyId). None without a known key."""
+    key = endpoint.encryption_key
+    if key is None:
+        return []
+    return [iam.PolicyStatement(actions=["kms:CreateGrant"], resources=[key.key_arn],
+                                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
+            iam.PolicyStatement(actions=["kms:DescribeKey"], resources=[key.key_arn])]
 
 
 def outcome(action: str, text: str) -> sfn.Result:
@@ -142,7 +155,7 @@ class EndpointUpdate(sfn.StateMachineFragment):
             # The same guardrails and rollback alarms the endpoint was deployed with (alarms may come later).
             parameters["DeploymentConfig"] = lazy_any(endpoint.deployment_config_request)
         update = self._steps.sdk(self, f"{name}UpdateEndpoint", "sagemaker", "updateEndpoint", parameters,
-                                 [endpoint.endpoint_arn, configs])
+                                 [endpoint.endpoint_arn, configs], statements=storage_key_statements(endpoint))
         update.add_catch(self._steps.restore(self, f"{name}RestoreAfterUpdateError", "$.update.rollback")
                          .next(self._steps.failure), errors=["States.ALL"], result_path="$.failure")
         return update

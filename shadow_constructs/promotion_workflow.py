@@ -190,6 +190,11 @@ class PromotionWorkflow(Construct):
                               endpoint_name=endpoint.endpoint_name)
         self.state_machine = self._state_machine(self._definition(steps, require_approval, on_inconclusive,
                                                                   max_extensions), removal_policy)
+        # SNS asks KMS for a data key AS THE PUBLISHER when the topic is encrypted: the state machine's role needs
+        # kms:GenerateDataKey and kms:Decrypt on the topic's key, or every publish fails with KMSAccessDenied
+        # (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html). SnsPublish grants sns:Publish only.
+        if self.topic.master_key is not None:
+            self.topic.master_key.grant(self.state_machine, "kms:GenerateDataKey", "kms:Decrypt")
         cfn_machine = cast(cdk.CfnResource, self.state_machine.node.default_child)
         cfn_machine.add_metadata(METADATA_KEY, {"role": "promotion-workflow", "endpoint": endpoint.node.path})
         self.schedule = self._schedule(test_end) if test_end and self.ends_itself else None

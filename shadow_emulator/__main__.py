@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="localhost", help="host name to listen on (default: localhost)")
     parser.add_argument("--port", type=int, default=5055, help="TCP port (default: 5055)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shadow and capture sampling (default: 0)")
+    parser.add_argument("--no-authorization", action="store_true",
+                        help="serve every request unchecked (default: each is authorized as its principal, by iam-simulate)")
     args = parser.parse_args(argv)
     handlers = tuple(p.strip() for p in os.environ.get("SHADOW_EMULATOR_LAMBDA_HANDLERS", "").split(",") if p.strip())
     taken = f"port {args.port} on {args.host} is already in use; stop what uses it or choose another port with --port"
@@ -33,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         from .server import EmulatorServer, PortInUseError
     finally:
         gc.enable()
-    server = EmulatorServer(args.host, args.port, seed=args.seed, lambda_handlers=handlers)
+    server = EmulatorServer(args.host, args.port, seed=args.seed, lambda_handlers=handlers,
+                            authorization=not args.no_authorization)
     try:
         server.start()
     except PortInUseError:  # taken since the check above

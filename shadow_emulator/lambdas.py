@@ -42,20 +42,28 @@ class LambdaDouble:
         ``shadow_runtime.`` only.
     """
 
-    def __init__(self, handler_prefixes: tuple[str, ...] = RUNTIME_PREFIXES) -> None:
+    def __init__(self, handler_prefixes: tuple[str, ...] = RUNTIME_PREFIXES, sessions: Any = None) -> None:
         self._originals: dict[str, Any] = {}
         self.handler_prefixes = tuple(handler_prefixes)
         self.invocations: list[tuple[str, Any]] = []
+        #: With the emulator's authorization: role sessions (``RoleSessions``); a handler then runs with its
+        #: function's execution role's credentials, as Lambda runs it. Default: none (the process's credentials).
+        self.sessions = sessions
 
     def runs(self, handler: str) -> bool:
         """Whether this double runs ``handler`` in-process."""
         return bool(handler) and handler.startswith(self.handler_prefixes)
 
-    def _run(self, handler: str, body: Any, response_headers: Any) -> bytes:
+    def _run(self, handler: str, body: Any, response_headers: Any, role: str | None = None) -> bytes:
         module_name, _, name = handler.rpartition(".")
         event = json.loads(body) if body else {}
         self.invocations.append((handler, event))
         try:
+            if self.sessions is not None and role:
+                from .authorization.principals import acting_as
+
+                with acting_as(self.sessions.credentials(role, "lambda.amazonaws.com")):
+                    return json.dumps(getattr(importlib.import_module(module_name), name)(event, None)).encode()
             return json.dumps(getattr(importlib.import_module(module_name), name)(event, None)).encode()
         except Exception as error:  # noqa: BLE001 - every failure becomes a function error, as on AWS
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -72,14 +80,15 @@ class LambdaDouble:
         def invoke_function(function: LambdaFunction, body: Any, request_headers: Any, response_headers: Any):
             handler = getattr(function, "handler", "") or ""
             if double.runs(handler):
-                return double._run(handler, body, response_headers)
+                return double._run(handler, body, response_headers, getattr(function, "role", None))
             return function_invoke(function, body, request_headers, response_headers)
 
         def invoke_simple(backend: LambdaSimpleBackend, function_name: str, qualifier: Any, body: Any, headers: Any,
                           response_headers: Any):
-            handler = getattr(backend.get_function(function_name, qualifier), "handler", "") or ""
+            function = backend.get_function(function_name, qualifier)
+            handler = getattr(function, "handler", "") or ""
             if double.runs(handler):
-                return double._run(handler, body, response_headers)
+                return double._run(handler, body, response_headers, getattr(function, "role", None))
             return simple_invoke(backend, function_name, qualifier, body, headers, response_headers)
 
         make_client = self._originals["client"] = lambda_eval_utils.boto_client_for

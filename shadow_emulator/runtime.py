@@ -103,8 +103,14 @@ class EndpointRuntimeDouble:
     """
 
     def __init__(self, sagemaker: SageMakerDouble, seed: int = 0, capture_batch: int = 500,
-                 clock: EmulatorClock | None = None) -> None:
+                 clock: EmulatorClock | None = None, authorizer: Any = None) -> None:
         self.sagemaker = sagemaker
+        #: The emulator's authorization (``shadow_emulator.authorization.Authorizer``): InvokeEndpoint is authorized
+        #: as its caller, and SageMaker reads each model's archive and image and writes capture files as the model's
+        #: execution role. None: nothing is checked.
+        self.authorizer = authorizer
+        #: Capture files SageMaker could not write (the role was refused): (s3 URI, why). Their records are lost.
+        self.capture_refused: list[tuple[str, str]] = []
         self.random = random.Random(seed)
         self._order = random.Random(seed + 1)
         self.capture_batch = capture_batch
@@ -163,7 +169,13 @@ class EndpointRuntimeDouble:
         scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         if scope is None or scope[3] != "sagemaker" or not _INVOCATION_PATH.fullmatch(environ.get("PATH_INFO", "")):
             return None
-        invocation = _Invocation(environ, environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"])))
+        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        if self.authorizer is not None:
+            environ["wsgi.input"], environ["shadow_emulator.body"] = io.BytesIO(body), body
+            refused = self.authorizer.check_wsgi(environ)
+            if refused is not None:
+                return refused
+        invocation = _Invocation(environ, body)
         mark_account_as_visited(account_id=invocation.current_account, access_key=invocation.access_key,
                                 service="sagemaker-runtime", region=invocation.region)
         status, headers, body = self._invoke(invocation)
@@ -280,6 +292,7 @@ class EndpointRuntimeDouble:
 
             try:
                 bucket, key = url[5:].split("/", 1)
+                self._act_for_model(model, account, image, bucket, key)
                 stored = s3_backends[account]["aws"].get_object(bucket, key)
                 if stored is None:
                     raise FileNotFoundError("NoSuchKey: no such object in S3")
@@ -296,6 +309,22 @@ class EndpointRuntimeDouble:
         if url in self.unloadable:  # a container that failed to load its model keeps failing
             raise ModelServingError(f"model {model_name} could not be loaded from {url!r}: {self.unloadable[url]}")
         return self.boosters[url]
+
+    def _act_for_model(self, model: Any, account: str, image: str, bucket: str, key: str) -> None:
+        """SageMaker starting a container: it pulls the image and reads the model archive as the model's execution
+        role (AccessDenied: the container does not start)."""
+        if self.authorizer is None:
+            return
+        from .authorization.enforcer import object_kms_key
+
+        region = getattr(model, "region_name", "us-east-1")
+        registry, _, repository = image.partition("/")
+        values = {"model_data_object": f"arn:aws:s3:::{bucket}/{key}",
+                  "model_data_kms_key": object_kms_key(account, region, bucket, key, writing=False),
+                  "image_repository": f"arn:aws:ecr:{registry.split('.')[3]}:{registry.split('.')[0]}:repository/"
+                                      f"{repository.split(':')[0].split('@')[0]}"}
+        self.authorizer.act("model-image", model.execution_role_arn, values, region)
+        self.authorizer.act("model-archive", model.execution_role_arn, values, region)
 
     def _record(self, account, region, endpoint, variant, status, model_us, overhead_us) -> None:
         name = variant["VariantName"]
@@ -347,19 +376,42 @@ class EndpointRuntimeDouble:
         if "Output" in modes:
             record["captureData"]["endpointOutput"] = part("OUTPUT", output, "text/csv")
         hour = self.now().strftime("%Y/%m/%d/%H")
-        buffer_key = (account, capture["DestinationS3Uri"], endpoint, variant, hour)
+        model = self._models_of(account, config).get(variant)
+        buffer_key = (account, capture["DestinationS3Uri"], endpoint, variant, hour,
+                      getattr(model, "execution_role_arn", None), capture.get("KmsKeyId"),
+                      getattr(config, "region_name", "us-east-1"))
         with self._buffers_lock:  # requests are served on many threads
             self._buffers[buffer_key].append(record)
             return buffer_key if len(self._buffers[buffer_key]) >= self.capture_batch else None
 
+    def _models_of(self, account: str, config: Any) -> dict[str, Any]:
+        """The model of each variant of an endpoint config (production's and the shadows'), by variant name."""
+        backend = sagemaker_backends[account][getattr(config, "region_name", "us-east-1")]
+        key = (account, getattr(config, "region_name", "us-east-1"), config.endpoint_config_name)
+        variants = [*config.production_variants, *self.sagemaker.shadow_variants.get(key, [])]
+        return {v["VariantName"]: backend._models.get(v.get("ModelName", "")) for v in variants}
+
     def _write(self, buffer_key: tuple) -> None:
-        account, destination, endpoint, variant, hour = buffer_key
+        account, destination, endpoint, variant, hour, role, kms_key, region = buffer_key
         with self._buffers_lock:
             records = self._buffers.pop(buffer_key, [])
         if not records:
             return
         bucket, _, prefix = destination[5:].partition("/")
         key = "/".join(p for p in (prefix.strip("/"), endpoint, variant, hour) if p) + f"/{uuid.uuid4().hex}.jsonl"
+        if self.authorizer is not None and role:
+            from .authorization import AccessDenied
+            from .authorization.enforcer import object_kms_key
+            from .authorization.policies import kms_key as key_arn
+
+            capture_key = key_arn(kms_key, account, region) if kms_key else \
+                object_kms_key(account, region, bucket, key, writing=True)
+            try:
+                self.authorizer.act("capture-write", role, {"capture_object": f"arn:aws:s3:::{bucket}/{key}",
+                                                            "capture_kms_key": capture_key}, region)
+            except AccessDenied as denied:  # SageMaker cannot write the file: its records are lost, as on AWS
+                self.capture_refused.append((f"s3://{bucket}/{key}", str(denied)))
+                return
         body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
         s3_backends[account]["aws"].put_object(bucket, key, body)
 

@@ -44,6 +44,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from .athena import AthenaDouble
+from .authorization import AuthorizationDouble
 from .clock import EmulatorClock
 from .cloudformation import CloudFormationDouble
 from .cloudwatch import CloudWatchDouble
@@ -126,18 +127,25 @@ class EmulatorServer:
     """
 
     def __init__(self, host: str = "localhost", port: int = 5055, seed: int = 0, update_polls: int = 2,
-                 lambda_handlers: tuple[str, ...] = ()) -> None:
+                 lambda_handlers: tuple[str, ...] = (), authorization: bool = True) -> None:
         self.host, self.port = host, port
+        #: Every request authorized as AWS would, as its principal (``shadow_emulator.authorization``); None when
+        #: turned off (``authorization=False``, ``python -m shadow_emulator --no-authorization``).
+        self.authorization = AuthorizationDouble() if authorization else None
+        authorizer = self.authorization.authorizer if self.authorization else None
         #: The emulator's one clock: the runtime double and the Wait states read it, POST clock sets it.
         self.clock = EmulatorClock()
         self.sagemaker = SageMakerDouble(update_polls=update_polls)
-        self.runtime = EndpointRuntimeDouble(self.sagemaker, seed=seed, clock=self.clock)
+        self.runtime = EndpointRuntimeDouble(self.sagemaker, seed=seed, clock=self.clock, authorizer=authorizer)
         self.athena = AthenaDouble()
-        self.lambdas = LambdaDouble(handler_prefixes=(*RUNTIME_PREFIXES, *lambda_handlers))
+        self.lambdas = LambdaDouble(handler_prefixes=(*RUNTIME_PREFIXES, *lambda_handlers),
+                                    sessions=authorizer.sessions if authorizer else None)
         self.cloudformation = CloudFormationDouble(response_url=self.url)
         self._doubles: list[Any] = [self.sagemaker, CloudWatchDouble(), self.lambdas, StepFunctionsDouble(),
                                     WaitStateDouble(self.clock), DefinitionParseCache(), self.runtime, self.athena,
                                     self.cloudformation]
+        if self.authorization is not None:
+            self._doubles.insert(0, self.authorization)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -214,6 +222,8 @@ class EmulatorServer:
             path = environ.get("PATH_INFO", "")
             if not path.startswith(CONTROL_PREFIX):
                 served = self.runtime.serve_wsgi(environ)  # InvokeEndpoint: the runtime double, without moto's routing
+                if served is None and self.authorization is not None:
+                    served = self.authorization.authorizer.check_wsgi(environ)  # None: authorized
                 if served is None:
                     return moto_app(environ, start_response)
                 status, headers, data = served

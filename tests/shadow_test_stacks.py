@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/shadow-test"
+#: The trust policy of ROLE_ARN: the emulator authorizes as AWS does, so Step Functions and SageMaker must be allowed
+#: to assume the role their resources name.
+ROLE_TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": ["states.amazonaws.com", "sagemaker.amazonaws.com"]},
+     "Action": "sts:AssumeRole"}]}
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 REPORTS_BUCKET = "shadow-test-reports"
 

@@ -29,6 +29,8 @@ from shadow_cli.shadow_test import main
 from shadow_emulator.ports import free_port, port_in_use
 from tests.shadow_test_stacks import (
     REPORTS_BUCKET,
+    ROLE_ARN,
+    ROLE_TRUST,
     endpoint_resources,
     template,
     verdict,
@@ -112,6 +114,7 @@ class Emulator:
 def emulator(tmp_path_factory):
     emulator = Emulator(tmp_path_factory.mktemp("emulator") / "emulator.log")
     try:
+        emulator.client("iam").create_role(RoleName=ROLE_ARN.split("/")[-1], AssumeRolePolicyDocument=json.dumps(ROLE_TRUST))
         cloudformation = emulator.client("cloudformation")
         for name, resources in STACKS.items():
             cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template(resources)))
