@@ -18,7 +18,7 @@ and the lower-case names of ``COMPUTED`` values derived from parameters (``{obje
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 SAR = "https://docs.aws.amazon.com/service-authorization/latest/reference/"
 SAGEMAKER = SAR + "list_amazonsagemaker.html"
@@ -348,9 +348,10 @@ def acts_by_name() -> dict[str, ServiceAct]:
     return {act.name: act for act in SERVICE_ACTS}
 
 
-@dataclass
-class _Markdown:
-    lines: list[str] = field(default_factory=list)
+def _cells(check: Check) -> str:
+    """A check's action, resources and context keys as three table cells."""
+    resources = ", ".join(f"`{r}`" for r in check.resources)
+    return f"`{check.action}` | {resources} | {', '.join(f'`{key}`' for key, _ in check.context)}"
 
 
 def render_markdown() -> str:
@@ -359,24 +360,18 @@ def render_markdown() -> str:
              "|---|---|---|---|---|---|"]
     for rule in RULES:
         for index, check in enumerate(rule.checks):
-            context = ", ".join(f"`{key}`" for key, _ in check.context)
-            lines.append(f"| `{rule.call}` | `{check.action}` | {', '.join(f'`{r}`' for r in check.resources)} | "
-                         f"{context} | {', '.join(rule.follows) if index == 0 else ''} | [page]({rule.source}) |")
+            lines.append(f"| `{rule.call}` | {_cells(check)} | {', '.join(rule.follows) if index == 0 else ''} | "
+                         f"[page]({rule.source}) |")
     lines += ["", "| requests a service makes with the caller's rights | when | IAM action | resources | context keys | "
               "source |", "|---|---|---|---|---|---|"]
     for derived in DERIVED:
         for check in derived.checks:
-            context = ", ".join(f"`{key}`" for key, _ in check.context)
-            lines.append(f"| {derived.name} | {derived.when} | `{check.action}` | "
-                         f"{', '.join(f'`{r}`' for r in check.resources)} | {context} | [page]({derived.source}) |")
+            lines.append(f"| {derived.name} | {derived.when} | {_cells(check)} | [page]({derived.source}) |")
     lines += ["", "| what a service does with a role passed to it | assumed by | IAM action | resources | context keys | "
               "when refused | source |", "|---|---|---|---|---|---|---|"]
     for act in SERVICE_ACTS:
         for check in act.checks:
-            context = ", ".join(f"`{key}`" for key, _ in check.context)
-            lines.append(f"| {act.name} | `{act.service}` | `{check.action}` | "
-                         f"{', '.join(f'`{r}`' for r in check.resources)} | {context} | {act.consequence} | "
-                         f"[page]({act.source}) |")
+            lines.append(f"| {act.name} | `{act.service}` | {_cells(check)} | {act.consequence} | [page]({act.source}) |")
     return "\n".join(lines) + "\n"
 
 
