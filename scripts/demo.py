@@ -121,6 +121,11 @@ class DemoResult:
     next_phase: str = ""
     production_before_phase_deploy: list[dict[str, Any]] = field(default_factory=list)
     production_after_phase_deploy: list[dict[str, Any]] = field(default_factory=list)
+    #: Per role of the stack (by its logical id): granted, used and never used (the emulator's least-privilege
+    #: report, read before the destroy); also written to permissions.json in the work folder.
+    permissions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The requests the emulator's authorization refused during the run (principal, action, resource, message).
+    denials: list[dict[str, str]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -445,6 +450,7 @@ class Demo:
             self._timed("inspect", self.inspect)
             if not self.keep:
                 self._timed("destroy", self.destroy)
+            self.permissions(say=True)
         finally:
             for process in [*self._running, self._report]:  # what a failed or interrupted run left running
                 if process is not None and process.poll() is None:
@@ -488,6 +494,7 @@ class Demo:
         if len(machines) != 1:
             raise DemoError(f"expected one promotion state machine in {STACK}, found {len(machines)}")
         self.state_machine = machines[0]
+        self.roles = self.stack_roles()
         endpoints = self.client("sagemaker").list_endpoints()["Endpoints"]
         if len(endpoints) != 1:
             raise DemoError(f"expected one endpoint after the deploy, found {[e['EndpointName'] for e in endpoints]}")
@@ -498,6 +505,32 @@ class Demo:
                           f"production {_variant_text(production[0])}, shadow {_variant_text(shadow[0])}")
         capture = self.result.initial_config.get("capture") or {}
         self.result.capture_destination = capture.get("DestinationS3Uri", "")
+
+    def stack_roles(self) -> dict[str, str]:
+        """The stack's IAM roles: logical id -> role ARN."""
+        roles = {}
+        for page in self.client("cloudformation").get_paginator("list_stack_resources").paginate(StackName=STACK):
+            for resource in page["StackResourceSummaries"]:
+                if resource["ResourceType"] == "AWS::IAM::Role":
+                    roles[resource["LogicalResourceId"]] = f"arn:aws:iam::{ACCOUNT}:role/{resource['PhysicalResourceId']}"
+        return roles
+
+    def permissions(self, say: bool) -> None:
+        """The emulator's least-privilege report for the stack's roles (grants read while they exist, every request
+        made so far) and the requests it refused; written to permissions.json, summed up if ``say``."""
+        roles = self.roles
+        report = self.emulator.control("POST", "permissions", {"roles": sorted(roles.values())})["roles"]
+        by_arn = {arn: logical for logical, arn in roles.items()}
+        self.result.permissions = {by_arn[arn]: answer for arn, answer in report.items()}
+        self.result.denials = self.emulator.control("GET", "authorization")["denials"]
+        (self.workdir / "permissions.json").write_text(json.dumps(
+            {"roles": self.result.permissions, "denials": self.result.denials}, indent=1))
+        if not say:
+            return
+        unused = sum(len(answer["unused"]) for answer in self.result.permissions.values())
+        self.console.line(f"authorization: {len(self.result.denials)} requests refused; the stack's {len(roles)} roles made "
+                          f"{sum(len(a['used']) for a in self.result.permissions.values())} kinds of request and never "
+                          f"used {unused} grants ({self.workdir / 'permissions.json'})")
 
     def endpoint_config(self) -> dict[str, Any]:
         sagemaker = self.client("sagemaker")
@@ -717,6 +750,7 @@ class Demo:
         if code != 0:
             raise DemoError(f"the {phase} phase would change the model serving in production: {output.strip()}")
         self.result.production_before_phase_deploy = self.endpoint_config()["production"]
+        self.permissions(say=False)  # read while the workflow's roles exist (the next phase has none); again after the destroy
         self.cdk("deploy", STACK, "--require-approval", "never", "--method=direct", assembly=next_assembly,
                  what=f"deploy the {phase} phase")
         after = self.endpoint_config()

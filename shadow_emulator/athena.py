@@ -67,7 +67,7 @@ FROM rows
 """
 
 _log = logging.getLogger("shadow_emulator.athena")
-_TABLE = re.compile(r'\bFROM\s+"([^"]+)"\."([^"]+)"', re.IGNORECASE)
+TABLE_REFERENCE = re.compile(r'\bFROM\s+"([^"]+)"\."([^"]+)"', re.IGNORECASE)
 
 
 def create_capture_view(connection, root: str, schema: str, table: str) -> None:
@@ -259,7 +259,7 @@ class AthenaDouble:
             import duckdb
 
             with tempfile.TemporaryDirectory(prefix="athena-double-") as folder, duckdb.connect() as connection:
-                for database, table in set(_TABLE.findall(query)):
+                for database, table in set(TABLE_REFERENCE.findall(query)):
                     self._materialize(backend, connection, Path(folder), database, table)
                 header, rows = run_athena_sql(connection, query, [sql_literal(p) for p in parameters])
         except Exception as error:  # noqa: BLE001 - a failing query ends FAILED, as on Athena

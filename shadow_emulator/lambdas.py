@@ -16,6 +16,7 @@ and per endpoint, made the way moto makes it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import sys
@@ -35,6 +36,10 @@ RUNTIME_DIR = Path(__file__).resolve().parent.parent / "lambda"
 RUNTIME_PREFIXES = ("shadow_runtime.",)
 
 
+#: The log stream of the emulator's one execution environment per function (Lambda's are ``yyyy/mm/dd/[$LATEST]id``).
+LOG_STREAM = "2026/12/01/[$LATEST]emulator"
+
+
 class LambdaDouble:
     """Patches both of moto's Lambda paths: the Docker one (per function) and ``use_docker: False``.
 
@@ -42,22 +47,28 @@ class LambdaDouble:
         ``shadow_runtime.`` only.
     """
 
-    def __init__(self, handler_prefixes: tuple[str, ...] = RUNTIME_PREFIXES, sessions: Any = None) -> None:
+    def __init__(self, handler_prefixes: tuple[str, ...] = RUNTIME_PREFIXES, sessions: Any = None,
+                 authorizer: Any = None) -> None:
         self._originals: dict[str, Any] = {}
         self.handler_prefixes = tuple(handler_prefixes)
         self.invocations: list[tuple[str, Any]] = []
         #: With the emulator's authorization: role sessions (``RoleSessions``); a handler then runs with its
         #: function's execution role's credentials, as Lambda runs it. Default: none (the process's credentials).
-        self.sessions = sessions
+        self.sessions = sessions if sessions is not None or authorizer is None else authorizer.sessions
+        #: With the emulator's authorization: Lambda writes each invocation's logs as the execution role.
+        self.authorizer = authorizer
 
     def runs(self, handler: str) -> bool:
         """Whether this double runs ``handler`` in-process."""
         return bool(handler) and handler.startswith(self.handler_prefixes)
 
-    def _run(self, handler: str, body: Any, response_headers: Any, role: str | None = None) -> bytes:
+    def _run(self, handler: str, body: Any, response_headers: Any, role: str | None = None,
+             function: Any = None) -> bytes:
         module_name, _, name = handler.rpartition(".")
         event = json.loads(body) if body else {}
         self.invocations.append((handler, event))
+        if self.authorizer is not None and role and function is not None:
+            self._write_logs(function, role)
         try:
             if self.sessions is not None and role:
                 from .authorization.principals import acting_as
@@ -70,6 +81,18 @@ class LambdaDouble:
             return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error),
                                "stackTrace": traceback.format_exc().splitlines()[-5:]}).encode()
 
+    def _write_logs(self, function: Any, role: str) -> None:
+        """Lambda sends the invocation's logs to the function's log group (LoggingConfig, else /aws/lambda/NAME) as
+        its execution role; refused, the logs are lost and the function still runs (the refusal is recorded)."""
+        from .authorization import AccessDenied
+
+        arn = getattr(function, "function_arn", "") or ""
+        region, account = (arn.split(":")[3], arn.split(":")[4]) if arn.count(":") >= 6 else ("us-east-1", "123456789012")
+        group = getattr(function, "emulator_log_group", None) or f"/aws/lambda/{function.function_name}"
+        with contextlib.suppress(AccessDenied):
+            self.authorizer.act("function-logs", role, {"function_log_stream": f"arn:aws:logs:{region}:{account}:log-group:"
+                                                        f"{group}:log-stream:{LOG_STREAM}"}, region)
+
     def install(self) -> LambdaDouble:
         if str(RUNTIME_DIR) not in sys.path:
             sys.path.insert(0, str(RUNTIME_DIR))
@@ -80,7 +103,7 @@ class LambdaDouble:
         def invoke_function(function: LambdaFunction, body: Any, request_headers: Any, response_headers: Any):
             handler = getattr(function, "handler", "") or ""
             if double.runs(handler):
-                return double._run(handler, body, response_headers, getattr(function, "role", None))
+                return double._run(handler, body, response_headers, getattr(function, "role", None), function)
             return function_invoke(function, body, request_headers, response_headers)
 
         def invoke_simple(backend: LambdaSimpleBackend, function_name: str, qualifier: Any, body: Any, headers: Any,
@@ -88,7 +111,7 @@ class LambdaDouble:
             function = backend.get_function(function_name, qualifier)
             handler = getattr(function, "handler", "") or ""
             if double.runs(handler):
-                return double._run(handler, body, response_headers, getattr(function, "role", None))
+                return double._run(handler, body, response_headers, getattr(function, "role", None), function)
             return simple_invoke(backend, function_name, qualifier, body, headers, response_headers)
 
         make_client = self._originals["client"] = lambda_eval_utils.boto_client_for

@@ -109,6 +109,7 @@ class EndpointRuntimeDouble:
         #: as its caller, and SageMaker reads each model's archive and image and writes capture files as the model's
         #: execution role. None: nothing is checked.
         self.authorizer = authorizer
+        self._serving: set[tuple[str, str, str, str]] = set()  # (account, endpoint, variant, model): logs and metrics acted
         #: Capture files SageMaker could not write (the role was refused): (s3 URI, why). Their records are lost.
         self.capture_refused: list[tuple[str, str]] = []
         self.random = random.Random(seed)
@@ -217,6 +218,10 @@ class EndpointRuntimeDouble:
             # SageMaker loads a model when its container starts, not in a request: load before timing.
             with contextlib.suppress(ModelServingError, KeyError):
                 self._booster(backend, account, variant["ModelName"])
+            serving = (account, name, variant["VariantName"], variant["ModelName"])
+            if self.authorizer is not None and serving not in self._serving and variant["ModelName"] in backend._models:
+                self._serving.add(serving)
+                self._act_while_serving(backend._models[variant["ModelName"]], account, name, variant["VariantName"])
             begun = time.thread_time()
             v_status, v_output, v_model_us, v_runs_us = self._serve(backend, account, name, variant, body, content_type)
             full = self._capture(account, config, name, variant["VariantName"], body, content_type, v_output,
@@ -325,6 +330,19 @@ class EndpointRuntimeDouble:
                                       f"{repository.split(':')[0].split('@')[0]}"}
         self.authorizer.act("model-image", model.execution_role_arn, values, region)
         self.authorizer.act("model-archive", model.execution_role_arn, values, region)
+
+    def _act_while_serving(self, model: Any, account: str, endpoint: str, variant: str) -> None:
+        """The started container's logs and instance metrics, written as the model's execution role (once per
+        endpoint, variant and model); refused, they are missing and the variant still serves (the refusal is
+        recorded)."""
+        from .authorization import AccessDenied
+
+        region = getattr(model, "region_name", "us-east-1")
+        group = f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{endpoint}"
+        values = {"endpoint_log_group": group, "endpoint_log_stream": f"{group}:log-stream:{variant}/i-emulator"}
+        for act in ("endpoint-logs", "endpoint-metrics"):
+            with contextlib.suppress(AccessDenied):
+                self.authorizer.act(act, model.execution_role_arn, values, region)
 
     def _record(self, account, region, endpoint, variant, status, model_us, overhead_us) -> None:
         name = variant["VariantName"]

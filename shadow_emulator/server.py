@@ -22,7 +22,9 @@ A few control routes, under ``/_shadow_emulator/``, serve the demo driver (they 
 far behind this machine's: metric and capture timestamps of a replay; ``3600`` ends, within a
 fraction of a second, the Wait states due in the next hour; an optional ``"rate": 20``, default 1,
 makes it run 20 times as fast from then on: a 2-second Wait state then takes a tenth of a second), ``POST flush`` (write buffered capture
-records now) and ``GET counts`` (requests served per endpoint and variant).
+records now), ``GET counts`` (requests served per endpoint and variant), ``GET authorization`` (the requests
+the authorization allowed, with counts, and those it refused, with AWS's message) and ``POST permissions``
+``{"roles": [role ARNs]}`` (per role: granted, used, never used; ``authorization.least_privilege``).
 
 Run it on its own with ``python -m shadow_emulator --port 5055``. A test double, never deployed:
 the constructs know nothing of it. Its limits are listed in the README ("The local emulator").
@@ -44,7 +46,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from .athena import AthenaDouble
-from .authorization import AuthorizationDouble
+from .authorization import AuthorizationDouble, least_privilege
 from .clock import EmulatorClock
 from .cloudformation import CloudFormationDouble
 from .cloudwatch import CloudWatchDouble
@@ -139,7 +141,7 @@ class EmulatorServer:
         self.runtime = EndpointRuntimeDouble(self.sagemaker, seed=seed, clock=self.clock, authorizer=authorizer)
         self.athena = AthenaDouble()
         self.lambdas = LambdaDouble(handler_prefixes=(*RUNTIME_PREFIXES, *lambda_handlers),
-                                    sessions=authorizer.sessions if authorizer else None)
+                                    authorizer=authorizer)
         self.cloudformation = CloudFormationDouble(response_url=self.url)
         self._doubles: list[Any] = [self.sagemaker, CloudWatchDouble(), self.lambdas, StepFunctionsDouble(),
                                     WaitStateDouble(self.clock), DefinitionParseCache(), self.runtime, self.athena,
@@ -258,4 +260,19 @@ class EmulatorServer:
                 return "400 Bad Request", {"error": f"expected {{\"offset_seconds\": <number>, \"rate\": <1-10000, "
                                                     f"default 1>}}, got {body[:200]!r} ({error})"}
             return "200 OK", {"offset_seconds": offset, "rate": float(rate)}
+        if route in ("authorization", "permissions") and self.authorization is None:
+            return "409 Conflict", {"error": "authorization is off in this emulator (--no-authorization)"}
+        if method == "GET" and route == "authorization":
+            usage, denials = self.authorization.authorizer.recorded()
+            return "200 OK", {"usage": [{"principal": who, "action": action, "resource": resource, "count": count}
+                                        for (who, action, resource), count in sorted(usage.items())],
+                              "denials": [decision.as_dict() for decision in denials]}
+        if method == "POST" and route == "permissions":
+            try:
+                roles = json.loads(body or b"{}")["roles"]
+                assert isinstance(roles, list) and all(isinstance(r, str) and ":role/" in r for r in roles)
+            except (ValueError, KeyError, TypeError, AssertionError):
+                return "400 Bad Request", {"error": f"expected {{\"roles\": [role ARNs]}}, got {body[:200]!r}"}
+            return "200 OK", {"roles": least_privilege.report(
+                roles, self.authorization.authorizer.recorded()[0], self.authorization.authorizer.granted)}
         return "404 Not Found", {"error": f"no control route {method} {CONTROL_PREFIX}{route}"}

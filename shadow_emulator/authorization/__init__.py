@@ -105,8 +105,40 @@ class AuthorizationDouble:
         ExecutionWorker.start = start_as_role  # type: ignore[method-assign]
         parsing.get_model_map = get_model_map
         self._keep_managed_policy_arns()
+        self._keep_function_log_groups()
+        self._log_group_arn_as_cloudformation_gives_it()
         self._bucket_policies_decided_here()
         return self
+
+    def _log_group_arn_as_cloudformation_gives_it(self) -> None:
+        """CloudFormation's ``Fn::GetAtt LogGroup.Arn`` ends in ``:*`` (it covers the group's streams, which is what
+        a policy granting logs:PutLogEvents on it needs); moto's has no ``:*``.
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-logs-loggroup.html"""
+        from moto.logs.models import LogGroup
+
+        attribute = self._saved["log_group_attribute"] = LogGroup.get_cfn_attribute
+
+        def get_cfn_attribute(group: Any, attribute_name: str) -> str:
+            value = attribute(group, attribute_name)
+            return f"{value}:*" if attribute_name == "Arn" and not value.endswith(":*") else value
+
+        LogGroup.get_cfn_attribute = get_cfn_attribute  # type: ignore[method-assign]
+
+    def _keep_function_log_groups(self) -> None:
+        """moto's Lambda drops a function's LoggingConfig: the function keeps its log group, where the Lambda double
+        writes its logs as the execution role."""
+        from moto.awslambda.models import LambdaFunction
+
+        create = LambdaFunction.create_from_cloudformation_json
+        self._saved["function_create"] = create
+
+        def create_function(cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
+            function = create.__func__(cls, resource_name, cloudformation_json, *args, **kwargs)
+            logging_config = cloudformation_json.get("Properties", {}).get("LoggingConfig") or {}
+            function.emulator_log_group = logging_config.get("LogGroup")
+            return function
+
+        LambdaFunction.create_from_cloudformation_json = classmethod(create_function)  # type: ignore[method-assign,assignment]
 
     def _bucket_policies_decided_here(self) -> None:
         """moto reads a bucket policy itself, conditions ignored: the TLS-only statement (Deny when
@@ -154,6 +186,12 @@ class AuthorizationDouble:
             parsing.get_model_map = self._saved["model_map"]
             Role.create_from_cloudformation_json = self._saved["role_create"]  # type: ignore[method-assign]
             Role.update_from_cloudformation_json = self._saved["role_update"]  # type: ignore[method-assign]
+            from moto.awslambda.models import LambdaFunction
+
+            LambdaFunction.create_from_cloudformation_json = self._saved["function_create"]  # type: ignore[method-assign]
+            from moto.logs.models import LogGroup
+
+            LogGroup.get_cfn_attribute = self._saved["log_group_attribute"]  # type: ignore[method-assign]
             from moto.s3.models import FakeBucket
 
             FakeBucket.get_permission = self._saved["get_permission"]  # type: ignore[method-assign]

@@ -60,11 +60,18 @@ class AccessDenied(Exception):
 
 @dataclass(frozen=True)
 class Decision:
+    """A refused authorization request: who (a role's ARN for its sessions), what, on what, the evaluator's reason
+    and the message AWS's refusal carries."""
+
     principal: str
     action: str
     resource: str
-    allowed: bool
     reason: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"principal": self.principal, "action": self.action, "resource": self.resource, "reason": self.reason,
+                "message": self.message}
 
 
 class Authorizer:
@@ -79,8 +86,12 @@ class Authorizer:
         self.derived = derived_by_name()
         self.acts = acts_by_name()
         self.sessions = RoleSessions(check_trust=self._check_trust)
+        #: Allowed requests: (principal, action, resource) -> how many (a role's sessions count as the role).
         self.usage: dict[tuple[str, str, str], int] = {}
+        #: Refused requests, in order.
         self.denials: list[Decision] = []
+        #: Each role's grants as last read by a least-privilege report (kept after the role is deleted).
+        self.granted: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
 
     def start(self) -> Authorizer:
@@ -89,6 +100,11 @@ class Authorizer:
 
     def stop(self) -> None:
         self.evaluator.stop()
+
+    def recorded(self) -> tuple[dict[tuple[str, str, str], int], list[Decision]]:
+        """Copies of ``usage`` and ``denials`` (requests go on being authorized meanwhile)."""
+        with self._lock:
+            return dict(self.usage), list(self.denials)
 
     # The server's gate
 
@@ -152,9 +168,7 @@ class Authorizer:
         context = values.context(principal, check)
         for resource in resources or ["*"]:
             evaluation = self._evaluate(principal, check.action, resource, context)
-            self._record(principal, check.action, resource, evaluation)
-            if not evaluation.allowed:
-                raise AccessDenied(principal, check.action, resource, evaluation, code)
+            self._record(principal, check.action, resource, evaluation, code)
 
     def _evaluate(self, principal: Principal, action: str, resource: str, context: dict[str, Any]) -> Evaluation:
         account = resource.split(":")[4] if resource.count(":") >= 5 and resource.split(":")[4] else DEFAULT_ACCOUNT
@@ -174,19 +188,22 @@ class Authorizer:
             simulation["resourcePolicy"] = resource_policy
         return self.evaluator.evaluate(simulation)
 
-    def _record(self, principal: Principal, action: str, resource: str, evaluation: Evaluation) -> None:
+    def _record(self, principal: Principal, action: str, resource: str, evaluation: Evaluation, code: str = "") -> None:
+        """Count an allowed request; keep, log and raise (``AccessDenied``) a refused one."""
         who = principal.role_arn or principal.arn
+        if evaluation.allowed:
+            with self._lock:
+                self.usage[(who, action, resource)] = self.usage.get((who, action, resource), 0) + 1
+            if evaluation.ignored_context_keys:
+                LOG.warning("authorization: %s on %s: context keys not defined for the action: %s", action, resource,
+                            ", ".join(evaluation.ignored_context_keys))
+            return
+        denied = AccessDenied(principal, action, resource, evaluation, code)
         with self._lock:
-            key = (who, action, resource)
-            self.usage[key] = self.usage.get(key, 0) + 1
-            if not evaluation.allowed:
-                self.denials.append(Decision(who, action, resource, False, evaluation.reason))
-        if not evaluation.allowed:
-            LOG.warning("authorization: DENIED %s %s on %s (%s: %s)", principal.arn, action, resource, evaluation.result,
-                        evaluation.reason)
-        elif evaluation.ignored_context_keys:
-            LOG.warning("authorization: %s on %s: context keys not defined for the action: %s", action, resource,
-                        ", ".join(evaluation.ignored_context_keys))
+            self.denials.append(Decision(who, action, resource, evaluation.reason, str(denied)))
+        LOG.warning("authorization: DENIED %s %s on %s (%s: %s)", principal.arn, action, resource, evaluation.result,
+                    evaluation.reason)
+        raise denied
 
     def _check_trust(self, role_arn: str, service: str, source_arn: str | None = None) -> None:
         """Raises unless ``role_arn``'s trust policy lets ``service`` assume it (sts:AssumeRole), for ``source_arn``."""
@@ -200,8 +217,6 @@ class Authorizer:
             simulation["resourcePolicy"] = policy
         evaluation = self.evaluator.evaluate(simulation)
         self._record(Principal(service, "service", service), "sts:AssumeRole", role_arn, evaluation)
-        if not evaluation.allowed:
-            raise AccessDenied(Principal(service, "service", service), "sts:AssumeRole", role_arn, evaluation)
 
 
 def _protocol(service: str) -> str:
@@ -433,14 +448,25 @@ def _workgroup(values: _Values) -> Any:
 
 
 def _query_tables(values: _Values) -> list[Any]:
+    """The Glue tables the query reads: those it names ``"database"."table"`` (as the Athena double finds them), and
+    the execution context's database's tables it names bare."""
     from moto.glue.models import glue_backends
 
-    database_name = (values.call.params.get("QueryExecutionContext") or {}).get("Database") if values.call else None
-    database = glue_backends[values.account][values.region].databases.get(database_name or "default")
+    from ..athena import TABLE_REFERENCE
+
+    glue = glue_backends[values.account][values.region]
     query = (values.call.params.get("QueryString") or "") if values.call else ""
-    if database is None:
-        return []
-    return [table for name, table in database.tables.items() if re.search(rf"\b{re.escape(name)}\b", query)]
+    tables = []
+    for database_name, table_name in sorted(set(TABLE_REFERENCE.findall(query))):
+        table = getattr(glue.databases.get(database_name), "tables", {}).get(table_name)
+        if table is not None:
+            tables.append(table)
+    context = (values.call.params.get("QueryExecutionContext") or {}).get("Database") if values.call else None
+    database = glue.databases.get(context or "default")
+    for name, table in (database.tables.items() if database is not None else []):
+        if table not in tables and re.search(rf'(?<![".])\b{re.escape(name)}\b(?!")', query):
+            tables.append(table)
+    return tables
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -451,7 +477,7 @@ def _split_s3(uri: str) -> tuple[str, str]:
 def _source_locations(values: _Values) -> list[tuple[str, str]]:
     locations = []
     for table in _query_tables(values):
-        descriptor = table.get_table().get("StorageDescriptor", {}) if hasattr(table, "get_table") else {}
+        descriptor = table.as_dict().get("StorageDescriptor", {})
         if descriptor.get("Location"):
             locations.append(_split_s3(descriptor["Location"]))
     return locations
@@ -510,12 +536,14 @@ def _results_kms_key(values: _Values) -> str | None:
     return policies.kms_key(encryption.get("KmsKey"), values.account, values.region)
 
 
-def _query_database(values: _Values) -> str | None:
-    return ((values.call.params.get("QueryExecutionContext") or {}).get("Database") if values.call else None) or None
+def _query_databases(values: _Values) -> list[str]:
+    return sorted({f"arn:{PARTITION}:glue:{values.region}:{values.account}:database/{table.database_name}"
+                   for table in _query_tables(values)})
 
 
-def _query_table(values: _Values) -> list[str]:
-    return [table.name for table in _query_tables(values)]
+def _query_table_arns(values: _Values) -> list[str]:
+    return sorted({f"arn:{PARTITION}:glue:{values.region}:{values.account}:table/{table.database_name}/{table.name}"
+                   for table in _query_tables(values)})
 
 
 def _parameters(values: _Values) -> list[str]:
@@ -527,7 +555,7 @@ COMPUTED: dict[str, Callable[[_Values], Any]] = {
     "stack": _stack, "function": _function, "event_bus": _event_buses, "kms_key": _kms_key,
     "object_kms_key": _object_kms_key, "s3_encryption_context": _s3_encryption_context, "topic_kms_key": _topic_kms_key,
     "config_kms_key": _config_kms_key, "workgroup_of_execution": _workgroup_of_execution,
-    "query_database": _query_database, "query_table": _query_table,
+    "query_databases": _query_databases, "query_tables": _query_table_arns,
     "query_source_bucket": lambda v: sorted({f"arn:{PARTITION}:s3:::{b}" for b, _ in _source_locations(v)}),
     "query_source_objects": _query_source_objects, "query_source_kms_key": _query_source_kms_key,
     "query_results_bucket": _results_bucket, "query_results_objects": _results_objects,
