@@ -240,23 +240,31 @@ class CaptureAnalytics(Construct):
     def workgroup_arn(self) -> str:
         return cdk.Stack.of(self).format_arn(service="athena", resource="workgroup", resource_name=self.workgroup_name)
 
-    def grant_query(self, grantee: iam.IGrantable) -> iam.Grant:
+    def grant_query(self, grantee: iam.IGrantable, named_queries: bool = True) -> iam.Grant:
         """Run the named queries (or any query) in this workgroup and read their results: Athena on this workgroup
         only, Glue reads of this database and table, read-only access to the capture prefix (and decrypt with its
         key), and results written and read under the results bucket's ``results/`` prefix. Never delete.
+
+        No glue:GetPartitions: the table's partitions are projected, so Athena does not look them up
+        (https://docs.aws.amazon.com/athena/latest/ug/partition-projection.html).
+
+        :param named_queries: also list and read the workgroup's named queries (and the workgroup), as a person or
+            tool choosing one does. Default: True; False for a principal that runs a query it already holds.
         """
         stack = cdk.Stack.of(self)
-        grant = iam.Grant.add_to_principal(
-            grantee=grantee, resource_arns=[self.workgroup_arn],
-            actions=["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults",
-                     "athena:StopQueryExecution", "athena:GetWorkGroup", "athena:GetNamedQuery", "athena:BatchGetNamedQuery",
-                     "athena:ListNamedQueries"])
-        glue_arns = [stack.format_arn(service="glue", resource="catalog"),
-                     stack.format_arn(service="glue", resource="database", resource_name=self.database_name),
-                     stack.format_arn(service="glue", resource="table", resource_name=f"{self.database_name}/{self.table_name}")]
+        athena_actions = ["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults",
+                          "athena:StopQueryExecution"]
+        if named_queries:
+            athena_actions += ["athena:GetWorkGroup", "athena:GetNamedQuery", "athena:BatchGetNamedQuery",
+                               "athena:ListNamedQueries"]
+        grant = iam.Grant.add_to_principal(grantee=grantee, resource_arns=[self.workgroup_arn], actions=athena_actions)
+        catalog = stack.format_arn(service="glue", resource="catalog")
+        database = stack.format_arn(service="glue", resource="database", resource_name=self.database_name)
+        table = stack.format_arn(service="glue", resource="table", resource_name=f"{self.database_name}/{self.table_name}")
         grant = grant.combine(iam.Grant.add_to_principal(
-            grantee=grantee, resource_arns=glue_arns,
-            actions=["glue:GetDatabase", "glue:GetTable", "glue:GetPartition", "glue:GetPartitions"]))
+            grantee=grantee, resource_arns=[catalog, database], actions=["glue:GetDatabase"]))
+        grant = grant.combine(iam.Grant.add_to_principal(
+            grantee=grantee, resource_arns=[catalog, database, table], actions=["glue:GetTable"]))
         capture_objects = self.capture_bucket.arn_for_objects(f"{self.capture_prefix}/*")
         results_objects = self.results_bucket.arn_for_objects("results/*")
         statements = [

@@ -18,6 +18,10 @@ AGREEMENT_NAMESPACE = runtime_module("agreement_metrics").NAMESPACE
 
 #: Where the workflow's functions write series and reports in the report store.
 REPORT_PREFIX = "shadow-tests"
+#: Application Auto Scaling's service-linked role for SageMaker variants (its name is fixed by AWS):
+#: https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-service-linked-roles.html
+SCALING_SERVICE_LINKED_ROLE = ("aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+                               "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint")
 _AUTOSCALING_ACTIONS = [
     "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies",
     "application-autoscaling:DeregisterScalableTarget", "application-autoscaling:DeleteScalingPolicy",
@@ -105,7 +109,7 @@ class WorkflowFunctions:
     def _agreement(self, capture_analytics: CaptureAnalytics) -> lambda_.Function:
         """Runs the label-agreement query and publishes the figures to its own CloudWatch namespace only."""
         function = self._function("MeasureAgreement", "measure_agreement", cdk.Duration.minutes(5))
-        capture_analytics.grant_query(function)
+        capture_analytics.grant_query(function, named_queries=False)
         function.add_to_role_policy(iam.PolicyStatement(
             actions=["cloudwatch:PutMetricData"], resources=["*"],
             conditions={"StringEquals": {"cloudwatch:namespace": AGREEMENT_NAMESPACE}}))
@@ -140,14 +144,15 @@ class WorkflowFunctions:
         restore.add_to_role_policy(iam.PolicyStatement(
             actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"],
             resources=[endpoint_arn]))
+        # RegisterScalableTarget creates Application Auto Scaling's service-linked role for SageMaker if it is missing.
         restore.add_to_role_policy(iam.PolicyStatement(
-            actions=["iam:CreateServiceLinkedRole"], resources=["*"],
+            actions=["iam:CreateServiceLinkedRole"], resources=[cdk.Stack.of(self.scope).format_arn(
+                service="iam", region="", resource="role", resource_name=SCALING_SERVICE_LINKED_ROLE)],
             conditions={"StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}))
         acknowledge_wildcard_resource(role_of(prepare), configs,
                                       "New endpoint configs are named at run time; reads and creates only.")
         for function in (prepare, restore):
-            acknowledge_wildcard_resource(role_of(function), "*", "Application Auto Scaling calls take no "
-                                          "resource ARN; CreateServiceLinkedRole is conditioned on its service.")
+            acknowledge_wildcard_resource(role_of(function), "*", "Application Auto Scaling calls take no resource ARN.")
         return prepare, restore
 
     def _grant_reports(self, role: iam.IRole, read: bool) -> None:
@@ -155,8 +160,9 @@ class WorkflowFunctions:
         objects = self.report_store.bucket.arn_for_objects(f"{REPORT_PREFIX}/*")
         actions = ["s3:PutObject"] + (["s3:GetObject"] if read else [])
         role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=[objects]))
+        # S3 asks KMS for a data key as the writer (GenerateDataKey) and decrypts it for a reader: no kms:Encrypt.
         role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["kms:GenerateDataKey", "kms:Encrypt"] + (["kms:Decrypt"] if read else []),
+            actions=["kms:GenerateDataKey"] + (["kms:Decrypt"] if read else []),
             resources=[self.report_store.encryption_key.key_arn]))
         acknowledge_wildcard_resource(role, objects, "Each run writes under its own key below the workflow's prefix.")
 

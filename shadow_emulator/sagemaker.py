@@ -119,8 +119,10 @@ class SageMakerDouble:
     :param update_polls: DescribeEndpoint calls an update stays in Updating. Default: 2.
     """
 
-    def __init__(self, update_polls: int = 2) -> None:
+    def __init__(self, update_polls: int = 2, authorizer: Any = None) -> None:
         self.update_polls = update_polls
+        #: With the emulator's authorization: SageMaker reads an update's rollback alarms as the serving models' roles.
+        self.authorizer = authorizer
         self.shadow_variants: dict[tuple[str, str, str], list[dict]] = {}  # (account, region, config) -> variants
         self.updates: dict[tuple[str, str, str], dict[str, Any]] = {}     # (account, region, endpoint) -> pending
         self.faults: dict[str, str] = {}                                   # endpoint -> "rollback" | "fail"
@@ -296,10 +298,35 @@ class SageMakerDouble:
         self._check_autoscaling(response, endpoint, config_name)
         endpoint.endpoint_status = "Updating"
         endpoint.last_modified_time = _now()
+        fault, reason = self.faults.pop(name, None), None
+        refused = self._watch_alarms(response, config_name, params.get("DeploymentConfig") or {})
+        if refused:
+            fault, reason = "fail", refused
         self.updates[self._key(response, name)] = {
-            "config": config_name, "polls": self.update_polls, "fault": self.faults.pop(name, None),
+            "config": config_name, "polls": self.update_polls, "fault": fault, "reason": reason,
             "deployment": params.get("DeploymentConfig")}
         return ActionResult({"EndpointArn": endpoint.arn})
+
+    def _watch_alarms(self, response: SageMakerResponse, config_name: str, deployment: dict) -> str | None:
+        """SageMaker watches an update's auto-rollback alarms with the execution role (cloudwatch:DescribeAlarms,
+        ``rules.SERVICE_ACTS`` "rollback-alarms"), here each model role of the new config; the refusal's message,
+        which fails the update, or None."""
+        alarms = [a["AlarmName"] for a in (deployment.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
+        if self.authorizer is None or not alarms:
+            return None
+        from .authorization import AccessDenied
+
+        backend = response.sagemaker_backend
+        region, account = backend.region_name, backend.account_id
+        roles = {backend._models[v["ModelName"]].execution_role_arn for v in self._variants(response, config_name).values()
+                 if v.get("ModelName") in backend._models}
+        arns = [f"arn:aws:cloudwatch:{region}:{account}:alarm:{alarm}" for alarm in alarms]
+        for role in sorted(roles):
+            try:
+                self.authorizer.act("rollback-alarms", role, {"rollback_alarms": arns}, region)
+            except AccessDenied as denied:
+                return f"Update failed: SageMaker could not read the auto-rollback alarms: {denied}"
+        return None
 
     def _check_autoscaling(self, response: SageMakerResponse, endpoint, config_name: str) -> None:
         from moto.applicationautoscaling.models import applicationautoscaling_backends
@@ -330,7 +357,7 @@ class SageMakerDouble:
             return
         if pending["fault"] == "fail":
             endpoint.endpoint_status = "Failed"
-            endpoint.failure_reason = "Update failed: the new fleet could not be provisioned."
+            endpoint.failure_reason = pending.get("reason") or "Update failed: the new fleet could not be provisioned."
             return
         config = response.sagemaker_backend.endpoint_configs[pending["config"]]
         endpoint.endpoint_config_name = pending["config"]

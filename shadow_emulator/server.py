@@ -137,7 +137,7 @@ class EmulatorServer:
         authorizer = self.authorization.authorizer if self.authorization else None
         #: The emulator's one clock: the runtime double and the Wait states read it, POST clock sets it.
         self.clock = EmulatorClock()
-        self.sagemaker = SageMakerDouble(update_polls=update_polls)
+        self.sagemaker = SageMakerDouble(update_polls=update_polls, authorizer=authorizer)
         self.runtime = EndpointRuntimeDouble(self.sagemaker, seed=seed, clock=self.clock, authorizer=authorizer)
         self.athena = AthenaDouble()
         self.lambdas = LambdaDouble(handler_prefixes=(*RUNTIME_PREFIXES, *lambda_handlers),

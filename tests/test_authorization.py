@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from shadow_emulator.authorization.evaluator import PolicyEvaluator
+from shadow_emulator.authorization.least_privilege import render_justifications
 from shadow_emulator.authorization.rules import DERIVED, RULES, SERVICE_ACTS, render_markdown
 from shadow_emulator.ports import free_port, port_in_use
 
@@ -117,6 +118,8 @@ def test_every_row_cites_an_aws_page_and_the_docs_render_the_table():
     assert len({rule.call for rule in RULES}) == len(RULES), "one row per call"
     page = (ROOT / "docs" / "permissions.md").read_text()
     assert render_markdown() in page, "docs/permissions.md is out of date: python -m shadow_emulator.authorization.rules"
+    assert render_justifications() in page, "docs/permissions.md's unused grants are out of date: " \
+        "least_privilege.render_justifications()"
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from conftest import ROOT
 
 from app import build_app
 from scripts.demo import Console, Demo, DemoError
+from shadow_emulator.authorization.least_privilege import JUSTIFIED_UNUSED, unused_in_every_run
 from shadow_emulator.ports import free_port
 
 REQUESTS, MINUTES, SAMPLING = 2250, 15, 0.5  # 15 paired minutes: the latency p99s judged with room
@@ -140,6 +141,38 @@ def test_regressed_candidate_is_rejected_and_production_untouched(regressed):
     assert_traffic_and_capture(regressed)
     assert assert_the_test_ended_itself(regressed, exit_code=3) == 1  # rejected at the first look
     assert result.drift_shadow[0] == 0 and result.next_phase == "rolled_back"  # v1 still serves, as declared
+
+
+def test_nothing_was_refused_and_every_grant_is_used_or_justified(healthy, regressed):
+    """Least privilege, measured: with enforcement on, neither lifecycle met a refusal; every grant of the stack's
+    roles was used by one of them or is justified in one line (JUSTIFIED_UNUSED), and no justification is stale."""
+    assert healthy.result.denials == [] and regressed.result.denials == []
+    runs = [healthy.result.permissions, regressed.result.permissions]
+    assert {"ProductionModelExecutionRole", "PromotionStateMachineRole", "PromotionMeasureAgreementRole"} <= {
+        role.rstrip("0123456789ABCDEF") for role in runs[0]}
+    unused = unused_in_every_run(runs)
+    assert sorted(unused - set(JUSTIFIED_UNUSED)) == [], "never used: remove the grant or justify it in JUSTIFIED_UNUSED"
+    assert sorted(set(JUSTIFIED_UNUSED) - unused) == [], "used now: remove its line from JUSTIFIED_UNUSED"
+    used = {(role, grant["action"]) for run in runs for role, answer in run.items() for request in answer["used"]
+            for grant in request["grants"]}
+    assert len(used) > 60  # the report saw the lifecycle's requests, not an empty emulator
+
+
+def test_wildcard_grants_are_only_for_actions_without_a_resource_type(healthy):
+    """A ``*`` resource only where the Service Authorization Reference (iam-data) gives the action no required
+    resource type."""
+    iam_data = ROOT / "node_modules" / "@cloud-copilot" / "iam-data" / "data" / "actions"
+    wildcards = {grant["action"] for answer in healthy.result.permissions.values() for grant in answer["granted"]
+                 if grant["resource"] == "*"}
+    assert "cloudwatch:PutMetricData" in wildcards
+    scoped = []
+    for action in sorted(wildcards):
+        service, name = action.split(":")
+        types = json.loads((iam_data / f"{service}.json").read_text())[name.lower()].get("resourceTypes", [])
+        if any(kind.get("required") for kind in types):
+            scoped.append(action)
+    # Application Auto Scaling's scalable targets are named by AWS when registered (scalable-target/ID): JUSTIFIED_UNUSED
+    assert [a for a in scoped if not a.startswith("application-autoscaling:")] == []
 
 
 def test_a_taken_port_is_a_one_line_error(tmp_path):

@@ -93,8 +93,7 @@ def test_functions_get_only_what_they_need(default):
     stack, workflow, template = default
     gather = policy_statements(template, "PromotionGatherMetricsRole")
     assert {a for s in gather for a in actions_of(s)} == {
-        "cloudwatch:GetMetricData", "s3:PutObject", "kms:GenerateDataKey", "kms:Encrypt",
-        "logs:CreateLogStream", "logs:PutLogEvents"}
+        "cloudwatch:GetMetricData", "s3:PutObject", "kms:GenerateDataKey", "logs:CreateLogStream", "logs:PutLogEvents"}
     prepare = policy_statements(template, "PromotionPrepareUpdateRole")
     describe = next(s for s in prepare if actions_of(s) == ["sagemaker:DescribeEndpoint"])
     assert describe["Resource"] == {"Ref": stack.get_logical_id(workflow.endpoint.resource)}

@@ -86,4 +86,103 @@ def _dict(grant: Grant) -> dict[str, str]:
     return {"policy": grant.policy, "action": grant.action, "resource": grant.resource}
 
 
-__all__ = ["Grant", "grants", "report"]
+
+
+#: Grants the demo's lifecycles (healthy and regressed, both run by tests/test_demo_lifecycle.py) never use, by the
+#: role's construct id and the action, each with why it stays. A grant unused in both runs and not listed here fails
+#: that test, and so does a listed one that is used: remove the grant, or say here in one line why it stays.
+JUSTIFIED_UNUSED: dict[tuple[str, str], str] = {
+    ("ProductionModelExecutionRole", "logs:DescribeLogStreams"): "SageMaker's execution-role policy for hosting lists it "
+    "with the container-log actions (sagemaker-roles.html, CreateModel API); the emulator does not model when it reads.",
+    ("ProductionModelExecutionRole", "ecr:BatchCheckLayerAvailability"): "Listed by the same page for pulling the "
+    "serving image; the emulator pulls with BatchGetImage and GetDownloadUrlForLayer only.",
+    ("ProductionModelExecutionRole", "s3:AbortMultipartUpload"): "A capture file uploaded in parts is aborted when its "
+    "upload fails, so no parts are left billing; no upload fails in the demo.",
+    ("ProductionModelExecutionRole", "kms:Encrypt"): "SageMaker asks the execution role for kms:Encrypt on a KmsKeyId it "
+    "writes S3 output with (API reference, e.g. ProductionVariantCoreDumpConfig); S3's SSE-KMS itself used GenerateDataKey.",
+    ("ShadowModelExecutionRole", "logs:DescribeLogStreams"): "As for production's model role.",
+    ("ShadowModelExecutionRole", "ecr:BatchCheckLayerAvailability"): "As for production's model role.",
+    ("ShadowModelExecutionRole", "s3:AbortMultipartUpload"): "As for production's model role.",
+    ("ShadowModelExecutionRole", "kms:Encrypt"): "As for production's model role.",
+    ("PromotionFollowTestEndRole", "logs:CreateLogStream"): "The function runs only for a followed run (a pipeline's "
+    "ShadowVerdictStep starts {\"follow\": true}); the demo's runs are the self-ending execution itself.",
+    ("PromotionFollowTestEndRole", "logs:PutLogEvents"): "As above: a followed run only.",
+    ("PromotionFollowTestEndRole", "states:ListExecutions"): "As above: it finds the self-ending execution to wait for.",
+    ("PromotionFollowTestEndRole", "states:DescribeExecution"): "As above: it reads that execution's state.",
+    ("PromotionStateMachineRole", "lambda:InvokeFunction"): "CDK's LambdaInvoke grants each function's versions too "
+    "(ARN:*), and FollowTestEnd runs only for a followed run; the workflow invokes the unqualified functions.",
+    ("PromotionStateMachineRole", "logs:CreateLogDelivery"): "Step Functions delivers the execution log to CloudWatch "
+    "Logs with these (no resource type: step-functions/latest/dg/cw-logs.html); the emulator keeps no execution log.",
+    ("PromotionStateMachineRole", "logs:DeleteLogDelivery"): "As logs:CreateLogDelivery.",
+    ("PromotionStateMachineRole", "logs:DescribeLogGroups"): "As logs:CreateLogDelivery.",
+    ("PromotionStateMachineRole", "logs:DescribeResourcePolicies"): "As logs:CreateLogDelivery.",
+    ("PromotionStateMachineRole", "logs:GetLogDelivery"): "As logs:CreateLogDelivery.",
+    ("PromotionStateMachineRole", "logs:ListLogDeliveries"): "As logs:CreateLogDelivery.",
+    ("PromotionStateMachineRole", "logs:PutResourcePolicy"): "As logs:CreateLogDelivery.",
+    ("PromotionStateMachineRole", "logs:UpdateLogDelivery"): "As logs:CreateLogDelivery.",
+    ("PromotionStateMachineRole", "xray:GetSamplingRules"): "Tracing is on: Step Functions sends the execution's trace "
+    "to X-Ray as the role (no resource type: concepts-xray-tracing.html); the emulator does not trace.",
+    ("PromotionStateMachineRole", "xray:GetSamplingTargets"): "As xray:GetSamplingRules.",
+    ("PromotionStateMachineRole", "xray:PutTelemetryRecords"): "As xray:GetSamplingRules.",
+    ("PromotionStateMachineRole", "xray:PutTraceSegments"): "As xray:GetSamplingRules.",
+    ("PromotionMeasureAgreementRole", "athena:StopQueryExecution"): "Stops a query that runs past the step's timeout; "
+    "the demo's queries finish.",
+    ("PromotionMeasureAgreementRole", "s3:ListBucket"): "On the results bucket: Athena's documented rights for a results "
+    "location (athena/latest/ug/security-iam-athena.html); the emulator's Athena lists the capture bucket only.",
+    ("PromotionMeasureAgreementRole", "s3:AbortMultipartUpload"): "Athena aborts a results upload that fails; none does.",
+    ("PromotionPrepareUpdateRole", "application-autoscaling:DeleteScalingPolicy"): "Used when production autoscales "
+    "(the step suspends its scaling for the update); the demo's production does not. No resource: the scalable "
+    "target's ARN (scalable-target/ID) is made by AWS when it is registered.",
+    ("PromotionPrepareUpdateRole", "application-autoscaling:DeregisterScalableTarget"): "As DeleteScalingPolicy.",
+    ("PromotionPrepareUpdateRole", "application-autoscaling:DescribeScalingPolicies"): "As DeleteScalingPolicy.",
+    ("PromotionPrepareUpdateRole", "application-autoscaling:PutScalingPolicy"): "As DeleteScalingPolicy.",
+    ("PromotionPrepareUpdateRole", "application-autoscaling:RegisterScalableTarget"): "As DeleteScalingPolicy.",
+    ("PromotionRestoreAutoscalingRole", "application-autoscaling:DeleteScalingPolicy"): "The step restores production's "
+    "autoscaling after an update; it returns without a call when there was none (the demo).",
+    ("PromotionRestoreAutoscalingRole", "application-autoscaling:DeregisterScalableTarget"): "As above.",
+    ("PromotionRestoreAutoscalingRole", "application-autoscaling:DescribeScalableTargets"): "As above.",
+    ("PromotionRestoreAutoscalingRole", "application-autoscaling:DescribeScalingPolicies"): "As above.",
+    ("PromotionRestoreAutoscalingRole", "application-autoscaling:PutScalingPolicy"): "As above.",
+    ("PromotionRestoreAutoscalingRole", "application-autoscaling:RegisterScalableTarget"): "As above.",
+    ("PromotionRestoreAutoscalingRole", "sagemaker:DescribeEndpoint"): "As above: registering a target reads the endpoint.",
+    ("PromotionRestoreAutoscalingRole", "sagemaker:UpdateEndpointWeightsAndCapacities"): "As above: Application Auto "
+    "Scaling changes the variant's instance count as the registering principal.",
+    ("PromotionRestoreAutoscalingRole", "iam:CreateServiceLinkedRole"): "As above: the first registration in an account "
+    "creates Application Auto Scaling's service-linked role for SageMaker (scoped to that role).",
+    ("PromotionTestEndRole", "states:GetExecutionHistory"): "Cancels the self-ending execution if it still waits when the "
+    "stack is deleted or leaves SHADOW (tests/test_test_end.py); the demo's had already decided.",
+    ("PromotionTestEndRole", "states:StopExecution"): "As states:GetExecutionHistory.",
+}
+
+
+def construct_id(logical_id: str) -> str:
+    """A role's logical id without CDK's hash suffix: ``PromotionJudgeRoleD41B5476`` -> ``PromotionJudgeRole``."""
+    return re.sub(r"[0-9A-F]{8}$", "", logical_id)
+
+
+def unused_in_every_run(runs: list[dict[str, dict[str, Any]]]) -> set[tuple[str, str]]:
+    """(construct id, action) of each grant no run used. ``runs`` are reports by logical id (``Demo`` keeps one) of
+    the same app: a grant is known across runs by its role and its place in the role's grants (physical names differ
+    from run to run)."""
+    def unused(run: dict[str, dict[str, Any]]) -> set[tuple[str, int, str]]:
+        found = set()
+        for logical, answer in run.items():
+            left = [(g["policy"], g["action"], g["resource"]) for g in answer["unused"]]
+            for index, grant in enumerate(answer["granted"]):
+                if (grant["policy"], grant["action"], grant["resource"]) in left:
+                    found.add((construct_id(logical), index, grant["action"]))
+        return found
+
+    common = set.intersection(*(unused(run) for run in runs)) if runs else set()
+    return {(role, action) for role, _, action in common}
+
+
+def render_justifications() -> str:
+    """The table docs/permissions.md shows."""
+    lines = ["| role | action never used in the demo's lifecycles | why it stays |", "|---|---|---|"]
+    lines += [f"| {role} | `{action}` | {why} |" for (role, action), why in JUSTIFIED_UNUSED.items()]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["JUSTIFIED_UNUSED", "Grant", "construct_id", "grants", "render_justifications", "report",
+           "unused_in_every_run"]

@@ -332,6 +332,12 @@ SERVICE_ACTS: tuple[ServiceAct, ...] = (
                "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html",
                "The execution role writes the container's logs to /aws/sagemaker/Endpoints/ENDPOINT.",
                "the container's logs are missing"),
+    ServiceAct("rollback-alarms", "sagemaker.amazonaws.com",
+               (Check("cloudwatch:DescribeAlarms", ("{rollback_alarms}",)),),
+               "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html",
+               "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms action on "
+               "the auto-rollback alarms you specify.",
+               "the update fails (the emulator's reading: the page makes the permission a prerequisite)"),
     ServiceAct("function-logs", "lambda.amazonaws.com",
                (Check("logs:CreateLogStream", ("{function_log_stream}",)),
                 Check("logs:PutLogEvents", ("{function_log_stream}",))),
