@@ -4,6 +4,12 @@ emulator's clock, and CloudFormation custom resources sent Create, Update and De
 Custom resources are served by a probe handler (tests/emulator_probe.py, which the emulator runs
 in-process: SHADOW_EMULATOR_LAMBDA_HANDLERS) that records every event it gets, and by the library's
 own ``shadow_runtime.lifecycle.test_end_resource``.
+
+The emulator authorizes every request as AWS would: each state machine and function runs as a real role of the
+emulated IAM (``roles``, created once for the module) whose trust policy lets its service assume it and whose inline
+policy grants exactly what it calls (a Wait -> Succeed state machine calls nothing; Lambda writes each function's logs
+as its role; the test-end function starts, reads and stops executions of the workflows). A test fails if the emulator
+refuses any request it did not expect (``aws``).
 """
 
 from __future__ import annotations
@@ -29,25 +35,83 @@ from shadow_emulator.ports import free_port, port_in_use
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"
 DEADLINE = 30.0  # generous: polls end as soon as the state is reached
+REGION = "us-east-1"
+WORKFLOWS = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:workflow-*"  # ``workflow``'s state machines
+
+
+def role_arn(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+
+
+def trust(service: str, condition: dict | None = None) -> dict:
+    statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    return {"Version": "2012-10-17", "Statement": [{**statement, "Condition": condition} if condition else statement]}
+
+
+def allow(*statements: tuple[list[str], str]) -> dict:
+    return {"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resource} for actions, resource in statements]}
+
+
+def function_logs(stack_prefix: str) -> tuple[list[str], str]:
+    """What Lambda does as a function's role for each invocation: write its logs to /aws/lambda/NAME, here the
+    functions of the stacks named ``stack_prefix``* (CloudFormation names them STACK-Fn-ID)."""
+    return (["logs:CreateLogStream", "logs:PutLogEvents"],
+            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{stack_prefix}*:log-stream:*")
+
+
+#: What the test-end function calls (shadow_runtime.lifecycle): StartExecution on Create and Update; DescribeExecution
+#: (the old timer's start, on Update), GetExecutionHistory and StopExecution (cancelling a waiting timer, on Delete).
+READ_AND_STOP = (["states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution"],
+                 f"arn:aws:states:{REGION}:{ACCOUNT}:execution:workflow-*:test-end-*")
+STATES_ROLE, PROBE_ROLE = role_arn("lifecycle-states"), role_arn("lifecycle-probe")
+TEST_END_ROLE, TEST_END_ROLE_WITHOUT_START = role_arn("lifecycle-test-end"), role_arn("lifecycle-test-end-without-start")
+#: Role ARN -> (trust policy, inline policy or None). The states role's trust policy guards against the confused deputy
+#: as AWS recommends (aws:SourceAccount, aws:SourceArn: this account's state machines); its Wait -> Succeed and Succeed
+#: machines call nothing. The probe only writes its logs (it PUTs its answer to CloudFormation's presigned URL,
+#: unsigned).
+ROLES: dict[str, tuple[dict, dict | None]] = {
+    STATES_ROLE: (trust("states.amazonaws.com", {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:*"}}), None),
+    PROBE_ROLE: (trust("lambda.amazonaws.com"), allow(function_logs("probe-"))),
+    TEST_END_ROLE: (trust("lambda.amazonaws.com"),
+                    allow((["states:StartExecution"], WORKFLOWS), READ_AND_STOP, function_logs("test-end-"))),
+    TEST_END_ROLE_WITHOUT_START: (trust("lambda.amazonaws.com"), allow(READ_AND_STOP, function_logs("test-end-"))),
+}
 
 
 @pytest.fixture(scope="module")
-def emulator():
+def emulator(tmp_path_factory):
+    """The emulator, authorizing every request (the tests' own key, ``testing``, is its administrator); its log (each
+    refusal: principal, action, resource) is ``emulator.log`` in the module's temporary folder."""
     port = free_port()
     env = {**os.environ, "SHADOW_EMULATOR_LAMBDA_HANDLERS": "emulator_probe.",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))}
-    # These doubles' tests deploy state machines and functions with made-up roles; their authorization is the
-    # demo's and test_authorization's (issue 20: give them real roles and turn it on here too).
-    process = subprocess.Popen([sys.executable, "-m", "shadow_emulator", "--port", str(port), "--no-authorization"],
-                               cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log_path = tmp_path_factory.mktemp("emulator") / "emulator.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "shadow_emulator", "--port", str(port)], cwd=ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while not port_in_use("localhost", port):
-        assert process.poll() is None and time.monotonic() < deadline, "the emulator did not start"
+        assert process.poll() is None and time.monotonic() < deadline, f"the emulator did not start; see {log_path}"
         time.sleep(0.1)
     yield f"http://localhost:{port}"
     process.terminate()
     process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def roles(emulator) -> dict[str, tuple[dict, dict | None]]:
+    """The module's roles (``ROLES``), created through the emulated IAM."""
+    iam = boto3.client("iam", endpoint_url=emulator, region_name=REGION, aws_access_key_id="testing",
+                       aws_secret_access_key="testing")
+    for arn, (trust_policy, policy) in ROLES.items():
+        name = arn.split("/")[-1]
+        assert iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust_policy))["Role"]["Arn"] == arn
+        if policy is not None:
+            iam.put_role_policy(RoleName=name, PolicyName="least-privilege", PolicyDocument=json.dumps(policy))
+    return ROLES
 
 
 def set_clock(url: str, offset_seconds: float) -> None:
@@ -57,18 +121,37 @@ def set_clock(url: str, offset_seconds: float) -> None:
         assert response.status == 200
 
 
+def control(url: str, route: str, body: dict | None = None) -> dict:
+    """GET (or POST ``body`` to) one of the emulator's control routes."""
+    request = urllib.request.Request(f"{url}/_shadow_emulator/{route}", method="GET" if body is None else "POST",
+                                     data=None if body is None else json.dumps(body).encode())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
 @pytest.fixture
-def aws(emulator):
-    """boto3 clients of the emulator; its clock is at offset 0 before and after each test."""
+def aws(emulator, roles):
+    """boto3 clients of the emulator, as its administrator; the module's roles exist; its clock is at offset 0 before
+    and after each test.
+
+    ``aws.refusals()`` are the requests the emulator refused since the test began ({principal, action, resource,
+    message}); the test fails if one of them is not in ``aws.expected_refusals`` ((role ARN, action) pairs), so the
+    roles are shown to grant everything their principals call.
+    """
     set_clock(emulator, 0)
+    before = len(control(emulator, "authorization")["denials"])
 
     def client(service: str):
-        return boto3.client(service, endpoint_url=emulator, region_name="us-east-1", aws_access_key_id="testing",
+        return boto3.client(service, endpoint_url=emulator, region_name=REGION, aws_access_key_id="testing",
                             aws_secret_access_key="testing")
 
     client.url = emulator
+    client.refusals = lambda: control(emulator, "authorization")["denials"][before:]
+    client.expected_refusals = []
     yield client
     set_clock(emulator, 0)
+    unexpected = [r["message"] for r in client.refusals() if (r["principal"], r["action"]) not in client.expected_refusals]
+    assert not unexpected, "the emulator refused requests of the test's principals:\n" + "\n".join(unexpected)
 
 
 def poll(check, what: str, deadline: float = DEADLINE):
@@ -94,7 +177,7 @@ def start_waiting(aws, wait: dict, payload: dict | None = None) -> str:
     definition = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Next": "Done", **wait},
                                                 "Done": {"Type": "Succeed"}}}
     machine = sfn.create_state_machine(name=f"wait-{time.monotonic_ns()}", definition=json.dumps(definition),
-                                       roleArn=f"arn:aws:iam::{ACCOUNT}:role/states")["stateMachineArn"]
+                                       roleArn=STATES_ROLE)["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=machine, input=json.dumps(payload or {}))["executionArn"]
     poll(lambda: "WaitStateEntered" in history(sfn, execution), "the execution to enter its Wait state")
     return execution
@@ -239,7 +322,7 @@ def test_a_stack_update_changes_the_definition_of_its_executable_state_machine(a
     def template(state: str) -> str:
         definition = {"StartAt": state, "States": {state: {"Type": "Succeed"}}}
         return json.dumps({"Resources": {"Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
-            "DefinitionString": json.dumps(definition), "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/states"}}}})
+            "DefinitionString": json.dumps(definition), "RoleArn": STATES_ROLE}}}})
 
     cfn.create_stack(StackName="machine-update", TemplateBody=template("First"))
     assert settled(cfn, "machine-update")["StackStatus"] == "CREATE_COMPLETE"
@@ -270,18 +353,13 @@ def test_an_update_may_use_the_previous_value_of_a_defaulted_parameter_as_the_cd
 
 # CloudFormation custom resources, with the probe handler
 
-ASSUME = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                  "Action": "sts:AssumeRole"}]}
-
-
 def probe_template(record: Path, *probes: dict, description: str = "v1", consumer: bool = True) -> str:
     """A stack of the probe function and one custom resource per ``probes`` (``Probe``, ``Probe2``, ...,
     properties as given), an SSM parameter and outputs that read the first one's attributes."""
     resources: dict = {
-        "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": ASSUME}},
         "Fn": {"Type": "AWS::Lambda::Function",
                "Properties": {"Handler": "emulator_probe.handler", "Runtime": "python3.12", "Code": {"ZipFile": "probe"},
-                              "Role": {"Fn::GetAtt": ["Role", "Arn"]}}}}
+                              "Role": PROBE_ROLE}}}
     for number, properties in enumerate(probes, start=1):
         resources[f"Probe{number if number > 1 else ''}"] = {
             "Type": "Custom::Probe",
@@ -470,16 +548,14 @@ def test_a_failed_delete_leaves_the_stack_delete_failed_until_a_retry_succeeds(a
 
 # The library's Custom::ShadowTestEnd, with its real handler
 
-def timer_template(state_machine_arn: str, duration_seconds: int, description: str = "v1") -> str:
-    """The resource and its function; the workflow's state machine lives outside the stack, so its
-    executions can be looked at after the stack is gone."""
-    assume = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                      "Action": "sts:AssumeRole"}]}
+def timer_template(state_machine_arn: str, duration_seconds: int, description: str = "v1",
+                   role: str = TEST_END_ROLE) -> str:
+    """The resource and its function (running as ``role``); the workflow's state machine lives outside the stack, so
+    its executions can be looked at after the stack is gone."""
     return json.dumps({"Description": description, "Resources": {
-        "FnRole": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": assume}},
         "Fn": {"Type": "AWS::Lambda::Function",
                "Properties": {"Handler": "shadow_runtime.lifecycle.test_end_resource", "Runtime": "python3.12",
-                              "Code": {"ZipFile": "x"}, "Role": {"Fn::GetAtt": ["FnRole", "Arn"]}}},
+                              "Code": {"ZipFile": "x"}, "Role": role}},
         "TestEnd": {"Type": "Custom::ShadowTestEnd",
                     "Properties": {"ServiceToken": {"Fn::GetAtt": ["Fn", "Arn"]}, "StateMachineArn": state_machine_arn,
                                    "DurationSeconds": duration_seconds}}}})
@@ -490,7 +566,7 @@ def workflow(sfn) -> str:
     definition = {"StartAt": "WaitForTestEnd", "States": {
         "WaitForTestEnd": {"Type": "Wait", "TimestampPath": "$.test_end", "Next": "Judge"}, "Judge": {"Type": "Succeed"}}}
     return sfn.create_state_machine(name=f"workflow-{time.monotonic_ns()}", definition=json.dumps(definition),
-                                    roleArn=f"arn:aws:iam::{ACCOUNT}:role/states")["stateMachineArn"]
+                                    roleArn=STATES_ROLE)["stateMachineArn"]
 
 
 def executions(sfn, machine: str) -> dict[str, str]:
@@ -521,6 +597,35 @@ def test_the_test_end_resource_starts_one_timer_moves_it_and_cancels_it(aws):
     cfn.delete_stack(StackName="test-end-timer")
     assert settled(cfn, stack_id)["StackStatus"] == "DELETE_COMPLETE"
     assert executions(sfn, machine) == {first: "ABORTED", second: "ABORTED"}
+
+    # Least privilege: the function's role was allowed every call it made, and each of its grants was used.
+    report = control(aws.url, "permissions", {"roles": [TEST_END_ROLE]})["roles"][TEST_END_ROLE]
+    assert {u["action"] for u in report["used"]} == {
+        "states:StartExecution", "states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution",
+        "logs:CreateLogStream", "logs:PutLogEvents"}
+    assert (report["unused"], report["by_resource_policy"]) == ([], [])
+
+
+def test_a_function_whose_role_may_not_start_the_execution_fails_the_create_with_the_refusal(aws):
+    """The emulator authorizes the function's calls as its execution role: without states:StartExecution the handler's
+    StartExecution is refused as AWS refuses it, the handler answers FAILED with that reason, and the stack rolls back."""
+    cfn, sfn = aws("cloudformation"), aws("stepfunctions")
+    machine = workflow(sfn)
+    aws.expected_refusals.append((TEST_END_ROLE_WITHOUT_START, "states:StartExecution"))
+    cfn.create_stack(StackName="test-end-refused",
+                     TemplateBody=timer_template(machine, 3600, role=TEST_END_ROLE_WITHOUT_START))
+    stack = settled(cfn, "test-end-refused")
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    refusal = (f"AccessDeniedException) when calling the StartExecution operation: User: arn:aws:sts::{ACCOUNT}:"
+               f"assumed-role/lifecycle-test-end-without-start/lambda is not authorized to perform: states:StartExecution "
+               f"on resource: {machine} because no identity-based policy allows the states:StartExecution action")
+    [(logical, resource_status, reason)] = failure_events(cfn, "test-end-refused")
+    assert (logical, resource_status) == ("TestEnd", "CREATE_FAILED")
+    assert reason.startswith("Received response status [FAILED] from custom resource. Message returned: ClientError: ")
+    assert refusal in reason and refusal in stack["StackStatusReason"]
+    assert executions(sfn, machine) == {}
+    assert [(r["principal"], r["action"], r["resource"]) for r in aws.refusals()] == [
+        (TEST_END_ROLE_WITHOUT_START, "states:StartExecution", machine)]
 
 
 def test_the_test_end_timer_ends_when_the_emulators_clock_reaches_the_end(aws):
