@@ -663,8 +663,9 @@ class Demo:
         status = self.client("stepfunctions").describe_execution(executionArn=timer["executionArn"])
         self.result.execution_status = status["status"]
         if status["status"] != "SUCCEEDED":
+            said = [line.strip() for line in output.splitlines() if line.strip()]
             raise DemoError(f"the promotion workflow ended {status['status']}: {status.get('error', '')} "
-                            f"{status.get('cause', '')}".strip())
+                            f"{status.get('cause', '')}".strip() + (f"; shadow-test run: {said[-1]}" if said else ""))
         output_json = json.loads(status.get("output") or "{}")
         self.result.decision = output_json.get("decision", "")
         report = output_json.get("report") or ""

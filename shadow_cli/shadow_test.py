@@ -23,7 +23,8 @@ environment and profile). Failures are one line on stderr, never a traceback.
 
 Exit codes:
   0    run: the shadow was promoted; status: shown; drift: deploying keeps the model serving in production
-  1    run: the execution FAILED, TIMED_OUT or was ABORTED (its error and cause on stderr), or ended
+  1    run: the execution FAILED, TIMED_OUT or was ABORTED (its error and cause, and the failed step with its own,
+       on stderr), or ended
        without a usable verdict; drift: deploying would put another model into production (or cannot tell)
   2    bad usage: wrong arguments, no region, stack not found, no (or several) promotion workflows,
        state machine not found, no cloud assembly or the stack not in it
@@ -84,6 +85,7 @@ from .stack import (
 PROG = "shadow-test"
 WAIT_STATE = _looks.WAIT_STATE  # an execution given only a test_end waits there
 LOOK_WAIT_STATE = _looks.LOOK_WAIT_STATE  # the self-ending execution waits there for its next look
+FAILURE_STATE = "ReportFailure"  # a failed step is caught into it with $.failure (endpoint_update.WorkflowSteps)
 if __doc__ is None:  # python -OO strips docstrings; the help text and exit codes are this module's docstring
     raise ImportError(f"{__name__} needs its docstring: run Python without -OO")
 _DOC: str = __doc__
@@ -255,24 +257,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def follow(sfn, execution_arn: str, poll: float) -> dict[str, Any]:
-    """Print each state as it is entered until the execution ends; its final DescribeExecution."""
-    last_id = 0
+    """Print each state as it is entered until the execution ends; its final DescribeExecution, with
+    ``failed_step`` (the step, its error and cause) when a step failed into the workflow's failure report."""
+    last_id, current, failed_in, failed_step = 0, "", "", ""
     while True:
         described = sfn.describe_execution(executionArn=execution_arn)
         for event in new_events(sfn, execution_arn, last_id):
             last_id = max(last_id, event["id"])
+            if event["type"].endswith("Failed") and event["type"] != "ExecutionFailed":
+                failed_in = current  # the state whose task failed (a retry may follow; the last failure counts)
             entered = event.get("stateEnteredEventDetails")
             if not entered:
                 continue
-            if entered.get("name") == WAIT_STATE:
+            if entered.get("name") == FAILURE_STATE:
+                failure = (json_object(entered.get("input")) or {}).get("failure") or {}
+                failed_step = f"{failed_in or 'a step'} failed: " + (": ".join(
+                    one_line(failure.get(k), 800) for k in ("Error", "Cause") if failure.get(k)) or "no error given")
+                say(f"-> {FAILURE_STATE} ({failed_step})")
+            elif entered.get("name") == WAIT_STATE:
                 end = test_end_of(described, entered)
                 say(f"-> {WAIT_STATE} (until {until(end)})" if end else f"-> {WAIT_STATE}")
             elif entered.get("name") == LOOK_WAIT_STATE and (look := look_of(entered)):
                 say(f"-> {LOOK_WAIT_STATE} ({look_text(look)})")
             else:
                 say(f"-> {entered.get('name')}")
+            current = entered.get("name") or current
         if described["status"] != "RUNNING":
-            return described
+            return {**described, "failed_step": failed_step} if failed_step else described
         time.sleep(poll)
 
 
@@ -281,7 +292,8 @@ def conclude(aws: Aws, described: dict[str, Any]) -> int:
     if status != "SUCCEEDED":
         error, cause = described.get("error"), described.get("cause")
         detail = ": ".join(one_line(part) for part in (error, cause) if part) or "no error or cause given"
-        raise CliError(f"execution {name} {status}: {detail}", EXIT_FAILED)
+        step = f" ({described['failed_step']})" if described.get("failed_step") else ""
+        raise CliError(f"execution {name} {status}: {detail}{step}", EXIT_FAILED)
     output = json_object(described.get("output"))
     decision = (output or {}).get("decision")
     if output is None or decision not in ACTION_OF_DECISION:

@@ -200,6 +200,13 @@ MODELS = {
 }
 
 
+def _refusal_reason(refusal: Any) -> str:
+    """A query's StateChangeReason when Athena, running it as the caller, is refused: S3's as Athena words it."""
+    if refusal.action.startswith("s3:") and refusal.resource.startswith("arn:aws:s3:::"):
+        return f"Permission denied on S3 path: s3://{refusal.resource.removeprefix('arn:aws:s3:::')} ({refusal})"
+    return f"AccessDeniedException: {refusal}"
+
+
 class AthenaDouble:
     """``with AthenaDouble():`` inside ``mock_aws`` (or installed by the emulator server)."""
 
@@ -221,7 +228,13 @@ class AthenaDouble:
 
         def start_query_execution(backend, query, context, config, workgroup, execution_parameters):
             execution_id = original_start(backend, query, context, config, workgroup, execution_parameters)
-            double._execute(backend, execution_id, query, execution_parameters or [])
+            from .authorization.enforcer import take_query_refusal
+
+            refusal = take_query_refusal()
+            if refusal is not None:  # Athena read the catalog or the data with the caller's rights, and was refused
+                double._fail(backend, execution_id, _refusal_reason(refusal))
+            else:
+                double._execute(backend, execution_id, query, execution_parameters or [])
             return execution_id
 
         def get_query_execution(response):
@@ -252,6 +265,11 @@ class AthenaDouble:
     def __exit__(self, *exc: object) -> None:
         self.uninstall()
 
+    def _fail(self, backend, execution_id: str, reason: str) -> None:
+        self.failures[execution_id] = reason
+        backend.executions[execution_id].status = "FAILED"
+        _log.warning("query %s FAILED: %s", execution_id, reason)
+
     def _execute(self, backend, execution_id: str, query: str, parameters: list[str]) -> None:
         if re.match(r"\s*(CREATE|DROP|ALTER|MSCK)\b", query, re.IGNORECASE):
             return  # DDL: moto's own handling (databases) is kept
@@ -264,9 +282,7 @@ class AthenaDouble:
                 header, rows = run_athena_sql(connection, query, [sql_literal(p) for p in parameters])
         except Exception as error:  # noqa: BLE001 - a failing query ends FAILED, as on Athena
             # sqlglot underlines the offending token with terminal colour codes: plain text, as Athena's
-            self.failures[execution_id] = re.sub(r"\x1b\[[0-9;]*m", "", f"{type(error).__name__}: {error}")
-            backend.executions[execution_id].status = "FAILED"
-            _log.warning("query %s FAILED: %s", execution_id, self.failures[execution_id])
+            self._fail(backend, execution_id, re.sub(r"\x1b\[[0-9;]*m", "", f"{type(error).__name__}: {error}"))
             return
         result_rows = [{"Data": [{"VarCharValue": name} for name in header]}]
         result_rows += [{"Data": [{"VarCharValue": _text(v)} if v is not None else {} for v in row]} for row in rows]

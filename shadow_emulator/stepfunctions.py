@@ -102,13 +102,22 @@ class StepFunctionsDouble:
 
 
 class _ForwardedTime:
-    """The ``time`` module as moto's retrier sees it in fast-forward mode: a back-off moves the clock instead."""
+    """The ``time`` module as moto's retrier sees it: a back-off lasts ``seconds`` on the emulator's clock (at its
+    rate), or, in fast-forward mode, moves the clock instead."""
 
     def __init__(self, double: WaitStateDouble) -> None:
         self._double = double
 
     def sleep(self, seconds: float) -> None:
-        self._double.advance(seconds)
+        import time
+
+        if self._double.fast_forward:
+            self._double.advance(seconds)
+            return
+        clock = self._double.clock
+        until = clock.now() + timedelta(seconds=seconds)
+        while (remaining := (until - clock.now()).total_seconds()) > 0:
+            time.sleep(min(remaining / clock.rate, self._double.poll_seconds))
 
     def __getattr__(self, name: str) -> Any:
         import time
@@ -122,7 +131,8 @@ class WaitStateDouble:
     :param clock: the clock to follow (the server's, shared with the runtime double). Default: a clock of its own.
     :param poll_seconds: how often a waiting state looks at the clock. Default: 0.2 s.
     :param fast_forward: instead of waiting, move the clock forward to the end of every wait and of every
-        retry's back-off (moto's retrier sleeps for real): executions run as if the time had passed, at once.
+        retry's back-off: executions run as if the time had passed, at once. (Otherwise a back-off, like a wait,
+        lasts its seconds on the emulator's clock: moto's retrier would sleep them for real.)
         For in-process tests of a state machine's logic; the emulator's server does not. Default: False.
     """
 
@@ -170,9 +180,8 @@ class WaitStateDouble:
             double.wait_until(env, double.deadline(function, env))
 
         WaitFunction._eval_body = _eval_body
-        if self.fast_forward:
-            self._original_time = retrier_decl.time
-            retrier_decl.time = _ForwardedTime(self)
+        self._original_time = retrier_decl.time
+        retrier_decl.time = _ForwardedTime(self)
         return self
 
     def uninstall(self) -> None:

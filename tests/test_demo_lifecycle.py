@@ -12,31 +12,16 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
-import aws_cdk as cdk
 import pytest
 from conftest import ROOT
+from demo_assembly import synthesize
 
-from app import build_app
 from scripts.demo import Console, Demo, DemoError
 from shadow_emulator.authorization.least_privilege import JUSTIFIED_UNUSED, unused_in_every_run
 from shadow_emulator.ports import free_port
 
 REQUESTS, MINUTES, SAMPLING = 2250, 15, 0.5  # 15 paired minutes: the latency p99s judged with room
-
-
-def synthesize(scenario: str, outdir: Path) -> Path:
-    """The cloud assembly ``make demo``'s ``cdk synth`` writes for the scenario (byte for byte the same template,
-    asset manifest, manifest, metadata and tree): cdk.json's context, the demo's, and what the CLI adds; but in
-    this worker's jsii process, not in a new CLI, Python and Node (about 10 s of CPU less). The next phase is
-    still synthesized by the demo with the CLI."""
-    context = {**json.loads((ROOT / "cdk.json").read_text())["context"],
-               "shadow-test-config": f"scenarios/{scenario}.json", "managed-test": {"endpoint_name": None},
-               "aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True,
-               "aws:cdk:version-reporting": False, "aws:cdk:bundling-stacks": ["**"]}
-    build_app(cdk.App(outdir=str(outdir), context=context)).synth()
-    return outdir
 
 
 def run(scenario: str, tmp_path_factory) -> Demo:

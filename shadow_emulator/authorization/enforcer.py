@@ -40,6 +40,15 @@ _SERVICE_ERRORS: dict[str, tuple[str, int]] = {
 _ERROR_STATUS = {"KMSAccessDenied": 400, "AccessDenied": 403, "AccessDeniedException": 400, "AuthorizationError": 403}
 
 
+_DEFERRED = threading.local()  # a refusal the service reports later, for the request this thread serves
+
+
+def take_query_refusal() -> AccessDenied | None:
+    """The refusal of the query the request this thread serves starts (Athena fails the query, not the call), once."""
+    refusal, _DEFERRED.refusal = getattr(_DEFERRED, "refusal", None), None
+    return refusal
+
+
 class AccessDenied(Exception):
     """A refused authorization request, with what AWS says of it."""
 
@@ -116,6 +125,7 @@ class Authorizer:
             LOG.error("authorization: refused an unknown call: %s", error)
             return _answer("InternalFailure", 500, f"shadow_emulator: {error}; add it to "
                                                   "shadow_emulator/authorization/rules.py", "json")
+        _DEFERRED.refusal = None
         if call is None:
             return None  # unsigned: CloudFormation's custom-resource answers to their presigned URL, the demo's probes
         try:
@@ -145,8 +155,13 @@ class Authorizer:
             self._check(principal, check, values)
         for name in rule.follows:
             derived = self.derived[name]
-            for check in derived.checks:
-                self._check(principal, check, values, code=derived.error)
+            try:
+                for check in derived.checks:
+                    self._check(principal, check, values, code=derived.error)
+            except AccessDenied as denied:
+                if derived.fails != "query":
+                    raise
+                _DEFERRED.refusal = denied  # the call is served; the query it starts fails (take_query_refusal)
         return principal
 
     def act(self, name: str, role_arn: str, service_values: dict[str, Any], region: str = "us-east-1") -> None:
@@ -562,4 +577,4 @@ COMPUTED: dict[str, Callable[[_Values], Any]] = {
     "query_results_kms_key": _results_kms_key, "parameters": _parameters,
 }
 
-__all__ = ["ADMINISTRATOR", "AccessDenied", "Authorizer", "Decision"]
+__all__ = ["ADMINISTRATOR", "AccessDenied", "Authorizer", "Decision", "take_query_refusal"]

@@ -84,6 +84,9 @@ class Derived:
     source: str
     quote: str = ""
     error: str = ""  # the error code the service answers the caller with when it is refused (default: the call's)
+    #: "" : a refusal refuses the call; "query": the call succeeds and the query it starts ends FAILED with the reason
+    #: (Athena checks the caller's rights on the catalog and the data while it runs the query).
+    fails: str = ""
 
 
 def _rule(call: str, action: str | None = None, *resources: str, source: str, context: tuple[tuple[str, str], ...] = (),
@@ -265,7 +268,7 @@ DERIVED: tuple[Derived, ...] = (
             "To pass a role (and its permissions) to an AWS service, a user must have permissions to pass the role to "
             "the service.", error="AccessDenied"),
     Derived("athena-as-caller", "Athena runs the query: it reads the Glue catalog and the table's S3 data with the "
-            "caller's rights and writes the results to the work group's location",
+            "caller's rights and writes the results to the work group's location (refused: the query ends FAILED)",
             (Check("glue:GetDatabase", ("arn:aws:glue:{region}:{account}:catalog", "{query_databases}")),
              Check("glue:GetTable", ("arn:aws:glue:{region}:{account}:catalog", "{query_databases}", "{query_tables}")),
              Check("s3:GetBucketLocation", ("{query_source_bucket}",)),
@@ -278,7 +281,7 @@ DERIVED: tuple[Derived, ...] = (
                    (("kms:ViaService", "s3.{region}.amazonaws.com"),))),
             "https://docs.aws.amazon.com/athena/latest/ug/security-iam-athena.html",
             "Athena reads the Data Catalog and the data in Amazon S3 with the permissions of the principal that runs the "
-            "query.", error="AccessDeniedException"),
+            "query.", error="AccessDeniedException", fails="query"),
     Derived("athena-results", "the caller reads the results, which Athena fetches from S3 with the caller's rights",
             (Check("s3:GetObject", ("{query_results_objects}",)),
              Check("kms:Decrypt", ("{query_results_kms_key}",), (("kms:ViaService", "s3.{region}.amazonaws.com"),))),

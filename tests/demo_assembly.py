@@ -1,0 +1,26 @@
+"""The demo's cloud assembly, synthesized in the test worker's jsii process (shared by the lifecycle tests)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aws_cdk as cdk
+from conftest import ROOT
+
+from app import build_app
+
+
+def synthesize(scenario: str, outdir: Path, phase: str | None = None) -> Path:
+    """The cloud assembly ``make demo``'s ``cdk synth`` writes for the scenario (byte for byte the same template,
+    asset manifest, manifest, metadata and tree): cdk.json's context, the demo's, and what the CLI adds; but in
+    this worker's jsii process, not in a new CLI, Python and Node (about 10 s of CPU less). ``phase`` ("promoted",
+    "rolled_back") as the demo's next-phase synth gives it (``-c shadow-test={"phase": ...}``)."""
+    context = {**json.loads((ROOT / "cdk.json").read_text())["context"],
+               "shadow-test-config": f"scenarios/{scenario}.json", "managed-test": {"endpoint_name": None},
+               "aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True,
+               "aws:cdk:version-reporting": False, "aws:cdk:bundling-stacks": ["**"]}
+    if phase is not None:
+        context["shadow-test"] = {"phase": phase}
+    build_app(cdk.App(outdir=str(outdir), context=context)).synth()
+    return outdir
