@@ -24,7 +24,8 @@ environment and profile). Failures are one line on stderr, never a traceback.
 Exit codes:
   0    run: the shadow was promoted; status: shown; drift: deploying keeps the model serving in production
   1    run: the execution FAILED, TIMED_OUT or was ABORTED (its error and cause, and the failed step with its
-       own, on stderr), or ended without a usable verdict; drift: deploying would put another model into production (or cannot tell)
+       own, on stderr), or ended without a usable verdict; drift: deploying would put another model into
+       production (or cannot tell)
   2    bad usage: wrong arguments, no region, stack not found, no (or several) promotion workflows,
        state machine not found, no cloud assembly or the stack not in it
   3    run: REJECT (the shadow was removed), or PROMOTE that a person declined
