@@ -64,6 +64,8 @@ from shadow_runtime import agreement_metrics  # noqa: E402 - stdlib only: the wo
 from shadow_emulator.ports import port_in_use  # noqa: E402 - not .server: that would load moto into the driver
 
 STACK = "ChurnShadowTest"
+#: The emulated IAM user who runs the CLI when the demo is given an operator policy.
+OPERATOR = "shadow-operator"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 SCENARIOS = ("healthy", "regressed")
 #: The verdict each scenario is built to end in (``main`` fails the demo on any other).
@@ -126,6 +128,9 @@ class DemoResult:
     permissions: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The requests the emulator's authorization refused during the run (principal, action, resource, message).
     denials: list[dict[str, str]] = field(default_factory=list)
+    #: What the operator (the IAM user running the CLI) requested: ``requests`` (action, resource) and the ``values``
+    #: docs/operator-policy.json was filled with.
+    operator: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -311,7 +316,7 @@ class Demo:
 
     def __init__(self, scenario: str = "healthy", requests: int = 3000, minutes: int = 20, port: int = 5055,
                  workdir: Path | None = None, assembly: Path | None = None, keep: bool = False,
-                 console: Console | None = None, seed: int = 2026) -> None:
+                 console: Console | None = None, seed: int = 2026, operator: bool = True) -> None:
         if scenario not in SCENARIOS:
             raise DemoError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
         if not 10 <= minutes <= 120:
@@ -328,6 +333,12 @@ class Demo:
         self.result = DemoResult(scenario=scenario)
         self.env = self._aws_env()
         self.emulator.env = self.env
+        #: cdk deploy / destroy, shadow-test and shadow-report run as the emulated IAM user OPERATOR, whose one policy
+        #: is docs/operator-policy.json filled in for the stack (the bootstrap, the traffic and the inspection stay the
+        #: administrator's); False: the administrator runs them all.
+        self.operator = operator
+        self.cli_env = self.env
+        self.operator_values: dict[str, str] = {"Account": ACCOUNT, "Region": REGION, "StackName": STACK}
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self._traffic: Future[tuple[list[str], InvokeEndpointSender]] | None = None
@@ -395,7 +406,7 @@ class Demo:
         source = [] if not app else ["--app", str(assembly)] if assembly else \
             ["--output", str(output or self.workdir / "cdk.out")]
         command = [str(CDK), *args, *source, "--no-notices", "--no-version-reporting", "--ci"]
-        env = self.env
+        env = self.env if args[0] == "bootstrap" else self.cli_env
         if app and not assembly:
             command += self._context_args() + (context or [])
             # A synth needs no AWS account (the app's stacks are environment-agnostic): given no credentials, the
@@ -472,6 +483,46 @@ class Demo:
                                          f"(moto + shadow_emulator doubles)")
         self.emulator.start()
         self.console.line(f"ready; its log: {self.emulator.log_path}")
+        if self.operator:
+            self.cli_env = self.make_operator()
+            self.console.line(f"cdk deploy, shadow-test and shadow-report run as the IAM user {OPERATOR}, with "
+                              f"docs/operator-policy.json only")
+
+    def make_operator(self) -> dict[str, str]:
+        """The emulated IAM user who runs the CLI, allowed only to deploy through the bootstrap roles until the stack
+        exists (``operator_policy`` then gives it the rest); the CLI's environment as that user."""
+        from shadow_emulator.authorization import operator_policy
+
+        iam = self.client("iam")
+        iam.create_user(UserName=OPERATOR)
+        template = operator_policy.load()
+        deploying = {**template, "Statement": [s for s in template["Statement"] if s["Action"] == ["sts:AssumeRole"]]}
+        iam.put_user_policy(UserName=OPERATOR, PolicyName=OPERATOR,
+                            PolicyDocument=json.dumps(operator_policy.fill(deploying, self.operator_values)))
+        key = iam.create_access_key(UserName=OPERATOR)["AccessKey"]
+        return {**self.env, "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+    def operator_policy(self, resources: dict[str, list[tuple[str, str]]]) -> None:
+        """Give the operator docs/operator-policy.json for the deployed stack (``resources``: type -> (logical id,
+        physical id))."""
+        from shadow_emulator.authorization import operator_policy
+
+        def named(kind: str, prefix: str) -> str:
+            return next(physical for logical, physical in resources.get(kind, []) if logical.startswith(prefix))
+
+        def key_arn(key: str) -> str:
+            return key if key.startswith("arn:") else f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key}"
+
+        capture = self.result.initial_config.get("capture") or {}
+        bucket, _, prefix = capture.get("DestinationS3Uri", "s3://")[5:].partition("/")
+        self.operator_values.update({
+            "StateMachineName": self.state_machine.rsplit(":", 1)[-1], "EndpointName": self.endpoint,
+            "CaptureBucket": bucket, "CapturePrefix": prefix.strip("/"),
+            "CaptureKeyArn": key_arn(capture["KmsKeyId"]),
+            "ReportsBucket": named("AWS::S3::Bucket", "PromotionReportsBucket"),
+            "ReportsKeyArn": key_arn(named("AWS::KMS::Key", "PromotionReportsKey"))})
+        self.client("iam").put_user_policy(UserName=OPERATOR, PolicyName=OPERATOR, PolicyDocument=json.dumps(
+            operator_policy.fill(operator_policy.load(), self.operator_values)))
 
     def deploy(self) -> None:
         self.console.step(2, self.STEPS, f"cdk bootstrap and cdk deploy {STACK} (scenario {self.scenario}) "
@@ -486,11 +537,12 @@ class Demo:
         self.console.line(f"bootstrapped aws://{ACCOUNT}/{REGION}")
         self.cdk("deploy", STACK, "--require-approval", "never", "--method=direct", assembly=assembly,
                  what=f"deploy {STACK}")
-        resources = {}
+        resources: dict[str, list[tuple[str, str]]] = {}
         for page in self.client("cloudformation").get_paginator("list_stack_resources").paginate(StackName=STACK):
             for resource in page["StackResourceSummaries"]:
-                resources.setdefault(resource["ResourceType"], []).append(resource["PhysicalResourceId"])
-        machines = resources.get("AWS::StepFunctions::StateMachine", [])
+                resources.setdefault(resource["ResourceType"], []).append(
+                    (resource["LogicalResourceId"], resource["PhysicalResourceId"]))
+        machines = [physical for _, physical in resources.get("AWS::StepFunctions::StateMachine", [])]
         if len(machines) != 1:
             raise DemoError(f"expected one promotion state machine in {STACK}, found {len(machines)}")
         self.state_machine = machines[0]
@@ -505,6 +557,8 @@ class Demo:
                           f"production {_variant_text(production[0])}, shadow {_variant_text(shadow[0])}")
         capture = self.result.initial_config.get("capture") or {}
         self.result.capture_destination = capture.get("DestinationS3Uri", "")
+        if self.operator:
+            self.operator_policy(resources)
 
     def stack_roles(self) -> dict[str, str]:
         """The stack's IAM roles: logical id -> role ARN."""
@@ -522,9 +576,14 @@ class Demo:
         report = self.emulator.control("POST", "permissions", {"roles": sorted(roles.values())})["roles"]
         by_arn = {arn: logical for logical, arn in roles.items()}
         self.result.permissions = {by_arn[arn]: answer for arn, answer in report.items()}
-        self.result.denials = self.emulator.control("GET", "authorization")["denials"]
+        recorded = self.emulator.control("GET", "authorization")
+        self.result.denials = recorded["denials"]
+        operator = f"arn:aws:iam::{ACCOUNT}:user/{OPERATOR}"
+        self.result.operator = {"values": self.operator_values, "requests": sorted(
+            {(u["action"], u["resource"]) for u in recorded["usage"] if u["principal"] == operator})}
         (self.workdir / "permissions.json").write_text(json.dumps(
-            {"roles": self.result.permissions, "denials": self.result.denials}, indent=1))
+            {"roles": self.result.permissions, "denials": self.result.denials, "operator": self.result.operator},
+            indent=1))
         if not say:
             return
         unused = sum(len(answer["unused"]) for answer in self.result.permissions.values())
@@ -590,7 +649,7 @@ class Demo:
         """Run the ``shadow-test`` command against the emulator; its exit code and output (``on_line`` sees each
         line as it comes)."""
         command = [str(Path(sys.executable).parent / "shadow-test"), *args]
-        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(command, cwd=ROOT, env=self.cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True, stdin=subprocess.DEVNULL)
         lines = []
         for line in process.stdout:
@@ -804,7 +863,7 @@ class Demo:
         command = [str(Path(sys.executable).parent / "shadow-report"), destination, "--endpoint", self.endpoint,
                    "--out", str(out), "--no-progress"]
         with log.open("w") as output:
-            self._report = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT,
+            self._report = subprocess.Popen(command, cwd=ROOT, env=self.cli_env, stdout=output, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL)
 
     def shadow_report(self, destination: str) -> None:

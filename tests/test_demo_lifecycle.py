@@ -18,6 +18,7 @@ from conftest import ROOT
 from demo_assembly import synthesize
 
 from scripts.demo import Console, Demo, DemoError
+from shadow_emulator.authorization import operator_policy
 from shadow_emulator.authorization.least_privilege import JUSTIFIED_UNUSED, unused_in_every_run
 from shadow_emulator.ports import free_port
 
@@ -141,6 +142,24 @@ def test_nothing_was_refused_and_every_grant_is_used_or_justified(healthy, regre
     used = {(role, grant["action"]) for run in runs for role, answer in run.items() for request in answer["used"]
             for grant in request["grants"]}
     assert len(used) > 60  # the report saw the lifecycle's requests, not an empty emulator
+
+
+def test_the_cli_ran_under_the_operator_policy_generated_from_its_own_requests(healthy, regressed):
+    """cdk deploy / destroy, shadow-test and shadow-report ran as an IAM user whose one policy is
+    docs/operator-policy.json (nothing was refused: the previous test), and that policy is exactly what their
+    recorded requests generalize to over both lifecycles (nothing in it unused, nothing missing)."""
+    def pairs(policy: dict) -> set[tuple[str, str]]:
+        return {(action, resource) for s in policy["Statement"] for action in s["Action"] for resource in s["Resource"]}
+
+    generated = set()
+    for demo in (healthy, regressed):
+        recorded = demo.result.operator
+        assert ("sts:AssumeRole", "arn:aws:iam::123456789012:role/cdk-hnb659fds-deploy-role-123456789012-us-east-1") \
+            in {tuple(r) for r in recorded["requests"]}  # the CDK CLI deployed as the operator
+        generated |= pairs(operator_policy.generalize([tuple(r) for r in recorded["requests"]], recorded["values"]))
+    assert generated == pairs(operator_policy.load()), \
+        "docs/operator-policy.json differs from the requests: python -m shadow_emulator.authorization.operator_policy " \
+        ".demo/permissions.json > docs/operator-policy.json"
 
 
 def test_wildcard_grants_are_only_for_actions_without_a_resource_type(healthy):
