@@ -198,3 +198,188 @@ def test_s3_refuses_as_s3_does_and_a_call_without_a_rule_fails_loudly(emulator):
     assert "with an explicit deny in a resource-based policy" in refused.value.response["Error"]["Message"]
     with pytest.raises(ClientError, match="no authorization rule for sagemaker:ListTrainingJobs"):
         client(emulator, "sagemaker").list_training_jobs()
+
+
+
+def trust_policy(service: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": service},
+                                                    "Action": "sts:AssumeRole"}]}
+
+
+def trusting(url: str, name: str, service: str) -> str:
+    """A role whose trust policy lets ``service`` (only) assume it, made through the emulated IAM; its ARN."""
+    return client(url, "iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust_policy(service)))[
+        "Role"]["Arn"]
+
+
+PASS = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+#: Step Functions checks at CreateStateMachine (and UpdateStateMachine with a new roleArn) that it may assume the
+#: execution role (https://docs.aws.amazon.com/step-functions/latest/dg/procedure-create-iam-role.html: the role's
+#: trust policy must let states.amazonaws.com assume it); else AccessDeniedException (HTTP 400) with this message.
+STATES_REFUSAL = ("Neither the global service principal states.amazonaws.com, nor the regional one is authorized to "
+                  "assume the provided role.")
+#: Lambda checks at CreateFunction (and UpdateFunctionConfiguration with a new Role) that it may assume the execution
+#: role (https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html: the trust policy must let
+#: lambda.amazonaws.com assume it); else InvalidParameterValueException (HTTP 400) with this message.
+LAMBDA_REFUSAL = "The role defined for the function cannot be assumed by Lambda."
+EMPTY_ZIP = b"PK\x05\x06" + b"\x00" * 18
+
+
+def wait_for(describe, done, what: str):
+    deadline = time.monotonic() + 30
+    while not done(described := describe()):
+        assert time.monotonic() < deadline, f"{what}: {described}"
+        time.sleep(0.1)
+    return described
+
+
+def settled_stack(cfn, name: str) -> dict:
+    return wait_for(lambda: cfn.describe_stacks(StackName=name)["Stacks"][0],
+                    lambda stack: not stack["StackStatus"].endswith("_IN_PROGRESS"), f"stack {name}")
+
+
+def ended_execution(sfn, execution: str) -> dict:
+    return wait_for(lambda: sfn.describe_execution(executionArn=execution), lambda e: e["status"] != "RUNNING", execution)
+
+
+def test_create_state_machine_refuses_a_role_step_functions_may_not_assume(emulator):
+    sfn = client(emulator, "stepfunctions")
+    lambda_only = trusting(emulator, "TrustsLambdaOnly", "lambda.amazonaws.com")
+    with pytest.raises(ClientError) as refused:
+        sfn.create_state_machine(name="untrusted", definition=PASS, roleArn=lambda_only)
+    error = refused.value.response
+    assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("AccessDeniedException", 400)
+    assert error["Error"]["Message"] == STATES_REFUSAL
+    assert "untrusted" not in [m["name"] for m in sfn.list_state_machines()["stateMachines"]]
+    states = trusting(emulator, "TrustsStates", "states.amazonaws.com")
+    machine = sfn.create_state_machine(name="trusted", definition=PASS, roleArn=states)["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=machine, name="first")["executionArn"]
+    assert execution == f"arn:aws:states:{REGION}:{ACCOUNT}:execution:trusted:first"
+    assert ended_execution(sfn, execution)["status"] == "SUCCEEDED"
+
+
+def test_an_execution_whose_role_can_no_longer_be_assumed_fails_with_the_refusal(emulator):
+    """The role was trusted at CreateStateMachine and is gone since (its stack deleted): StartExecution is answered
+    with the execution's ARN, and the execution fails saying why (the emulator used to drop the request)."""
+    cfn, sfn = client(emulator, "cloudformation"), client(emulator, "stepfunctions")
+    template = {"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {
+        "RoleName": "GoneLater", "AssumeRolePolicyDocument": trust_policy("states.amazonaws.com")}}}}
+    cfn.create_stack(StackName="gone-later", TemplateBody=json.dumps(template))
+    assert settled_stack(cfn, "gone-later")["StackStatus"] == "CREATE_COMPLETE"
+    machine = sfn.create_state_machine(name="orphan", definition=PASS,
+                                       roleArn=f"arn:aws:iam::{ACCOUNT}:role/GoneLater")["stateMachineArn"]
+    cfn.delete_stack(StackName="gone-later")
+    execution = sfn.start_execution(stateMachineArn=machine, name="after")["executionArn"]
+    assert execution == f"arn:aws:states:{REGION}:{ACCOUNT}:execution:orphan:after"
+    ended = ended_execution(sfn, execution)
+    assert (ended["status"], ended["error"]) == ("FAILED", "States.Runtime")
+    assert ended["cause"].startswith(STATES_REFUSAL) and "sts:AssumeRole" in ended["cause"], ended
+    events = [event["type"] for event in sfn.get_execution_history(executionArn=execution)["events"]]
+    assert events == ["ExecutionStarted", "ExecutionFailed"]
+
+
+def stack_with(role_trusts: str, resource: dict) -> str:
+    """A template: a role trusting ``role_trusts``, and ``resource`` (logical id Resource) given its ARN where it says
+    ``ROLE``."""
+    role_arn = {"Fn::GetAtt": ["Role", "Arn"]}
+    properties = {key: role_arn if value == "ROLE" else value for key, value in resource["Properties"].items()}
+    return json.dumps({"Resources": {
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": trust_policy(role_trusts)}},
+        "Resource": {**resource, "Properties": properties}}})
+
+
+@pytest.mark.parametrize("resource, refusal, service, handler_error", [
+    ({"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+        "StateMachineName": "stack-machine", "DefinitionString": PASS, "RoleArn": "ROLE"}},
+     STATES_REFUSAL, "Sfn", "AccessDenied"),
+    ({"Type": "AWS::Lambda::Function", "Properties": {
+        "FunctionName": "stack-function", "Runtime": "python3.12", "Handler": "index.handler",
+        "Code": {"ZipFile": "def handler(event, context):\n    return event\n"}, "Role": "ROLE"}},
+     LAMBDA_REFUSAL, "Lambda", "InvalidRequest"),
+], ids=["state-machine", "function"])
+def test_a_stack_whose_resource_role_its_service_may_not_assume_rolls_back_with_the_refusal(
+        emulator, resource, refusal, service, handler_error):
+    """The role of the same stack, created just before, trusts the other service: the resource's create fails with
+    what the service answered, as CloudFormation words a resource handler's error, and the stack rolls back."""
+    cfn = client(emulator, "cloudformation")
+    other = "lambda.amazonaws.com" if service == "Sfn" else "states.amazonaws.com"
+    name = f"untrusted-{service.lower()}"
+    cfn.create_stack(StackName=name, TemplateBody=stack_with(other, resource))
+    stack = settled_stack(cfn, name)
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE", stack
+    events = cfn.describe_stack_events(StackName=name)["StackEvents"]
+    failed = [(e["LogicalResourceId"], e["ResourceStatusReason"]) for e in events if e["ResourceStatus"] == "CREATE_FAILED"]
+    assert [logical for logical, _ in failed] == ["Resource"], events
+    reason = failed[0][1]
+    assert reason.startswith(f'Resource handler returned message: "{refusal} (Service: {service}, Status Code: 400, ')
+    assert reason.endswith(f"HandlerErrorCode: {handler_error})")
+    assert refusal in stack["StackStatusReason"]
+    assert not cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]
+    assert "stack-machine" not in [m["name"] for m in client(emulator, "stepfunctions").list_state_machines()["stateMachines"]]
+    assert "stack-function" not in [f["FunctionName"] for f in client(emulator, "lambda").list_functions()["Functions"]]
+    # With a role its service may assume, the same stack is created.
+    cfn.create_stack(StackName=f"{name}-trusted", TemplateBody=stack_with(
+        "states.amazonaws.com" if service == "Sfn" else "lambda.amazonaws.com", resource))
+    assert settled_stack(cfn, f"{name}-trusted")["StackStatus"] == "CREATE_COMPLETE"
+    cfn.delete_stack(StackName=f"{name}-trusted")
+
+
+def test_a_stack_update_giving_its_state_machine_a_role_step_functions_may_not_assume_rolls_back(emulator):
+    cfn, sfn = client(emulator, "cloudformation"), client(emulator, "stepfunctions")
+
+    def template(role: str) -> str:
+        return json.dumps({"Resources": {
+            "Trusted": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": trust_policy("states.amazonaws.com")}},
+            "LambdaOnly": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": trust_policy("lambda.amazonaws.com")}},
+            "Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+                "StateMachineName": "updated-machine", "DefinitionString": PASS, "RoleArn": {"Fn::GetAtt": [role, "Arn"]}}}}})
+
+    cfn.create_stack(StackName="machine-update", TemplateBody=template("Trusted"))
+    assert settled_stack(cfn, "machine-update")["StackStatus"] == "CREATE_COMPLETE"
+    machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:updated-machine"
+    role = sfn.describe_state_machine(stateMachineArn=machine)["roleArn"]
+    cfn.update_stack(StackName="machine-update", TemplateBody=template("LambdaOnly"))
+    stack = settled_stack(cfn, "machine-update")
+    assert stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE" and STATES_REFUSAL in stack["StackStatusReason"]
+    events = cfn.describe_stack_events(StackName="machine-update")["StackEvents"]
+    failed = [(e["LogicalResourceId"], e["ResourceStatusReason"]) for e in events if e["ResourceStatus"] == "UPDATE_FAILED"]
+    assert [logical for logical, _ in failed] == ["Machine"] and STATES_REFUSAL in failed[0][1], events
+    assert sfn.describe_state_machine(stateMachineArn=machine)["roleArn"] == role
+    cfn.delete_stack(StackName="machine-update")
+
+
+def test_create_function_and_the_updates_refuse_a_role_their_service_may_not_assume():
+    """The API answers, in-process (the emulator's server has no rules-table row for CreateFunction,
+    UpdateFunctionConfiguration or UpdateStateMachine yet: it refuses them as unknown calls before they reach moto)."""
+    from moto import mock_aws
+
+    from shadow_emulator.authorization import AuthorizationDouble
+
+    with mock_aws(), AuthorizationDouble():
+        iam = boto3.client("iam", region_name=REGION)
+
+        def role(name: str, service: str) -> str:
+            return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust_policy(service)))["Role"]["Arn"]
+
+        states_only, lambda_only = role("StatesOnly", "states.amazonaws.com"), role("LambdaOnly", "lambda.amazonaws.com")
+        lam = boto3.client("lambda", region_name=REGION)
+        function = {"FunctionName": "f", "Runtime": "python3.12", "Handler": "index.handler", "Code": {"ZipFile": EMPTY_ZIP}}
+        with pytest.raises(ClientError) as refused:
+            lam.create_function(Role=states_only, **function)
+        error = refused.value.response
+        assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Message"]) == \
+            ("InvalidParameterValueException", 400, LAMBDA_REFUSAL)
+        lam.create_function(Role=lambda_only, **function)
+        with pytest.raises(ClientError, match="cannot be assumed by Lambda") as refused:
+            lam.update_function_configuration(FunctionName="f", Role=states_only)
+        assert refused.value.response["Error"]["Code"] == "InvalidParameterValueException"
+        assert lam.get_function_configuration(FunctionName="f")["Role"] == lambda_only
+
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        machine = sfn.create_state_machine(name="m", definition=PASS, roleArn=states_only)["stateMachineArn"]
+        with pytest.raises(ClientError) as refused:
+            sfn.update_state_machine(stateMachineArn=machine, roleArn=lambda_only)
+        error = refused.value.response
+        assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Message"]) == \
+            ("AccessDeniedException", 400, STATES_REFUSAL)
+        assert sfn.describe_state_machine(stateMachineArn=machine)["roleArn"] == states_only

@@ -10,7 +10,8 @@ state machine's tasks with its role's, a user with their own. In the emulator:
   demo and the tests);
 - ``RoleSessions.credentials(role_arn, service)`` assumes a role as a service would (``lambda.amazonaws.com``,
   ``states.amazonaws.com``, ``sagemaker.amazonaws.com``): only if the role's trust policy lets that service
-  assume it, decided by the evaluator like any other request;
+  assume it, decided by the evaluator like any other request; ``RoleSessions.check`` makes the same decision
+  without a session (the check a service makes when it is given the role);
 - ``acting_as(credentials)`` makes every boto3 client of this thread sign with those credentials while it
   lasts (the Lambda double runs a handler so, the Step Functions double an execution's tasks).
 """
@@ -124,6 +125,12 @@ class RoleSessions:
         with self._lock:
             self._sessions[(role_arn, service, source_arn)] = credentials
         return credentials
+
+    def check(self, role_arn: str, service: str, source_arn: str | None = None) -> None:
+        """Raises ``AccessDenied`` unless ``role_arn``'s trust policy lets ``service`` assume it for ``source_arn``,
+        as the service checks when a role is passed to it (CreateStateMachine, CreateFunction); starts no session."""
+        if self._check_trust is not None:
+            self._check_trust(role_arn, service, source_arn)
 
     def forget(self) -> None:
         with self._lock:
