@@ -383,3 +383,24 @@ def test_create_function_and_the_updates_refuse_a_role_their_service_may_not_ass
         assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Message"]) == \
             ("AccessDeniedException", 400, STATES_REFUSAL)
         assert sfn.describe_state_machine(stateMachineArn=machine)["roleArn"] == states_only
+
+
+def test_a_key_cloudformation_made_is_described_and_its_policy_decides(emulator):
+    """moto's KMS read a CloudFormation-made key's policy (a dict there) as a string and answered DescribeKey 500;
+    the key policy decides in the authorization: DescribeKey works for the account, and a role the policy does not
+    name (and no identity policy allows) is refused as KMS refuses."""
+    cfn = client(emulator, "cloudformation")
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*",
+                                                      "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]}
+    cfn.create_stack(StackName="key-policy-dict", TemplateBody=json.dumps({"Resources": {
+        "Key": {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": policy}}}}))
+    assert settled_stack(cfn, "key-policy-dict")["StackStatus"] == "CREATE_COMPLETE"
+    key = cfn.describe_stack_resource(StackName="key-policy-dict", LogicalResourceId="Key")[
+        "StackResourceDetail"]["PhysicalResourceId"]
+    assert client(emulator, "kms").describe_key(KeyId=key)["KeyMetadata"]["KeyId"] == key
+    nobody = role_session(emulator, "key-describer-without-rights", [
+        {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}])
+    with pytest.raises(ClientError) as refused:
+        client(emulator, "kms", nobody).describe_key(KeyId=key)
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "is not authorized to perform: kms:DescribeKey" in str(refused.value)

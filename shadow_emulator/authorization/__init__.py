@@ -349,6 +349,13 @@ class AuthorizationDouble:
 
         FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
 
+        # moto's KMS reads a key's policy itself too (DescribeKey, Encrypt, ...), as a string: a key CloudFormation made
+        # holds it as a dict, and its reading crashed the request (500). The key policy took part in the decision.
+        from moto.kms import responses as kms_responses
+
+        self._saved["kms_validate_policy"] = kms_responses.validate_policy
+        kms_responses.validate_policy = lambda key, action: None  # type: ignore[assignment]
+
     def _keep_managed_policy_arns(self) -> None:
         """moto's CloudFormation ignores a role's ManagedPolicyArns (AWS's own policies, such as the CDK deploy role's
         AWSCloudFormationReadOnlyAccess, are not even loaded): the role keeps them, for ``policies.identity_policies``."""
@@ -390,6 +397,9 @@ class AuthorizationDouble:
             from moto.s3.models import FakeBucket
 
             FakeBucket.get_permission = self._saved["get_permission"]  # type: ignore[method-assign]
+            from moto.kms import responses as kms_responses
+
+            kms_responses.validate_policy = self._saved["kms_validate_policy"]
             from moto.awslambda.models import LambdaBackend
             from moto.stepfunctions.models import StepFunctionBackend
 
