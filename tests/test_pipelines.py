@@ -6,13 +6,18 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aws_cdk as cdk
+import boto3
 import pytest
 from aws_cdk import pipelines
 from conftest import ROOT, XGBOOST_URI, actions_of, nag_violations
+from demo_assembly import synthesize
 
+from scripts.demo import ACCOUNT, REGION, Console, Demo
 from shadow_constructs import (
     ConfigError,
     DeploymentGuardrails,
@@ -22,6 +27,7 @@ from shadow_constructs import (
     Variant,
 )
 from shadow_constructs.pipelines import ShadowVerdictStep
+from shadow_emulator.ports import free_port
 from stacks import ShadowTestConfig, ShadowTestStack
 
 CONNECTION = "arn:aws:codeconnections:us-east-1:123456789012:connection/abc"
@@ -205,3 +211,68 @@ def test_arn_uses_the_stage_stacks_environment_when_it_has_one(stages):
     assert pipeline_stack.resolve(step.state_machine_arn(pipeline_stack)) == {"Fn::Join": ["", [
         "arn:", {"Ref": "AWS::Partition"},
         f":states:eu-west-1:210987654321:stateMachine:{stages['placed'].state_machine_name}"]]}
+
+
+def _resolved(value, values: dict[str, str]):
+    """A template value with ``Ref`` AWS::Partition/Region/AccountId and ``Fn::Join`` resolved."""
+    if isinstance(value, dict) and "Ref" in value:
+        return values[value["Ref"]]
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_resolved(part, values) for part in parts)
+    if isinstance(value, dict):
+        return {key: _resolved(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolved(item, values) for item in value]
+    return value
+
+
+def test_the_verdict_step_follows_the_test_under_its_own_role_on_the_emulator(synthesized, tmp_path):
+    """The step's role, as the pipeline stack grants it, runs the step's calls against the demo's deployed workflow in
+    the emulator with authorization on: DescribeStateMachine, StartExecution with the pipeline input (the execution
+    follows the test's self-ending one through the workflow's FollowTestEnd function), DescribeExecution until it ends.
+    It ends SUCCEEDED (promoted) and nothing anyone asked was refused."""
+    template, pipeline_machine = synthesized["template"], synthesized["step"].state_machine_name
+    role_id = verdict_action(template)["RoleArn"]["Fn::GetAtt"][0]
+    statements = [s for p in template["Resources"].values() if p["Type"] == "AWS::IAM::Policy"
+                  and {"Ref": role_id} in p["Properties"]["Roles"] for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    demo = Demo("healthy", requests=2250, minutes=15, port=free_port(), workdir=tmp_path, console=Console(quiet=True),
+                assembly=synthesize("healthy", tmp_path / "cdk.out"))
+    try:
+        demo.start_emulator()
+        demo.deploy()
+        demo.send_traffic()
+        # The stage's stack is named Shadow-ChurnShadowTest, the demo's ChurnShadowTest: the same workflow, another name.
+        machine = demo.state_machine.rsplit(":", 1)[-1]
+        policy = json.loads(json.dumps(_resolved(statements, {"AWS::Partition": "aws", "AWS::Region": REGION,
+                                                              "AWS::AccountId": ACCOUNT})).replace(pipeline_machine, machine))
+        assert pipeline_machine != machine and machine in json.dumps(policy)
+        iam = demo.client("iam")
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                         "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}]}
+        role = iam.create_role(RoleName="pipeline-verdict-action", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+        iam.put_role_policy(RoleName=role["RoleName"], PolicyName="verdict",
+                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": policy}))
+        credentials = demo.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="codepipeline")["Credentials"]
+        sfn = boto3.client("stepfunctions", endpoint_url=demo.emulator.url, region_name=REGION,
+                           aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+                           aws_session_token=credentials["SessionToken"])
+        test_end = demo.test_window(demo.self_ending_execution())[1]
+        assert sfn.describe_state_machine(stateMachineArn=demo.state_machine)["name"] == machine
+        execution = sfn.start_execution(stateMachineArn=demo.state_machine, name="codepipeline-verdict",
+                                        input=json.dumps(PromotionWorkflow.PIPELINE_INPUT))["executionArn"]
+        # The test's end, at once: the self-ending execution judges and acts, the followed one reports it.
+        demo.emulator.control("POST", "clock", {"offset_seconds": (test_end - datetime.now(UTC)).total_seconds() + 5,
+                                                "rate": 20})
+        deadline = time.monotonic() + 120
+        while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "the pipeline's execution did not end"
+            time.sleep(0.5)
+        assert described["status"] == "SUCCEEDED", described
+        assert json.loads(described["output"])["decision"] == "PROMOTE"
+        assert demo.emulator.control("GET", "authorization")["denials"] == []
+        usage = demo.emulator.control("GET", "authorization")["usage"]
+        follower = {u["action"] for u in usage if "PromotionFollowTestEndRole" in u["principal"]}
+        assert {"states:ListExecutions", "states:DescribeExecution"} <= follower  # it found and followed the test
+    finally:
+        demo.emulator.stop()

@@ -105,7 +105,8 @@ JUSTIFIED_UNUSED: dict[tuple[str, str], str] = {
     ("ShadowModelExecutionRole", "s3:AbortMultipartUpload"): "As for production's model role.",
     ("ShadowModelExecutionRole", "kms:Encrypt"): "As for production's model role.",
     ("PromotionFollowTestEndRole", "logs:CreateLogStream"): "The function runs only for a followed run (a pipeline's "
-    "ShadowVerdictStep starts {\"follow\": true}); the demo's runs are the self-ending execution itself.",
+    "ShadowVerdictStep starts {\"follow\": true}: tests/test_pipelines.py runs one under the step's role); the demo's "
+    "runs are the self-ending execution itself.",
     ("PromotionFollowTestEndRole", "logs:PutLogEvents"): "As above: a followed run only.",
     ("PromotionFollowTestEndRole", "states:ListExecutions"): "As above: it finds the self-ending execution to wait for.",
     ("PromotionFollowTestEndRole", "states:DescribeExecution"): "As above: it reads that execution's state.",
