@@ -518,7 +518,7 @@ class Demo:
         self.operator_values.update({
             "StateMachineName": self.state_machine.rsplit(":", 1)[-1], "EndpointName": self.endpoint,
             "CaptureBucket": bucket, "CapturePrefix": prefix.strip("/"),
-            "CaptureKeyArn": key_arn(capture["KmsKeyId"]),
+            "CaptureKeyArn": key_arn(capture["KmsKeyId"]) if capture.get("KmsKeyId") else "",
             "ReportsBucket": named("AWS::S3::Bucket", "PromotionReportsBucket"),
             "ReportsKeyArn": key_arn(named("AWS::KMS::Key", "PromotionReportsKey"))})
         self.client("iam").put_user_policy(UserName=OPERATOR, PolicyName=OPERATOR, PolicyDocument=json.dumps(

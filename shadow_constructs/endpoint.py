@@ -398,7 +398,7 @@ class ShadowEndpoint(ShadowEndpointBase):
                 scale_out_cooldown=seconds(scaling.scale_out_cooldown),
                 disable_scale_in=scaling.disable_scale_in))
         if self._fixed_name:
-            target.add_dependency(self.resource)  # a fixed endpoint name carries no reference to wait on
+            target.node.add_dependency(self.resource)  # a fixed endpoint name carries no reference to wait on
         return target
 
 

@@ -205,11 +205,20 @@ class SageMakerDouble:
 
         sm_models.FakeEndpointConfig.create_from_cloudformation_json = classmethod(create_config)
         sm_models.FakeEndpoint.create_from_cloudformation_json = classmethod(create_endpoint)
+        from moto.cloudformation import parsing
+
+        from .autoscaling import MODELS
+
+        original_map = self._saved_cfn["model_map"] = parsing.get_model_map
+        parsing.get_model_map = lambda: {**original_map(), **MODELS}
 
     def uninstall(self) -> None:
         if getattr(self, "_saved_cfn", None):
             sm_models.FakeEndpointConfig.create_from_cloudformation_json = self._saved_cfn["config"]
             sm_models.FakeEndpoint.create_from_cloudformation_json = self._saved_cfn["endpoint"]
+            from moto.cloudformation import parsing
+
+            parsing.get_model_map = self._saved_cfn["model_map"]
             self._saved_cfn = None
         from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
             state_task_service_aws_sdk as sdk_tasks,

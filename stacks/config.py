@@ -106,6 +106,10 @@ class ShadowTestConfig(_Config):
     production_model_artifact: str = "models/churn-v1/model.tar.gz"
     production_instance_type: str = "ml.m5.xlarge"
     production_instance_count: int = 2
+    #: Target-tracking auto scaling of the production variant (``VariantAutoscaling`` fields, e.g.
+    #: {"max_capacity": 4, "target_invocations_per_instance": 1000}; min_capacity defaults to
+    #: production_instance_count). None: a fixed fleet. The promotion workflow suspends and restores it.
+    production_autoscaling: dict | None = None
     #: Local model.tar.gz of the candidate (version 2), relative to the project.
     shadow_model_artifact: str = "models/churn-v2/model.tar.gz"
     shadow_instance_type: str = "ml.m5.xlarge"
@@ -157,6 +161,9 @@ class ShadowTestConfig(_Config):
     #: Verdict criteria (``shadow_runtime.verdict.Criteria`` fields, e.g. {"latency_tolerance": 0.1});
     #: None: the defaults, with the sampling share filled in by the workflow.
     promotion_criteria: dict | None = None
+    #: A person approves a PROMOTE before the workflow acts (SendTaskSuccess with {"approved": true} and the task
+    #: token the verdict topic carries).
+    require_approval: bool = False
     #: What an INCONCLUSIVE verdict does: "extend" (judge again later), "remove_shadow" or "keep".
     promotion_on_inconclusive: str = "extend"
     #: Seconds between DescribeEndpoint calls while the workflow's UpdateEndpoint runs.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import aws_cdk as cdk
@@ -26,6 +27,7 @@ from shadow_constructs import (
     TestPhase,
     TrafficRouting,
     Variant,
+    VariantAutoscaling,
 )
 
 from .config import ROOT, ShadowTestConfig, capture_removal, parse_time
@@ -68,14 +70,20 @@ class ShadowTestStack(cdk.Stack):
         if config.promotion_on_inconclusive not in inconclusive:
             problems.append(f"promotion_on_inconclusive must be one of {', '.join(inconclusive)}, "
                             f"got {config.promotion_on_inconclusive!r}")
+        scaling_keys = set(inspect.signature(VariantAutoscaling).parameters)
+        unknown = sorted(set(config.production_autoscaling or {}) - scaling_keys)
+        if unknown:
+            problems.append(f"production_autoscaling has unknown keys {unknown}; known: {', '.join(sorted(scaling_keys))}")
         if problems:
             raise ConfigError("ShadowTestConfig", problems)
         phase = phases[config.phase]
+        scaling = VariantAutoscaling(**{"min_capacity": config.production_instance_count,
+                                        **config.production_autoscaling}) if config.production_autoscaling else None
         self.endpoint = ShadowEndpoint(
             self, "Endpoint",
             endpoint_name=config.endpoint_name,
             production=Variant(model=self.production_model, instance_type=config.production_instance_type,
-                               instance_count=config.production_instance_count),
+                               instance_count=config.production_instance_count, autoscaling=scaling),
             shadow=Variant(model=self.shadow_model, instance_type=config.shadow_instance_type,
                            instance_count=config.shadow_instance_count),
             sampling_percent=config.sampling_percent,
@@ -118,7 +126,7 @@ class ShadowTestStack(cdk.Stack):
             look_interval=cdk.Duration.minutes(config.look_interval_minutes)
             if config.ends_itself and not test_end else None,
             criteria=config.promotion_criteria,
-            on_inconclusive=inconclusive[config.promotion_on_inconclusive],
+            on_inconclusive=inconclusive[config.promotion_on_inconclusive], require_approval=config.require_approval,
             poll_interval=cdk.Duration.seconds(config.promotion_poll_seconds),
             # With min_agreement in the criteria, each run also judges the label agreement on the captured data.
             capture_analytics=self.analytics if judge_agreement else None)

@@ -11,16 +11,22 @@ from conftest import ROOT
 from app import build_app
 
 
-def synthesize(scenario: str, outdir: Path, phase: str | None = None) -> Path:
+def synthesize(scenario: str, outdir: Path, phase: str | None = None, **settings: object) -> Path:
     """The cloud assembly ``make demo``'s ``cdk synth`` writes for the scenario (byte for byte the same template,
     asset manifest, manifest, metadata and tree): cdk.json's context, the demo's, and what the CLI adds; but in
     this worker's jsii process, not in a new CLI, Python and Node (about 10 s of CPU less). ``phase`` ("promoted",
-    "rolled_back") as the demo's next-phase synth gives it (``-c shadow-test={"phase": ...}``)."""
+    "rolled_back") as the demo's next-phase synth gives it (``-c shadow-test={"phase": ...}``), with any other
+    ``ShadowTestConfig`` ``settings`` beside it."""
     context = {**json.loads((ROOT / "cdk.json").read_text())["context"],
                "shadow-test-config": f"scenarios/{scenario}.json", "managed-test": {"endpoint_name": None},
                "aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True,
                "aws:cdk:version-reporting": False, "aws:cdk:bundling-stacks": ["**"]}
     if phase is not None:
         context["shadow-test"] = {"phase": phase}
+    if settings:  # over the scenario's own (its file is read after the context): a file of both, beside the assembly
+        merged = {**json.loads((ROOT / "scenarios" / f"{scenario}.json").read_text()), **settings}
+        outdir.parent.mkdir(parents=True, exist_ok=True)
+        (outdir.parent / f"{scenario}-settings.json").write_text(json.dumps(merged))
+        context["shadow-test-config"] = str(outdir.parent / f"{scenario}-settings.json")
     build_app(cdk.App(outdir=str(outdir), context=context)).synth()
     return outdir

@@ -566,7 +566,28 @@ def _parameters(values: _Values) -> list[str]:
     return [f"arn:{PARTITION}:ssm:{values.region}:{values.account}:parameter{name}" for name in names]
 
 
+def _scaled_endpoint(values: _Values) -> str | None:
+    """The endpoint of a SageMaker variant's scalable target (ResourceId ``endpoint/NAME/variant/VARIANT``)."""
+    resource = values.get("ResourceId") or ""
+    if values.get("ServiceNamespace") != "sagemaker" or not resource.startswith("endpoint/"):
+        return None
+    return f"arn:{PARTITION}:sagemaker:{values.region}:{values.account}:endpoint/{resource.split('/')[1].lower()}"
+
+
+def _missing_scaling_role(values: _Values) -> str | None:
+    """Application Auto Scaling's service-linked role for SageMaker, if the account does not have it yet (the first
+    registration creates it, as the caller)."""
+    if values.get("ServiceNamespace") != "sagemaker":
+        return None
+    name = "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+    if any(role.name == name for role in policies._iam(values.account).roles.values()):
+        return None
+    return (f"arn:{PARTITION}:iam::{values.account}:role/aws-service-role/"
+            f"sagemaker.application-autoscaling.amazonaws.com/{name}")
+
+
 COMPUTED: dict[str, Callable[[_Values], Any]] = {
+    "scaled_endpoint": _scaled_endpoint, "missing_scaling_role": _missing_scaling_role,
     "stack": _stack, "function": _function, "event_bus": _event_buses, "kms_key": _kms_key,
     "object_kms_key": _object_kms_key, "s3_encryption_context": _s3_encryption_context, "topic_kms_key": _topic_kms_key,
     "config_kms_key": _config_kms_key, "workgroup_of_execution": _workgroup_of_execution,

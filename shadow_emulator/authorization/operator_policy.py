@@ -99,6 +99,8 @@ def fill(template: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
     """The template with the stack's names: ``Account``, ``Region``, ``StackName``, ``StateMachineName``,
     ``EndpointName``, ``CaptureBucket``, ``CapturePrefix``, ``CaptureKeyArn``, ``ReportsBucket``, ``ReportsKeyArn``.
     A statement only for placeholders given as "" (no capture: no capture statements) is left out."""
+    template = {**template, "Statement": [s for s in template["Statement"] if not any(
+        values.get(name) == "" for name in re.findall(r"\$\{(\w+)\}", json.dumps(s)) if name != "CapturePrefix")]}
     text = json.dumps(template)
     if not values.get("CapturePrefix"):
         text = text.replace("${CapturePrefix}/", "")

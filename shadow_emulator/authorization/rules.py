@@ -157,6 +157,8 @@ RULES: tuple[Rule, ...] = (
     _rule("stepfunctions:StopExecution", "states:StopExecution", "{executionArn}", source=STATES),
     _rule("stepfunctions:GetExecutionHistory", "states:GetExecutionHistory", "{executionArn}", source=STATES),
     _rule("stepfunctions:ListExecutions", "states:ListExecutions", "{stateMachineArn}", source=STATES),
+    _rule("stepfunctions:SendTaskSuccess", "states:SendTaskSuccess", source=STATES, note="no resource type"),
+    _rule("stepfunctions:SendTaskFailure", "states:SendTaskFailure", source=STATES, note="no resource type"),
     _rule("stepfunctions:DescribeStateMachine", "states:DescribeStateMachine", "{stateMachineArn}", source=STATES),
     _rule("stepfunctions:ListStateMachines", "states:ListStateMachines", source=STATES, note="no resource type"),
     _rule("stepfunctions:CreateStateMachine", "states:CreateStateMachine",
@@ -180,9 +182,11 @@ RULES: tuple[Rule, ...] = (
     # Application Auto Scaling
     _rule("application-autoscaling:DescribeScalableTargets", source=AUTOSCALING, note="no resource type"),
     _rule("application-autoscaling:DescribeScalingPolicies", source=AUTOSCALING, note="no resource type"),
-    _rule("application-autoscaling:RegisterScalableTarget", source=AUTOSCALING,
+    _rule("application-autoscaling:RegisterScalableTarget", source=AUTOSCALING, follows=("register-sagemaker-target",),
           note="authorized on the scalable target, which has no ARN before it exists: *"),
     _rule("application-autoscaling:PutScalingPolicy", source=AUTOSCALING, note="see RegisterScalableTarget"),
+    _rule("application-autoscaling:DeregisterScalableTarget", source=AUTOSCALING, note="see RegisterScalableTarget"),
+    _rule("application-autoscaling:DeleteScalingPolicy", source=AUTOSCALING, note="see RegisterScalableTarget"),
     # The CDK CLI: STS, SSM, CloudFormation (its deploy role passes CloudFormation the execution role)
     _rule("sts:GetCallerIdentity", source=STS, note="needs no permission: always allowed (the emulator still logs it)"),
     _rule("sts:AssumeRole", None, "{RoleArn}", source=STS,
@@ -267,6 +271,16 @@ DERIVED: tuple[Derived, ...] = (
             "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html",
             "To pass a role (and its permissions) to an AWS service, a user must have permissions to pass the role to "
             "the service.", error="AccessDenied"),
+    Derived("register-sagemaker-target", "RegisterScalableTarget of a SageMaker variant: Application Auto Scaling "
+            "reads and resizes the variant with the caller's rights, and creates its service-linked role if missing",
+            (Check("sagemaker:DescribeEndpoint", ("{scaled_endpoint}",)),
+             Check("sagemaker:UpdateEndpointWeightsAndCapacities", ("{scaled_endpoint}",)),
+             Check("iam:CreateServiceLinkedRole", ("{missing_scaling_role}",),
+                   (("iam:AWSServiceName", "sagemaker.application-autoscaling.amazonaws.com"),))),
+            "https://docs.aws.amazon.com/autoscaling/application/userguide/security_iam_id-based-policy-examples.html",
+            "Permissions required for Application Auto Scaling API actions on SageMaker: sagemaker:DescribeEndpoint, "
+            "sagemaker:UpdateEndpointWeightsAndCapacities (and iam:CreateServiceLinkedRole for the first registration)",
+            error="AccessDeniedException"),
     Derived("athena-as-caller", "Athena runs the query: it reads the Glue catalog and the table's S3 data with the "
             "caller's rights and writes the results to the work group's location (refused: the query ends FAILED)",
             (Check("glue:GetDatabase", ("arn:aws:glue:{region}:{account}:catalog", "{query_databases}")),
