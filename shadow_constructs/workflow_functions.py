@@ -22,10 +22,11 @@ REPORT_PREFIX = "shadow-tests"
 #: https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-service-linked-roles.html
 SCALING_SERVICE_LINKED_ROLE = ("aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
                                "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint")
-_AUTOSCALING_ACTIONS = [
-    "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies",
-    "application-autoscaling:DeregisterScalableTarget", "application-autoscaling:DeleteScalingPolicy",
-    "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy"]
+#: What the prepare step does to production's auto scaling before an update (read it, take it off) and what the restore
+#: step does after (put it back): each role gets its own half.
+_SUSPEND_SCALING = ["application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies",
+                    "application-autoscaling:DeleteScalingPolicy", "application-autoscaling:DeregisterScalableTarget"]
+_RESTORE_SCALING = ["application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy"]
 
 
 def role_of(function: lambda_.Function) -> iam.IRole:
@@ -137,9 +138,8 @@ class WorkflowFunctions:
         prepare.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
         prepare.add_to_role_policy(iam.PolicyStatement(
             actions=["sagemaker:DescribeEndpointConfig", "sagemaker:CreateEndpointConfig"], resources=[configs]))
-        scaling = iam.PolicyStatement(actions=_AUTOSCALING_ACTIONS, resources=["*"])
-        prepare.add_to_role_policy(scaling)
-        restore.add_to_role_policy(scaling)
+        prepare.add_to_role_policy(iam.PolicyStatement(actions=_SUSPEND_SCALING, resources=["*"]))
+        restore.add_to_role_policy(iam.PolicyStatement(actions=_RESTORE_SCALING, resources=["*"]))
         # Registering a SageMaker target uses the service-linked role and reads the endpoint.
         restore.add_to_role_policy(iam.PolicyStatement(
             actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"],

@@ -132,19 +132,13 @@ JUSTIFIED_UNUSED: dict[tuple[str, str], str] = {
     "location (athena/latest/ug/security-iam-athena.html); the emulator's Athena lists the capture bucket only.",
     ("PromotionMeasureAgreementRole", "s3:AbortMultipartUpload"): "Athena aborts a results upload that fails; none does.",
     ("PromotionPrepareUpdateRole", "application-autoscaling:DeleteScalingPolicy"): "Used when production autoscales "
-    "(the step suspends its scaling for the update); the demo's production does not. No resource: the scalable "
-    "target's ARN (scalable-target/ID) is made by AWS when it is registered.",
+    "and the update retypes or removes its variant (tests/test_combinations.py); the demo's production does not. No "
+    "resource: the scalable target's ARN (scalable-target/ID) is made by AWS when it is registered.",
     ("PromotionPrepareUpdateRole", "application-autoscaling:DeregisterScalableTarget"): "As DeleteScalingPolicy.",
     ("PromotionPrepareUpdateRole", "application-autoscaling:DescribeScalingPolicies"): "As DeleteScalingPolicy.",
-    ("PromotionPrepareUpdateRole", "application-autoscaling:PutScalingPolicy"): "As DeleteScalingPolicy.",
-    ("PromotionPrepareUpdateRole", "application-autoscaling:RegisterScalableTarget"): "As DeleteScalingPolicy.",
-    ("PromotionRestoreAutoscalingRole", "application-autoscaling:DeleteScalingPolicy"): "The step restores production's "
-    "autoscaling after an update; it returns without a call when there was none (the demo).",
-    ("PromotionRestoreAutoscalingRole", "application-autoscaling:DeregisterScalableTarget"): "As above.",
-    ("PromotionRestoreAutoscalingRole", "application-autoscaling:DescribeScalableTargets"): "As above.",
-    ("PromotionRestoreAutoscalingRole", "application-autoscaling:DescribeScalingPolicies"): "As above.",
-    ("PromotionRestoreAutoscalingRole", "application-autoscaling:PutScalingPolicy"): "As above.",
-    ("PromotionRestoreAutoscalingRole", "application-autoscaling:RegisterScalableTarget"): "As above.",
+    ("PromotionRestoreAutoscalingRole", "application-autoscaling:PutScalingPolicy"): "The step registers production's "
+    "autoscaling again after such an update (tests/test_combinations.py); it makes no call when there was none.",
+    ("PromotionRestoreAutoscalingRole", "application-autoscaling:RegisterScalableTarget"): "As PutScalingPolicy.",
     ("PromotionRestoreAutoscalingRole", "sagemaker:DescribeEndpoint"): "As above: registering a target reads the endpoint.",
     ("PromotionRestoreAutoscalingRole", "sagemaker:UpdateEndpointWeightsAndCapacities"): "As above: Application Auto "
     "Scaling changes the variant's instance count as the registering principal.",
