@@ -19,7 +19,7 @@ from demo_assembly import synthesize
 
 from scripts.demo import Console, Demo, DemoError
 from shadow_emulator.authorization import operator_policy
-from shadow_emulator.authorization.least_privilege import JUSTIFIED_UNUSED, unused_in_every_run
+from shadow_emulator.authorization.least_privilege import JUSTIFIED_UNUSED, construct_id, unused_in_every_run
 from shadow_emulator.ports import free_port
 
 REQUESTS, MINUTES, SAMPLING = 2250, 15, 0.5  # 15 paired minutes: the latency p99s judged with room
@@ -135,7 +135,7 @@ def test_nothing_was_refused_and_every_grant_is_used_or_justified(healthy, regre
     assert healthy.result.denials == [] and regressed.result.denials == []
     runs = [healthy.result.permissions, regressed.result.permissions]
     assert {"ProductionModelExecutionRole", "PromotionStateMachineRole", "PromotionMeasureAgreementRole"} <= {
-        role.rstrip("0123456789ABCDEF") for role in runs[0]}
+        construct_id(role) for role in runs[0]}
     unused = unused_in_every_run(runs)
     assert sorted(unused - set(JUSTIFIED_UNUSED)) == [], "never used: remove the grant or justify it in JUSTIFIED_UNUSED"
     assert sorted(set(JUSTIFIED_UNUSED) - unused) == [], "used now: remove its line from JUSTIFIED_UNUSED"
@@ -160,6 +160,15 @@ def test_the_cli_ran_under_the_operator_policy_generated_from_its_own_requests(h
     assert generated == pairs(operator_policy.load()), \
         "docs/operator-policy.json differs from the requests: python -m shadow_emulator.authorization.operator_policy " \
         ".demo/permissions.json > docs/operator-policy.json"
+
+
+def test_docs_say_what_each_role_of_the_stack_may_do(healthy):
+    """docs/permissions.md's role table names exactly the stack's roles."""
+    page = (ROOT / "docs" / "permissions.md").read_text()
+    table = page.split("## Each role, what it may do and why", 1)[1].split("\n## ", 1)[0]
+    documented = {name.strip() for line in table.splitlines() if line.startswith("| ") and not line.startswith("| role")
+                  for name in line.split("|")[1].split(",")}
+    assert documented == {construct_id(role) for role in healthy.result.permissions}
 
 
 def test_wildcard_grants_are_only_for_actions_without_a_resource_type(healthy):
