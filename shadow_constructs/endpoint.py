@@ -153,16 +153,19 @@ class ShadowEndpoint(ShadowEndpointBase):
         *,
         production_variant_name: str = IMPORTED_PRODUCTION_NAME,
         shadow_variant_name: str | None = None,
+        encryption_key: kms.IKey | None = None,
     ) -> ShadowEndpointBase:
         """An existing endpoint, for dashboards, alarms, grants and managed shadow tests.
 
         :param production_variant_name: its production variant. Default: ``AllTraffic``
             (the SageMaker Python SDK's default name).
         :param shadow_variant_name: its shadow variant, if it has one. Default: none.
+        :param encryption_key: the KMS key of its instances' storage (its configs' ``KmsKeyId``), which a
+            promotion workflow's UpdateEndpoint must be allowed to create SageMaker's grant on. Default: none.
         """
         return ImportedShadowEndpoint(scope, construct_id, endpoint_name=endpoint_name,
                                       production_variant_name=production_variant_name,
-                                      shadow_variant_name=shadow_variant_name,
+                                      shadow_variant_name=shadow_variant_name, encryption_key=encryption_key,
                                       where="ShadowEndpoint.from_endpoint_name")
 
     #: An existing endpoint described by its attributes, each checked at synth: ``endpoint_name`` (required),

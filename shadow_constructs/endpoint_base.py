@@ -257,6 +257,9 @@ class ImportedShadowEndpoint(ShadowEndpointBase):
     :param capture_prefix: the capture prefix, with a store or a bucket. Default: ``datacapture``.
     :param deployment: the ``DeploymentGuardrails`` it is updated with (the promotion workflow's UpdateEndpoint
         uses them). Default: none (SageMaker's default blue/green).
+    :param encryption_key: the KMS key its endpoint configs encrypt the instances' storage with (their
+        ``KmsKeyId``). The promotion workflow's UpdateEndpoint then may create SageMaker's grant on it, which SageMaker
+        asks for as the caller: without it, AWS refuses the promotion. Default: none (configs without a KmsKeyId).
     """
 
     def __init__(
@@ -273,6 +276,7 @@ class ImportedShadowEndpoint(ShadowEndpointBase):
         capture_key: kms.IKey | None = None,
         capture_prefix: str | None = None,
         deployment: DeploymentGuardrails | None = None,
+        encryption_key: kms.IKey | None = None,
         where: str = "ShadowEndpoint.from_endpoint_attributes",
     ) -> None:
         super().__init__(scope, construct_id)
@@ -288,6 +292,8 @@ class ImportedShadowEndpoint(ShadowEndpointBase):
         location = _capture_location(problems, capture_store, capture_bucket, capture_key, capture_prefix)
         if deployment is not None and not isinstance(deployment, DeploymentGuardrails):
             problems.add(f"deployment must be a DeploymentGuardrails, got {shown(deployment)}")
+        if encryption_key is not None and not hasattr(encryption_key, "key_arn"):
+            problems.add(f"encryption_key must be an aws_kms.IKey, got {shown(encryption_key)}")
         problems.raise_if_any()
         self.endpoint_name = endpoint_name
         self.endpoint_arn = endpoint_arn(self, endpoint_name)
@@ -298,7 +304,7 @@ class ImportedShadowEndpoint(ShadowEndpointBase):
         self.capture_location = location
         self.deployment = deployment
         self.phase = None
-        self.encryption_key = None
+        self.encryption_key = encryption_key
         self.promoted_instance_settings = None
         self.promoted_instance_override = None
 

@@ -40,10 +40,11 @@ def imported():
     stack = new_stack(region="us-east-1")
     bucket = s3.Bucket.from_bucket_name(stack, "CaptureBucket", "team-capture")
     key = kms.Key.from_key_arn(stack, "CaptureKey", "arn:aws:kms:us-east-1:123456789012:key/capture")
+    storage = kms.Key.from_key_arn(stack, "StorageKey", "arn:aws:kms:us-east-1:123456789012:key/storage")
     endpoint = ShadowEndpoint.from_endpoint_attributes(
         stack, "Imported", endpoint_name="churn-prod", production_variant_name="prod",
         shadow_variant_name="cand", sampling_percent=30, capture_bucket=bucket, capture_key=key,
-        capture_prefix="teams/churn",
+        capture_prefix="teams/churn", encryption_key=storage,
         deployment=DeploymentGuardrails(traffic_routing=TrafficRouting.all_at_once(cdk.Duration.minutes(2))))
     dashboard = ShadowDashboard(stack, "Dashboard", endpoint=endpoint)
     alarms = ShadowAlarms(stack, "Alarms", endpoint=endpoint)
@@ -139,11 +140,28 @@ def test_the_metric_factory_takes_an_imported_endpoint(imported):
     ({"capture_bucket": "team-capture"}, r"capture_bucket must be an aws_s3.IBucket, got 'team-capture'"),
     ({"capture_key": "arn:key"}, r"capture_key goes with capture_bucket; a CaptureStore brings its own key"),
     ({"deployment": "blue-green"}, r"deployment must be a DeploymentGuardrails, got 'blue-green'"),
+    ({"encryption_key": "arn:aws:kms:us-east-1:1:key/k"},
+     r"encryption_key must be an aws_kms.IKey, got 'arn:aws:kms:us-east-1:1:key/k'"),
 ])
 def test_imported_attributes_are_checked_at_synth(kwargs, message):
     stack = new_stack()
     with pytest.raises(ConfigError, match=r"ShadowEndpoint.from_endpoint_attributes 'Test/E': " + message):
         ShadowEndpoint.from_endpoint_attributes(stack, "E", **{"endpoint_name": "churn", **kwargs})
+
+
+def test_the_workflow_may_create_sagemakers_grant_on_an_imported_endpoints_storage_key(imported):
+    """UpdateEndpoint on an endpoint whose configs name a storage KmsKeyId: SageMaker creates a grant on the key as the
+    caller (CreateEndpointConfig's KmsKeyId), so the workflow's role needs kms:CreateGrant on it: only for AWS
+    resources."""
+    _, endpoint, _, template = imported
+    assert endpoint.encryption_key is not None
+    statements = [s for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"
+                  and "StateMachineRole" in json.dumps(r["Properties"]["Roles"])
+                  for s in r["Properties"]["PolicyDocument"]["Statement"]]
+    grant = [s for s in statements if s["Action"] == "kms:CreateGrant"]
+    assert grant == [{"Action": "kms:CreateGrant", "Effect": "Allow",
+                      "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                      "Resource": "arn:aws:kms:us-east-1:123456789012:key/storage"}]
 
 
 def test_the_capture_prefix_must_be_key_segments():
