@@ -79,11 +79,15 @@ def aws_failure(error: Exception, region: str | None = None) -> CliError:
 
 
 class Aws:
-    """One boto3 session (``--region`` or the environment's) and its clients."""
+    """One boto3 session (``--region``, else AWS_REGION, else what boto3 finds: AWS_DEFAULT_REGION, the profile) and
+    its clients. (boto3 itself reads AWS_DEFAULT_REGION only; AWS_REGION is what Lambda and the other SDKs set.)"""
 
     def __init__(self, region: str | None = None) -> None:
+        import os
+
         import boto3.session
 
+        region = region or os.environ.get("AWS_REGION") or None
         self.session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
         self.region = self.session.region_name
         if not self.region:

@@ -336,8 +336,19 @@ def test_missing_credentials_are_exit_5(emulator, monkeypatch, capsys):
     assert one_error_line(err).startswith("shadow-test: no usable AWS credentials (Unable to locate credentials): ")
 
 
+def test_aws_region_is_honoured_as_the_error_says(monkeypatch):
+    """The error says "set AWS_REGION": it is read (boto3 alone reads only AWS_DEFAULT_REGION); --region wins."""
+    from shadow_cli.aws import Aws
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    assert Aws().region == "eu-west-2"
+    assert Aws("ap-south-1").region == "ap-south-1"
+
+
 def test_no_region_is_exit_2(monkeypatch, capsys):
     monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
     code, _, err = cli(capsys, "status", "--stack", "Churn")
     assert code == 2
     assert one_error_line(err).startswith("shadow-test: no AWS region: pass --region or set AWS_REGION")
