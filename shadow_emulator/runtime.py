@@ -18,7 +18,9 @@ moto's sagemaker-runtime answers every InvokeEndpoint with canned data. While in
   variant is charged for cold caches or a one-off stall;
 * with data capture on, records go to S3 in SageMaker's format and key layout
   (``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``), the caller's InferenceId in
-  eventMetadata, buffered and written every ``capture_batch`` records and on ``flush_capture()``.
+  eventMetadata, buffered and written every ``capture_batch`` records and on ``flush_capture()``;
+  while an inference experiment runs on the endpoint, its variants are captured as its
+  DataStorageConfig says, written as its RoleArn (see ``_capture_settings``).
 
 A clock (``clock_offset``, the offset of the emulator's one ``EmulatorClock``, shared with the
 Wait states of ``WaitStateDouble``) lets a replay stamp metrics and capture records as if the
@@ -91,6 +93,26 @@ class _Invocation:
     @staticmethod
     def _get_params() -> dict[str, Any]:
         return {}  # the endpoint's name is the path's
+
+
+def model_act_values(model: Any, account: str) -> dict[str, Any]:
+    """What SageMaker reads, as a role, to start a model's container: the values of ``rules.SERVICE_ACTS``
+    "model-archive" (the archive's object and its SSE-KMS key) and "model-image" (the image's ECR repository)."""
+    from .authorization.enforcer import object_kms_key
+
+    region = getattr(model, "region_name", "us-east-1")
+    container = model.primary_container or {}
+    image, url = container.get("Image", ""), container.get("ModelDataUrl", "")
+    values: dict[str, Any] = {}
+    if url.startswith("s3://"):
+        bucket, _, key = url[5:].partition("/")
+        values.update(model_data_object=f"arn:aws:s3:::{bucket}/{key}",
+                      model_data_kms_key=object_kms_key(account, region, bucket, key, writing=False))
+    registry, _, repository = image.partition("/")
+    host = registry.split(".")
+    if len(host) > 3 and host[1:3] == ["dkr", "ecr"]:
+        values["image_repository"] = f"arn:aws:ecr:{host[3]}:{host[0]}:repository/{repository.split(':')[0].split('@')[0]}"
+    return values
 
 
 class EndpointRuntimeDouble:
@@ -202,10 +224,13 @@ class EndpointRuntimeDouble:
         production = self._pick(config.production_variants)
         key = (account, region, endpoint.endpoint_config_name)
         shadows = list(self.sagemaker.shadow_variants.get(key, []))
+        experiment = next((e for (e_account, e_region, _), e in list(self.sagemaker.experiments.items())
+                           if (e_account, e_region, e["EndpointName"], e["Status"]) == (account, region, name, "Running")),
+                          None)
         shadows += [{"VariantName": v["VariantName"], "ModelName": v["ModelName"],
                      "InitialVariantWeight": s["InitialVariantWeight"]}
-                    for e in self.sagemaker.experiments.values() if e["EndpointName"] == name and e["Status"] == "Running"
-                    for s in e["ShadowVariants"] for v in e["ModelVariants"] if v["VariantName"] == s["VariantName"]]
+                    for s in (experiment or {}).get("ShadowVariants", []) for v in experiment["ModelVariants"]
+                    if v["VariantName"] == s["VariantName"]]
 
         copies = [shadow for shadow in shadows if self.random.random() <
                   shadow.get("InitialVariantWeight", 1.0) / (production.get("InitialVariantWeight") or 1.0)]
@@ -225,7 +250,7 @@ class EndpointRuntimeDouble:
             begun = time.thread_time()
             v_status, v_output, v_model_us, v_runs_us = self._serve(backend, account, name, variant, body, content_type)
             full = self._capture(account, config, name, variant["VariantName"], body, content_type, v_output,
-                                 inference_id)
+                                 inference_id, experiment)
             # Reading the request and choosing the variants is production's overhead; the shadow's copy skips it.
             overhead_us = (time.thread_time() - begun) * 1e6 - v_runs_us + (lookup_us if variant is production else 0)
             self._record(account, region, name, variant, v_status, v_model_us, overhead_us)
@@ -297,7 +322,7 @@ class EndpointRuntimeDouble:
 
             try:
                 bucket, key = url[5:].split("/", 1)
-                self._act_for_model(model, account, image, bucket, key)
+                self._act_for_model(model, account)
                 stored = s3_backends[account]["aws"].get_object(bucket, key)
                 if stored is None:
                     raise FileNotFoundError("NoSuchKey: no such object in S3")
@@ -315,19 +340,13 @@ class EndpointRuntimeDouble:
             raise ModelServingError(f"model {model_name} could not be loaded from {url!r}: {self.unloadable[url]}")
         return self.boosters[url]
 
-    def _act_for_model(self, model: Any, account: str, image: str, bucket: str, key: str) -> None:
+    def _act_for_model(self, model: Any, account: str) -> None:
         """SageMaker starting a container: it pulls the image and reads the model archive as the model's execution
         role (AccessDenied: the container does not start)."""
         if self.authorizer is None:
             return
-        from .authorization.enforcer import object_kms_key
-
         region = getattr(model, "region_name", "us-east-1")
-        registry, _, repository = image.partition("/")
-        values = {"model_data_object": f"arn:aws:s3:::{bucket}/{key}",
-                  "model_data_kms_key": object_kms_key(account, region, bucket, key, writing=False),
-                  "image_repository": f"arn:aws:ecr:{registry.split('.')[3]}:{registry.split('.')[0]}:repository/"
-                                      f"{repository.split(':')[0].split('@')[0]}"}
+        values = model_act_values(model, account)
         self.authorizer.act("model-image", model.execution_role_arn, values, region)
         self.authorizer.act("model-archive", model.execution_role_arn, values, region)
 
@@ -367,9 +386,10 @@ class EndpointRuntimeDouble:
 
     # Capture
 
-    def _capture(self, account, config, endpoint, variant, body, content_type, output, inference_id) -> tuple | None:
+    def _capture(self, account, config, endpoint, variant, body, content_type, output, inference_id,
+                 experiment: dict[str, Any] | None = None) -> tuple | None:
         """Buffer the capture record of one answer; the buffer's key when it is due to be written."""
-        capture = config.data_capture_config or {}
+        capture, role = self._capture_settings(account, config, variant, experiment)
         if not capture.get("EnableCapture", bool(capture)) or not capture.get("DestinationS3Uri"):
             return None
         if self.random.random() * 100 >= capture.get("InitialSamplingPercentage", 100):
@@ -394,13 +414,36 @@ class EndpointRuntimeDouble:
         if "Output" in modes:
             record["captureData"]["endpointOutput"] = part("OUTPUT", output, "text/csv")
         hour = self.now().strftime("%Y/%m/%d/%H")
-        model = self._models_of(account, config).get(variant)
-        buffer_key = (account, capture["DestinationS3Uri"], endpoint, variant, hour,
-                      getattr(model, "execution_role_arn", None), capture.get("KmsKeyId"),
+        buffer_key = (account, capture["DestinationS3Uri"], endpoint, variant, hour, role, capture.get("KmsKeyId"),
                       getattr(config, "region_name", "us-east-1"))
         with self._buffers_lock:  # requests are served on many threads
             self._buffers[buffer_key].append(record)
             return buffer_key if len(self._buffers[buffer_key]) >= self.capture_batch else None
+
+    def _capture_settings(self, account: str, config: Any, variant: str,
+                          experiment: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
+        """How one variant's answers are captured (a DataCaptureConfig) and the role SageMaker writes the files as.
+
+        The endpoint config's DataCaptureConfig, written as the variant model's execution role; but while an inference
+        experiment runs on the endpoint, its variants are the experiment's: with a DataStorageConfig, every request
+        and answer of both (the experiment takes no sampling share or capture modes) goes to its Destination,
+        encrypted with its KmsKey ("the key that Amazon SageMaker uses to encrypt captured data at rest using Amazon
+        S3 server-side encryption") and written as its RoleArn, the role SageMaker runs the experiment with
+        (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateInferenceExperiment.html); without one the
+        experiment's shadow is not captured. (The emulator's reading: SageMaker serves an experiment from an endpoint
+        config of its own, whose capture is the experiment's.)"""
+        if experiment is not None:
+            storage = experiment.get("DataStorageConfig")
+            shadows = {s["VariantName"] for s in experiment["ShadowVariants"]}
+            if storage and variant in {v["VariantName"] for v in experiment["ModelVariants"]}:
+                return {"EnableCapture": True, "DestinationS3Uri": storage["Destination"], "InitialSamplingPercentage": 100,
+                        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                        "CaptureContentTypeHeader": storage.get("ContentType") or {},
+                        "KmsKeyId": storage.get("KmsKey")}, experiment["RoleArn"]
+            if variant in shadows:
+                return {}, None
+        model = self._models_of(account, config).get(variant)
+        return config.data_capture_config or {}, getattr(model, "execution_role_arn", None)
 
     def _models_of(self, account: str, config: Any) -> dict[str, Any]:
         """The model of each variant of an endpoint config (production's and the shadows'), by variant name."""

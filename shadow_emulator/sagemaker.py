@@ -13,19 +13,26 @@ installed, to:
   retypes a variant registered with Application Auto Scaling;
 * CreateInferenceExperiment / DescribeInferenceExperiment / StopInferenceExperiment /
   ListInferenceExperiments, with the shadow added to the endpoint while the experiment runs
-  and Promote / Remove / Retain applied when it stops;
+  and Promote / Remove / Retain applied when it stops; with the emulator's authorization,
+  SageMaker deploys the shadow as the experiment's RoleArn (its trust policy, the shadow
+  model's image and archive, the KmsKey grant): a refusal cancels the experiment;
 * inject throttling: the next N calls of an operation fail with ThrottlingException;
 * name SageMaker errors in Step Functions aws-sdk tasks as AWS does (``SageMaker.<Name>``;
   moto's interpreter has no binding for SageMaker and would say ``sagemaker.sagemakerException``);
-* in moto's CloudFormation: keep an EndpointConfig's ShadowProductionVariants, and give an
-  Endpoint the EndpointName its template asks for (moto generates one).
+* in moto's CloudFormation: keep an EndpointConfig's ShadowProductionVariants, give an
+  Endpoint the EndpointName its template asks for (moto generates one), and make
+  ``AWS::SageMaker::InferenceExperiment`` (moto skipped it) as CreateInferenceExperiment does,
+  stopped by a DesiredState of Completed or Cancelled and by the stack's deletion.
 
 Every request these patches handle is validated against botocore's model of the SageMaker API
 first, so a malformed request fails here as it would on AWS.
 
 Limits: no real instances, no blue/green traffic shifting or alarm evaluation (an update is a
-number of polls), schedules are recorded but not enforced, and only what the workflow and its
-tests call is covered.
+number of polls), schedules are recorded but not enforced (an experiment runs from its creation),
+which calls SageMaker makes as an experiment's role to manage the endpoint is not modeled (only
+what it reads to deploy the shadow), a stack rolled back after its experiment was made leaves the
+experiment running (the CloudFormation double deletes moto's own model classes only), and only
+what the workflow and its tests call is covered.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ _MODEL = botocore.session.get_session().get_service_model("sagemaker")
 PATCHED = ("create_endpoint_config", "describe_endpoint_config", "describe_endpoint", "update_endpoint",
            "create_inference_experiment", "describe_inference_experiment", "stop_inference_experiment",
            "list_inference_experiments")
+#: The service principal SageMaker assumes a passed role as.
+SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
 
 
 class ThrottlingError(SagemakerClientError):
@@ -209,8 +218,9 @@ class SageMakerDouble:
 
         from .autoscaling import MODELS
 
+        models = {**MODELS, EXPERIMENT_TYPE: _experiment_model(self)}
         original_map = self._saved_cfn["model_map"] = parsing.get_model_map
-        parsing.get_model_map = lambda: {**original_map(), **MODELS}
+        parsing.get_model_map = lambda: {**original_map(), **models}
 
     def uninstall(self) -> None:
         if getattr(self, "_saved_cfn", None):
@@ -378,11 +388,18 @@ class SageMakerDouble:
     # Inference experiments
 
     def _create_experiment(self, response: SageMakerResponse, params: dict) -> ActionResult:
-        backend = response.sagemaker_backend
+        experiment = self.create_experiment(response.sagemaker_backend, params)
+        return ActionResult({"InferenceExperimentArn": experiment["Arn"]})
+
+    def create_experiment(self, backend: Any, params: dict) -> dict[str, Any]:
+        """CreateInferenceExperiment, as the API and CloudFormation's ``AWS::SageMaker::InferenceExperiment`` both
+        make it: the request checked as SageMaker checks it (ValidationError), the experiment recorded and its shadow
+        deployed (``_deploy_experiment``). The experiment, Running (schedules are recorded, not enforced) or, when
+        SageMaker could not deploy the shadow, Cancelled."""
         name, endpoint_name = params["Name"], params["EndpointName"]
         if endpoint_name not in backend.endpoints:
             raise ValidationError(message=f"Could not find endpoint '{endpoint_name}'.")
-        key = self._key(response, name)
+        key = (backend.account_id, backend.region_name, name)
         if key in self.experiments:
             raise ValidationError(message=f"Inference experiment '{name}' already exists.")
         variants = {v["VariantName"]: v for v in params["ModelVariants"]}
@@ -394,16 +411,48 @@ class SageMakerDouble:
         for variant in variants.values():
             if variant["ModelName"] not in backend._models:
                 raise ValidationError(message=f"Could not find model '{variant['ModelName']}'.")
-        arn = sm_models.arn_formatter("inference-experiment", name, backend.account_id, backend.region_name)
+        # SageMaker's ARNs name the resource in lower case (moto's keep its case: a policy on Fn::GetAtt Arn would not
+        # match what SageMaker authorizes, rules.EXPERIMENT).
+        arn = sm_models.arn_formatter("inference-experiment", name.lower(), backend.account_id, backend.region_name)
         now = _now()
-        self.experiments[key] = {
+        experiment = self.experiments[key] = {
             **copy.deepcopy(params), "Arn": arn, "Status": "Running", "CreationTime": now, "LastModifiedTime": now,
-            "ShadowVariants": [{"VariantName": s["ShadowModelVariantName"],
-                                "InitialInstanceCount": variants[s["ShadowModelVariantName"]]["InfrastructureConfig"][
-                                    "RealTimeInferenceConfig"]["InstanceCount"],
-                                "InitialVariantWeight": s["SamplingPercentage"] / 100} for s in shadows],
-            "VariantStatus": {v: "Deployed" for v in variants}}
-        return ActionResult({"InferenceExperimentArn": arn})
+            "ShadowVariants": _shadow_variants(params), "VariantStatus": {v: "Deployed" for v in variants}}
+        self._deploy_experiment(backend, experiment)
+        return experiment
+
+    def _deploy_experiment(self, backend: Any, e: dict[str, Any]) -> None:
+        """SageMaker deploys the experiment's shadow AS ITS RoleArn, "the IAM role that Amazon SageMaker can assume to
+        access model artifacts and container images, and manage Amazon SageMaker Inference endpoints for model
+        deployment" (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateInferenceExperiment.html):
+        the role must trust sagemaker.amazonaws.com; as it, SageMaker pulls each shadow model's image and reads its
+        archive (``rules.SERVICE_ACTS`` "model-image", "model-archive") and, when KmsKey is given, makes the grant
+        that encrypts the shadow instances' storage volume ("experiment-storage-key"). A refusal cancels the
+        experiment ("if any operation fails with an unexpected error, it shows as cancelled": DescribeInferenceExperiment's
+        Status), the reason in StatusReason: the shadow never serves. Nothing is checked without the authorization."""
+        if self.authorizer is None:
+            return
+        from .authorization import AccessDenied
+        from .authorization.policies import kms_key
+        from .runtime import model_act_values
+
+        region, account, role = backend.region_name, backend.account_id, e["RoleArn"]
+        shadows = [s["ShadowModelVariantName"] for s in e["ShadowModeConfig"]["ShadowModelVariants"]]
+        try:
+            self.authorizer.sessions.credentials(role, SAGEMAKER_SERVICE)  # the trust policy: sts:AssumeRole
+            for variant in e["ModelVariants"]:
+                values = model_act_values(backend._models[variant["ModelName"]], account) \
+                    if variant["VariantName"] in shadows else None
+                if values is not None:
+                    self.authorizer.act("model-image", role, values, region)
+                    self.authorizer.act("model-archive", role, values, region)
+            if e.get("KmsKey"):
+                self.authorizer.act("experiment-storage-key", role,
+                                    {"experiment_kms_key": kms_key(e["KmsKey"], account, region)}, region)
+        except AccessDenied as denied:
+            e.update(Status="Cancelled", CompletionTime=_now(), LastModifiedTime=_now(),
+                     StatusReason=f"SageMaker could not deploy the shadow variant with the role {role}: {denied}",
+                     VariantStatus={**e["VariantStatus"], **{shadow: "NotDeployed" for shadow in shadows}})
 
     def _experiment(self, response: SageMakerResponse, name: str) -> dict[str, Any]:
         experiment = self.experiments.get(self._key(response, name))
@@ -429,9 +478,16 @@ class SageMakerDouble:
 
     def _stop_experiment(self, response: SageMakerResponse, params: dict) -> ActionResult:
         e = self._experiment(response, params["Name"])
+        self.stop_experiment(response.sagemaker_backend, e, params["ModelVariantActions"],
+                             params.get("DesiredState", "Completed"), params.get("Reason"))
+        return ActionResult({"InferenceExperimentArn": e["Arn"]})
+
+    def stop_experiment(self, backend: Any, e: dict[str, Any], actions: dict[str, str], state: str = "Completed",
+                        reason: str | None = None) -> None:
+        """StopInferenceExperiment (the API's, and CloudFormation's when it stops one): retain production and remove
+        the shadow, or promote the shadow into production. ValidationError for anything else."""
         if e["Status"] != "Running":
             raise ValidationError(message=f"Inference experiment '{e['Name']}' is {e['Status']}, not Running.")
-        actions = params["ModelVariantActions"]
         source = e["ShadowModeConfig"]["SourceModelVariantName"]
         shadow = e["ShadowModeConfig"]["ShadowModelVariants"][0]["ShadowModelVariantName"]
         if set(actions) != {source, shadow}:
@@ -440,19 +496,17 @@ class SageMakerDouble:
         if actions not in allowed:
             raise ValidationError(message=f"ModelVariantActions {actions} is not a valid outcome: retain production "
                                           "and remove the shadow, or promote the shadow and remove production.")
-        state = params.get("DesiredState", "Completed")
         if actions[shadow] == "Promote":
-            self._promote_experiment_shadow(response, e, source, shadow)
+            self._promote_experiment_shadow(backend, e, source, shadow)
         e.update(Status=state, CompletionTime=_now(), LastModifiedTime=_now(),
                  VariantStatus={source: "Deployed" if actions[source] == "Retain" else "NotDeployed",
                                 shadow: "Deployed" if actions[shadow] == "Promote" else "NotDeployed"})
-        if "Reason" in params:
-            e["StatusReason"] = params["Reason"]
-        return ActionResult({"InferenceExperimentArn": e["Arn"]})
+        if reason is not None:
+            e["StatusReason"] = reason
 
-    def _promote_experiment_shadow(self, response: SageMakerResponse, e: dict, source: str, shadow: str) -> None:
+    @staticmethod
+    def _promote_experiment_shadow(backend: Any, e: dict, source: str, shadow: str) -> None:
         """The shadow's model and instances take over the production variant (its name is kept)."""
-        backend = response.sagemaker_backend
         endpoint = backend.endpoints[e["EndpointName"]]
         config = backend.endpoint_configs[endpoint.endpoint_config_name]
         spec = next(v for v in e["ModelVariants"] if v["VariantName"] == shadow)
@@ -476,6 +530,149 @@ class SageMakerDouble:
                      if (account, region) == (backend.account_id, backend.region_name)
                      and params.get("StatusEquals") in (None, e["Status"])]
         return ActionResult({"InferenceExperiments": summaries})
+
+
+def _shadow_variants(experiment: dict[str, Any]) -> list[dict[str, Any]]:
+    """The experiment's shadows as the endpoint shows them (instances, and the sampling share as the weight)."""
+    variants = {v["VariantName"]: v for v in experiment["ModelVariants"]}
+    return [{"VariantName": s["ShadowModelVariantName"],
+             "InitialInstanceCount": variants[s["ShadowModelVariantName"]]["InfrastructureConfig"][
+                 "RealTimeInferenceConfig"]["InstanceCount"],
+             "InitialVariantWeight": s["SamplingPercentage"] / 100}
+            for s in experiment["ShadowModeConfig"]["ShadowModelVariants"]]
+
+
+EXPERIMENT_TYPE = "AWS::SageMaker::InferenceExperiment"
+#: Its properties that CreateInferenceExperiment does not take: the handler acts on them itself.
+_CFN_ONLY = ("DesiredState", "StatusReason")
+
+
+def _experiment_model(double: SageMakerDouble) -> type:
+    """``AWS::SageMaker::InferenceExperiment`` for moto's CloudFormation, which does not know the type (it warned and
+    skipped it: a stack's managed shadow test never existed, and its ``Fn::GetAtt Arn`` resolved to nothing). As
+    CloudFormation's handler (aws-cloudformation-resource-providers-sagemaker, aws-sagemaker-inferenceexperiment):
+
+    * create: CreateInferenceExperiment with the template's properties (``SageMakerDouble.create_experiment``: the
+      same checks, and the shadow deployed as RoleArn); an experiment that is not Created or Running after it
+      (Cancelled: SageMaker could not deploy the shadow) fails the resource: CREATE_FAILED with the reason, rollback;
+    * ``Ref`` is the experiment's name; ``Fn::GetAtt`` gives Arn, CreationTime, LastModifiedTime, Status and
+      EndpointMetadata(.EndpointName, .EndpointConfigName, .EndpointStatus);
+    * update: a Running experiment whose DesiredState becomes Completed or Cancelled is stopped; production is kept
+      when ModelVariants still lists it, else the shadow is promoted (``ExperimentOutcome``); other changes are
+      recorded (UpdateInferenceExperiment);
+    * delete: a Running experiment is stopped (the emulator keeps production and removes the shadow: its
+      StopInferenceExperiment takes no other outcome; CloudFormation's handler asks to Retain every variant), then the
+      experiment is deleted.
+    """
+
+    class InferenceExperiment:
+        def __init__(self, key: tuple[str, str, str]) -> None:
+            self.key = key
+
+        @property
+        def experiment(self) -> dict[str, Any]:
+            return double.experiments[self.key]
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.key[2]
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return EXPERIMENT_TYPE
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "Name"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr in ("Arn", "CreationTime", "LastModifiedTime", "Status", "EndpointMetadata",
+                            "EndpointMetadata.EndpointName", "EndpointMetadata.EndpointConfigName",
+                            "EndpointMetadata.EndpointStatus")
+
+        def get_cfn_attribute(self, attribute_name: str) -> Any:
+            from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+            e = self.experiment
+            account, region, _ = self.key
+            endpoint = sm_models.sagemaker_backends[account][region].endpoints.get(e["EndpointName"])
+            metadata = {"EndpointName": e["EndpointName"],
+                        "EndpointConfigName": endpoint.endpoint_config_name if endpoint else "",
+                        "EndpointStatus": endpoint.endpoint_status if endpoint else "Deleting"}
+            values = {"Arn": e["Arn"], "Status": e["Status"], "EndpointMetadata": metadata,
+                      "CreationTime": e["CreationTime"].isoformat(), "LastModifiedTime": e["LastModifiedTime"].isoformat(),
+                      **{f"EndpointMetadata.{k}": v for k, v in metadata.items()}}
+            if attribute_name not in values:
+                raise UnformattedGetAttTemplateException()
+            return values[attribute_name]
+
+        def is_created(self) -> bool:
+            return True
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict, account_id: str,
+                                            region_name: str, **kwargs: Any) -> InferenceExperiment:
+            properties = cloudformation_json.get("Properties") or {}
+            params = {k: v for k, v in properties.items() if k not in _CFN_ONLY}
+            params.setdefault("Name", resource_name)
+            backend = sm_models.sagemaker_backends[account_id][region_name]
+            try:
+                validate_request("CreateInferenceExperiment", params)
+                experiment = double.create_experiment(backend, params)
+            except SagemakerClientError as error:
+                raise _resource_failed(f"Failure reason: {error.message}") from None
+            if experiment["Status"] not in ("Created", "Running"):
+                double.experiments.pop((account_id, region_name, params["Name"]), None)
+                raise _resource_failed(f"Stabilizing of {params['Name']}: the experiment is {experiment['Status']}: "
+                                       f"{experiment.get('StatusReason', '')}")
+            return cls((account_id, region_name, params["Name"]))
+
+        @classmethod
+        def update_from_cloudformation_json(cls, original_resource: InferenceExperiment, new_resource_name: str,
+                                            cloudformation_json: dict, account_id: str,
+                                            region_name: str) -> InferenceExperiment:
+            properties = cloudformation_json.get("Properties") or {}
+            e = original_resource.experiment
+            backend = sm_models.sagemaker_backends[account_id][region_name]
+            desired = properties.get("DesiredState")
+            if e["Status"] == "Running" and desired in ("Completed", "Cancelled"):
+                source = e["ShadowModeConfig"]["SourceModelVariantName"]
+                shadow = e["ShadowModeConfig"]["ShadowModelVariants"][0]["ShadowModelVariantName"]
+                listed = {v["VariantName"] for v in properties.get("ModelVariants") or []}
+                actions = {source: "Retain", shadow: "Remove"} if source in listed else \
+                    {source: "Remove", shadow: "Promote"}
+                try:
+                    double.stop_experiment(backend, e, actions, desired, properties.get("StatusReason"))
+                except SagemakerClientError as error:
+                    raise _resource_failed(f"Failure reason: {error.message}") from None
+            elif e["Status"] == "Running":  # UpdateInferenceExperiment: what a running experiment may change
+                for field in ("Description", "Schedule", "ShadowModeConfig"):
+                    if field in properties:
+                        e[field] = copy.deepcopy(properties[field])
+                e.update(ShadowVariants=_shadow_variants(e), LastModifiedTime=_now())
+            return original_resource
+
+        def delete(self, account_id: str, region_name: str) -> None:
+            e = double.experiments.get(self.key)
+            if e is None:
+                return
+            if e["Status"] == "Running":
+                source = e["ShadowModeConfig"]["SourceModelVariantName"]
+                shadow = e["ShadowModeConfig"]["ShadowModelVariants"][0]["ShadowModelVariantName"]
+                double.stop_experiment(sm_models.sagemaker_backends[account_id][region_name], e,
+                                       {source: "Retain", shadow: "Remove"}, "Completed")
+            double.experiments.pop(self.key, None)
+
+    return InferenceExperiment
+
+
+def _resource_failed(message: str) -> Exception:
+    """The error that fails a resource's create or update in the emulator's CloudFormation (CREATE_FAILED with
+    CloudFormation's wording of the handler's message; the stack rolls back), as the authorization installs it."""
+    from .authorization import _role_not_assumable
+
+    return _role_not_assumable()("ValidationException", message, "SageMaker", "InvalidRequest")
 
 
 __all__ = ["SageMakerDouble", "ThrottlingError", "validate_request"]

@@ -355,6 +355,16 @@ SERVICE_ACTS: tuple[ServiceAct, ...] = (
                "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms action on "
                "the auto-rollback alarms you specify.",
                "the update fails (the emulator's reading: the page makes the permission a prerequisite)"),
+    ServiceAct("experiment-storage-key", "sagemaker.amazonaws.com",
+               (Check("kms:CreateGrant", ("{experiment_kms_key}",),
+                      (("kms:ViaService", "sagemaker.{region}.amazonaws.com"), ("kms:GrantIsForAWSResource", "true"))),
+                Check("kms:DescribeKey", ("{experiment_kms_key}",),
+                      (("kms:ViaService", "sagemaker.{region}.amazonaws.com"),))),
+               "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateInferenceExperiment.html",
+               "KmsKey: the key that Amazon SageMaker uses to encrypt data on the storage volume attached to the ML "
+               "compute instance that hosts the endpoint; RoleArn: the role Amazon SageMaker can assume to access model "
+               "artifacts and container images, and manage Amazon SageMaker Inference endpoints for model deployment.",
+               "the shadow variant is not deployed: the experiment is Cancelled (in CloudFormation: CREATE_FAILED)"),
     ServiceAct("function-logs", "lambda.amazonaws.com",
                (Check("logs:CreateLogStream", ("{function_log_stream}",)),
                 Check("logs:PutLogEvents", ("{function_log_stream}",))),
