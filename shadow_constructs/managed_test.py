@@ -175,8 +175,13 @@ class ManagedShadowTest(Construct):
             self.encryption_key = kms.Key(self, "StorageKey", enable_key_rotation=True, removal_policy=removal_policy,
                                           description=f"Shadow ML storage of the managed test {self.node.path}")
         if self.encryption_key is not None:
-            self.encryption_key.grant(self.role, "kms:CreateGrant", "kms:DescribeKey", "kms:Decrypt",
-                                      "kms:GenerateDataKey")
+            # SageMaker creates a grant on the storage key for the shadow's volumes, as the experiment's role (as for
+            # an endpoint's KmsKeyId); the grant carries the encrypt/decrypt rights, the role needs none of them.
+            self.role.add_to_principal_policy(iam.PolicyStatement(
+                actions=["kms:CreateGrant"], resources=[self.encryption_key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}))
+            self.role.add_to_principal_policy(iam.PolicyStatement(actions=["kms:DescribeKey"],
+                                                                  resources=[self.encryption_key.key_arn]))
 
         bound = data_storage.bind(self, [self.role]) if data_storage else None
         #: The CaptureStore this test created for its data (None when given one, a bucket, or no capture).

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Match
 from conftest import XGBOOST_URI, actions_of, new_stack, only, policy_statements, template_of
 
 from shadow_constructs import (
@@ -66,6 +67,12 @@ def test_data_storage_and_kms(running):
     assert props["DataStorageConfig"]["ContentType"] == {"CsvContentTypes": ["text/csv"],
                                                          "JsonContentTypes": ["application/json"]}
     assert "KmsKey" in props["DataStorageConfig"] and "KmsKey" in props
+    # The storage key: SageMaker's grant, created as the experiment's role, for AWS resources only; nothing else.
+    key, = template.find_resources("AWS::KMS::Key", {"Properties": {"Description": Match.string_like_regexp(
+        "Shadow ML storage")}})
+    storage = [s for s in policy_statements(template, "TestRole") if s["Resource"] == {"Fn::GetAtt": [key, "Arn"]}]
+    assert sorted((s["Action"], s.get("Condition")) for s in storage) == [
+        ("kms:CreateGrant", {"Bool": {"kms:GrantIsForAWSResource": "true"}}), ("kms:DescribeKey", None)]
 
 
 def test_role_is_scoped_to_the_endpoint_models_and_capture_prefix(running):
