@@ -33,6 +33,7 @@ from moto import mock_aws
 from app import build_app
 from scripts.demo import ACCOUNT, REGION, STACK, Console, Demo
 from shadow_emulator import SageMakerDouble
+from shadow_emulator.authorization.least_privilege import JUSTIFIED_UNUSED_MANAGED, unused_in_every_run
 from shadow_emulator.ports import free_port
 
 MANAGED = "ChurnManagedShadowTest"
@@ -178,6 +179,9 @@ def test_the_managed_test_runs_on_the_existing_endpoint_and_ends_with_nothing_re
                    and u["resource"] == experiment["Arn"] for u in recorded["usage"])
         report = demo.emulator.control("POST", "permissions", {"roles": sorted(roles.values())})["roles"]
         (tmp_path / "permissions.json").write_text(json.dumps({"roles": report, "denials": recorded["denials"]}, indent=1))
+        unused = unused_in_every_run([{logical: report[arn] for logical, arn in roles.items()}])
+        assert sorted(unused - set(JUSTIFIED_UNUSED_MANAGED)) == [], "never used: remove or justify"
+        assert sorted(set(JUSTIFIED_UNUSED_MANAGED) - unused) == [], "used now: remove its justification"
 
         the_enforcement_refuses_an_experiment_role_without_its_rights(demo, production, shadow)
     finally:

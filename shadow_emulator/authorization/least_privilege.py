@@ -150,6 +150,34 @@ JUSTIFIED_UNUSED: dict[tuple[str, str], str] = {
 }
 
 
+_AS_IN_THE_EXAMPLE = "As for the example stack's role of that name (above)."
+_NOT_STARTED = ("A managed test's workflow judges when started (by hand, or by a pipeline's verdict step, which follows "
+                "with this function); tests/test_managed_lifecycle.py starts it plainly.")
+
+#: The same for the managed test's stack (ChurnManagedShadowTest), run by tests/test_managed_lifecycle.py.
+JUSTIFIED_UNUSED_MANAGED: dict[tuple[str, str], str] = {
+    **{("PromotionFollowTestEndRole", action): _NOT_STARTED for action in (
+        "logs:CreateLogStream", "logs:PutLogEvents", "states:DescribeExecution", "states:ListExecutions")},
+    **{("PromotionPlanLookRole", action): "Interim looks run for a test given a start and an end; the managed "
+       "lifecycle judges once." for action in ("logs:CreateLogStream", "logs:PutLogEvents")},
+    **{("PromotionStateMachineRole", action): _AS_IN_THE_EXAMPLE for action in (
+        "lambda:InvokeFunction", "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
+        "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
+        "logs:UpdateLogDelivery", "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords",
+        "xray:PutTraceSegments")},
+    ("ShadowModelExecutionRole", "ecr:BatchCheckLayerAvailability"): _AS_IN_THE_EXAMPLE,
+    ("ShadowModelExecutionRole", "logs:DescribeLogStreams"): _AS_IN_THE_EXAMPLE,
+    ("TestRole", "ecr:BatchCheckLayerAvailability"): "As for the model roles: the experiment's role pulls the image.",
+    ("TestRole", "kms:Encrypt"): "As for the model roles: the experiment's role writes its capture with the capture key.",
+    ("TestRole", "s3:AbortMultipartUpload"): "As for the model roles: a failed multipart capture upload is aborted.",
+    **{("TestRole", action): "CreateInferenceExperiment's RoleArn lets SageMaker \"manage SageMaker Inference "
+       "endpoints for model deployment\" with it; which calls it makes is not documented, so the emulator makes "
+       "none: the grant keeps to that scope (this endpoint, endpoint configs, the test's two models)." for action in (
+        "sagemaker:CreateEndpointConfig", "sagemaker:DeleteEndpointConfig", "sagemaker:DescribeEndpoint",
+        "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel", "sagemaker:UpdateEndpoint")},
+}
+
+
 def construct_id(logical_id: str) -> str:
     """A role's logical id without CDK's hash suffix: ``PromotionJudgeRoleD41B5476`` -> ``PromotionJudgeRole``."""
     return re.sub(r"[0-9A-F]{8}$", "", logical_id)
@@ -173,11 +201,14 @@ def unused_in_every_run(runs: list[dict[str, dict[str, Any]]]) -> set[tuple[str,
 
 
 def render_justifications() -> str:
-    """The table docs/permissions.md shows."""
-    lines = ["| role | action never used in the demo's lifecycles | why it stays |", "|---|---|---|"]
-    lines += [f"| {role} | `{action}` | {why} |" for (role, action), why in JUSTIFIED_UNUSED.items()]
-    return "\n".join(lines) + "\n"
+    """The tables docs/permissions.md shows."""
+    lines = []
+    for stack, table in (("the example stack (the demo's lifecycles)", JUSTIFIED_UNUSED),
+                         ("the managed test's stack (its lifecycle test)", JUSTIFIED_UNUSED_MANAGED)):
+        lines += ["", f"| role of {stack} | action never used | why it stays |", "|---|---|---|"]
+        lines += [f"| {role} | `{action}` | {why} |" for (role, action), why in table.items()]
+    return "\n".join(lines[1:]) + "\n"
 
 
-__all__ = ["JUSTIFIED_UNUSED", "Grant", "construct_id", "grants", "render_justifications", "report",
+__all__ = ["JUSTIFIED_UNUSED", "JUSTIFIED_UNUSED_MANAGED", "Grant", "construct_id", "grants", "render_justifications", "report",
            "unused_in_every_run"]
