@@ -38,6 +38,16 @@ def shown(value: Any) -> str:
     return f"{type(value).__name__}"
 
 
+def human_duration(seconds: float) -> str:
+    """``seconds`` in the largest unit that states it exactly: ``2592000`` -> "30 days", ``5400`` -> "90 minutes"."""
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    count = int(seconds) if float(seconds).is_integer() else seconds
+    return f"{count} second{'s' if count != 1 else ''}"
+
+
 class Problems:
     """Collects configuration problems so that one ConfigError can report them all."""
 
@@ -92,7 +102,8 @@ class Problems:
             return True
         seconds = value.to_seconds()
         if not low <= seconds <= high:
-            self.add(f"{name} must be between {low} and {high} seconds, got {seconds} seconds")
+            self.add(f"{name} must be between {human_duration(low)} and {human_duration(high)}, "
+                     f"got {human_duration(seconds)}")
             return False
         return True
 

@@ -107,7 +107,7 @@ def test_imported_endpoint_alarms():
     ({"error_rate_increase_threshold": 0}, r"error_rate_increase_threshold must be between 0.001 and 100, got 0"),
     ({"model_errors_threshold": 0}, r"model_errors_threshold must be at least 1, got 0"),
     ({"min_shadow_invocations": 0}, r"min_shadow_invocations must be at least 1, got 0"),
-    ({"period": cdk.Duration.seconds(30)}, r"period must be between 60 and 86400 seconds, got 30 seconds"),
+    ({"period": cdk.Duration.seconds(30)}, r"period must be between 1 minute and 1 day, got 30 seconds"),
     ({"evaluation_periods": 2, "datapoints_to_alarm": 3}, r"datapoints_to_alarm must not exceed evaluation_periods \(2\), got 3"),
     ({"topic": "arn:aws:sns:us-east-1:1:t"}, r"topic must be an aws_sns.ITopic"),
     ({"alarm_name_prefix": "bad prefix"}, r"alarm_name_prefix must be 1-200 letters"),

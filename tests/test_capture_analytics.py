@@ -167,7 +167,7 @@ def test_an_existing_store_or_bucket_for_an_imported_endpoint():
     ({"threshold": float("nan")}, r"threshold must be a finite number, got nan"),
     ({"database_name": "Churn-DB"}, r"database_name must be 1-255 lower case letters, digits or underscores, got 'Churn-DB'"),
     ({"workgroup_name": "a b"}, r"workgroup_name must be 1-128 letters, digits, '.', '_' or '-', got 'a b'"),
-    ({"results_expiration": cdk.Duration.hours(1)}, r"results_expiration must be between 86400 and 315360000 seconds, got 3600 seconds"),
+    ({"results_expiration": cdk.Duration.hours(1)}, r"results_expiration must be between 1 day and 3650 days, got 1 hour"),
     ({"projection_start": "2024-01-01"}, r"projection_start must be an hour as yyyy/MM/dd/HH, got '2024-01-01'"),
     ({"prefix": "other"}, r"prefix goes with store or bucket; the endpoint captures under 'datacapture'"),
     ({"shadow_variant_name": "production"}, r"production_variant_name and shadow_variant_name are both 'production'"),

@@ -49,7 +49,7 @@ def test_the_look_planner_is_a_function_with_no_permissions_but_its_logs(templat
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"look_interval": cdk.Duration.minutes(5)}, r"look_interval must be between 600 and 2592000 seconds, got 300"),
+    ({"look_interval": cdk.Duration.minutes(5)}, r"look_interval must be between 10 minutes and 30 days, got 5 minutes"),
     ({"look_interval": cdk.Duration.hours(3), "duration": cdk.Duration.hours(2)},
      r"look_interval \(10800 s\) must not be longer than the test's duration \(7200 s\)"),
     ({"look_interval": cdk.Duration.minutes(10), "duration": cdk.Duration.days(30)},

@@ -135,8 +135,8 @@ def model(stack):
 CASES = [
     ({"sampling_percent": 0}, r"sampling_percent must be between 1 and 100, got 0"),
     ({"sampling_percent": 50.5}, r"sampling_percent must be an integer, got 50.5"),
-    ({"duration": cdk.Duration.minutes(30), "start": START}, r"duration must be between 3600 and 2592000 seconds, got 1800 seconds"),
-    ({"duration": cdk.Duration.days(31), "start": START}, r"duration must be between 3600 and 2592000 seconds"),
+    ({"duration": cdk.Duration.minutes(30), "start": START}, r"duration must be between 1 hour and 30 days, got 30 minutes"),
+    ({"duration": cdk.Duration.days(31), "start": START}, r"duration must be between 1 hour and 30 days, got 31 days"),
     ({"duration": cdk.Duration.days(3)}, r"a duration other than 7 days needs start .*, got 3 days without start"),
     ({"end": START}, r"end needs start"),
     ({"start": START, "end": START + timedelta(days=40)}, r"the test must last from 1 hour to 30 days, got 40 days"),

@@ -121,7 +121,7 @@ def test_approval_and_inconclusive_choices_shape_the_graph():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"window": cdk.Duration.minutes(5)}, r"window must be between 600 and 2592000 seconds, got 300 seconds"),
+    ({"window": cdk.Duration.minutes(5)}, r"window must be between 10 minutes and 30 days, got 5 minutes"),
     ({"criteria": {"tolerance": 1}}, r"criteria: unknown keys \['tolerance'\]; known keys: \[.*'latency_tolerance'"),
     # Every field's type and range is checked by the judge's own Criteria at synth, not after the test window.
     ({"criteria": {"confidence": 5}}, r"criteria: confidence must be a number between 0.5 and 0.9999, got 5"),
@@ -134,8 +134,8 @@ def test_approval_and_inconclusive_choices_shape_the_graph():
     ({"instance_settings": "shadow"}, r"instance_settings must be an InstanceSettings, got 'shadow'"),
     ({"on_inconclusive": "extend"}, r"on_inconclusive must be an InconclusiveAction, got 'extend'"),
     ({"max_extensions": 11}, r"max_extensions must be between 0 and 10, got 11"),
-    ({"poll_interval": cdk.Duration.hours(2)}, r"poll_interval must be between 1 and 3600 seconds"),
-    ({"retry_interval": cdk.Duration.minutes(10)}, r"retry_interval must be between 1 and 300 seconds"),
+    ({"poll_interval": cdk.Duration.hours(2)}, r"poll_interval must be between 1 second and 1 hour, got 2 hours"),
+    ({"retry_interval": cdk.Duration.minutes(10)}, r"retry_interval must be between 1 second and 5 minutes, got 10 minutes"),
     ({"test_end": "tomorrow"}, r"test_end must be a datetime, got 'tomorrow'"),
     ({"topic": "arn:aws:sns:us-east-1:1:t"}, r"topic must be an aws_sns.ITopic"),
     ({"instance_override": {"ModelName": "x"}}, r"instance_override must set some of InstanceType, .*, got \['ModelName'\]"),
