@@ -1,12 +1,15 @@
 """``shadow-test``: run a shadow test's promotion workflow, show where it stands, guard the next deploy.
 
-    shadow-test run    (--stack NAME | --state-machine ARN) [--region REGION] [--poll SECONDS]
+    shadow-test run    (--stack NAME | --state-machine ARN) [--region REGION] [--poll SECONDS] [--new]
     shadow-test status --stack NAME [--region REGION]
     shadow-test drift  --stack NAME [--app cdk.out] [--region REGION]
 
 ``run`` finds the stack's promotion workflow (the state machine shadow-constructs marked in the
 deployed template). If an execution of it is RUNNING, it follows the newest one (e.g. the self-ending
-``test-end-…`` execution waiting in ``WaitForTestEnd``); otherwise it starts one with input ``{}``.
+``test-end-…`` execution waiting in ``WaitForTestEnd``). If the newest one already ended by promoting the shadow or
+removing it (after the stack's last deploy), the test is over: it reports that run and exits with its code instead
+of judging an endpoint without its shadow (a retried pipeline job; ``--new`` starts a run anyway). Otherwise it
+starts one with input ``{}``.
 It prints each state as it is entered, the time ``WaitForTestEnd`` waits for, then the verdict
 report (the Markdown file the execution's output names) and exits with the verdict's code.
 
@@ -178,6 +181,21 @@ def newest_running(sfn, machine_arn: str) -> tuple[dict[str, Any] | None, int]:
     return max(running, key=lambda e: e["startDate"]), len(running)
 
 
+def acted_since(sfn, machine_arn: str, deployed: datetime | None) -> dict[str, Any] | None:
+    """The newest execution, if it ended by acting on the endpoint (promoted it or removed the shadow) after the
+    stack's last deploy: the test is over, and judging again would judge an endpoint without its shadow (a retried
+    pipeline job, a second ``run``). Its DescribeExecution, with ``action``; else None."""
+    newest = max(executions(sfn, machine_arn), key=lambda e: e["startDate"], default=None)
+    if newest is None or newest["status"] != "SUCCEEDED":
+        return None
+    if deployed is not None and newest.get("stopDate") and newest["stopDate"] < deployed:
+        return None  # deployed since: a new test (a self-ending one would be RUNNING)
+    described = sfn.describe_execution(executionArn=newest["executionArn"])
+    output = json_object(described.get("output")) or {}
+    action = output.get("action") or ACTION_OF_DECISION.get(output.get("decision", ""), "")
+    return {**described, "action": action} if action in ("promoted", "shadow_removed") else None
+
+
 def new_events(sfn, execution_arn: str, after_id: int) -> list[dict[str, Any]]:
     """History events with an id above ``after_id``, oldest first.
 
@@ -235,6 +253,7 @@ def test_end_of(execution: dict[str, Any], entered: dict[str, Any] | None = None
 def cmd_run(args: argparse.Namespace) -> int:
     aws = args.aws = Aws(args.region)
     sfn = aws.client("stepfunctions")
+    deployed: datetime | None = None
     if args.state_machine:
         machine_arn = args.state_machine
         label = f"state machine {check_state_machine(sfn, machine_arn)}"
@@ -242,7 +261,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         stack = DeployedStack(aws, args.stack)
         logical, machine_arn = stack.workflow()
         label = f"promotion workflow {logical} of stack {stack.name} ({machine_arn.rsplit(':', 1)[-1]})"
+        deployed = stack.description.get("LastUpdatedTime") or stack.description.get("CreationTime")
     running, count = newest_running(sfn, machine_arn)
+    ended = None if running or args.new else acted_since(sfn, machine_arn, deployed)
+    if ended:
+        say(f"{label}: the test has ended: execution {ended['name']} {ended['status']} at {when(ended['stopDate'])} "
+            f"({ended['action']}); not judging again (--new starts a new run)")
+        args.execution_arn = ended["executionArn"]
+        return conclude(aws, ended)
     if running:
         others = f"; {count - 1} more running, following the newest" if count > 1 else ""
         say(f"{label}: following execution {running['name']}, RUNNING since {when(running['startDate'])}{others}")
@@ -586,6 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--state-machine", metavar="ARN", help="the state machine to run, instead of a stack's")
     run.add_argument("--poll", type=seconds, default=10.0, metavar="SECONDS",
                      help="seconds between two looks at the execution (default: 10)")
+    run.add_argument("--new", action="store_true",
+                     help="start a new run even when the newest one already promoted or removed the shadow")
     status = commands.add_parser("status", help="the endpoint's live state beside the stack's template, "
                                                 "the pending end and the last verdict",
                                  description="Show the live endpoint, what the deployed template declares, the "

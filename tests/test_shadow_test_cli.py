@@ -55,6 +55,7 @@ STACKS = {
               **endpoint_resources(endpoint_name=CHURN_ENDPOINT)},
     "Rejected": {"Promotion": workflow(verdict("REJECT", "shadow_removed", report_uri("rejected"), score=12.0))},
     "Declined": {"Promotion": workflow(verdict("PROMOTE", "declined", report_uri("churn")))},
+    "Ended": {"Promotion": workflow(verdict("REJECT", "shadow_removed", report_uri("churn"), score=20.0))},
     "Inconclusive": {"Promotion": workflow(verdict("INCONCLUSIVE", "none", report_uri("churn"), score=60.0))},
     "Legacy": {"Promotion": workflow(verdict("REJECT", None, report_uri("churn")))},  # output without "action"
     "Failing": {"Promotion": workflow(fail=("SageMaker.ValidationException", "Could not find endpoint\n'churn'."))},
@@ -209,6 +210,31 @@ def test_run_exit_codes_of_the_verdicts(emulator, capsys, stack, code, summary):
     exit_code, out, err = cli(capsys, "run", "--stack", stack, "--poll", "0.1")
     assert (exit_code, err) == (code, "")
     assert summary in out.splitlines()[-1]
+
+
+def test_run_after_the_test_ended_reports_that_run_instead_of_judging_again(emulator, capsys):
+    """A retried pipeline job (or a second run) after the shadow was removed: the newest run already acted, so run
+    reports it with its exit code and starts nothing; --new starts a run anyway; an INCONCLUSIVE run (nothing acted)
+    does not count as an end."""
+    sfn, machine = emulator.client("stepfunctions"), machine_of(emulator, "Ended")
+
+    def runs() -> list[str]:
+        return [e["name"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]]
+
+    assert cli(capsys, "run", "--stack", "Ended", "--poll", "0.1")[0] == 3
+    first, = runs()
+    code, out, err = cli(capsys, "run", "--stack", "Ended", "--poll", "0.1")
+    assert (code, err, runs()) == (3, "", [first])
+    lines = out.splitlines()
+    assert f": the test has ended: execution {first} SUCCEEDED at " in lines[0]
+    assert lines[0].endswith("(shadow_removed); not judging again (--new starts a new run)")
+    assert lines[-1] == f"execution {first} SUCCEEDED: decision REJECT (score 20.0), action shadow_removed: " \
+        "reject (shadow_removed)"
+    code, out, _ = cli(capsys, "run", "--stack", "Ended", "--poll", "0.1", "--new")
+    assert code == 3 and ": started execution shadow-test-" in out.splitlines()[0] and len(runs()) == 2
+    assert cli(capsys, "run", "--stack", "Inconclusive", "--poll", "0.1")[0] == 4
+    code, out, _ = cli(capsys, "run", "--stack", "Inconclusive", "--poll", "0.1")
+    assert code == 4 and ": started execution shadow-test-" in out.splitlines()[0]
 
 
 def test_an_unreadable_report_prints_its_uri_and_why(emulator, capsys):
