@@ -214,7 +214,9 @@ class ModelData(_ModelSource):
         if source is None:
             raise ConfigError("ModelData", [f"path must be a file or folder path, got {shown(path)}"])
         if not source.exists():
-            raise ConfigError("ModelData", [f"path must exist, got {str(path)!r}"])
+            where = "" if source.is_absolute() else f" (a relative path is read from {Path.cwd()})"
+            raise ConfigError("ModelData", [f"path must be an existing .tar.gz archive or folder, got {str(path)!r}: no "
+                                            f"such file or folder{where}"])
         if source.is_file() and not source.name.endswith(".tar.gz"):
             raise ConfigError("ModelData", [
                 f"path must be a .tar.gz archive or a folder to pack into one, got {str(path)!r}"])
@@ -303,6 +305,12 @@ class ServingModel(Construct):
         if isinstance(model_data, str) and re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", model_data) \
                 and not model_data.startswith("s3://"):
             problems.add(f"model_data must be an s3:// URL or an existing local path, got {model_data!r}")
+            model_data = None
+        elif isinstance(model_data, (str, Path)) and not str(model_data).startswith("s3://") \
+                and not Path(model_data).exists():
+            where = "" if Path(model_data).is_absolute() else f" (a relative path is read from {Path.cwd()})"
+            problems.add(f"model_data must be an s3:// URL or an existing local .tar.gz archive or folder, got "
+                         f"{str(model_data)!r}: no such file or folder{where}")
             model_data = None
         elif isinstance(model_data, (str, Path)):
             model_data = _collect(problems, ModelData.from_s3_url if str(model_data).startswith("s3://")

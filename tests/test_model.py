@@ -197,7 +197,11 @@ def test_grant_describe_scopes_to_the_model():
     ({"image": "nginx:latest"}, r"uri must be an Amazon ECR image .*, got 'nginx:latest'"),
     ({"image": 42}, r"image must be a ModelImage or an ECR image URI string, got 42"),
     ({"image": XGBOOST_URI, "model_data": "s3://"}, r"url must be an S3 URL s3://<bucket>/<key>, got 's3://'"),
-    ({"image": XGBOOST_URI, "model_data": "/no/such/model.tar.gz"}, r"path must exist, got '/no/such/model.tar.gz'"),
+    ({"image": XGBOOST_URI, "model_data": "/no/such/model.tar.gz"},
+     r"model_data must be an s3:// URL or an existing local .tar.gz archive or folder, got '/no/such/model.tar.gz': "
+     r"no such file or folder$"),
+    ({"image": XGBOOST_URI, "model_data": "models/nope.tar.gz"},
+     r"model_data must be .*, got 'models/nope.tar.gz': no such file or folder \(a relative path is read from /"),
     ({"image": XGBOOST_URI, "model_data": "http://models.example.com/churn.tar.gz"},
      r"model_data must be an s3:// URL or an existing local path, got 'http://models.example.com/churn.tar.gz'"),
     ({"image": XGBOOST_URI, "model_data": "https://bucket.s3.amazonaws.com/model.tar.gz"},
@@ -245,3 +249,9 @@ def test_token_uris_pass_through():
     uri = cdk.Fn.import_value("ImageUri")
     model = ServingModel(stack, "Model", image=uri, model_data=ModelData.from_s3_url(cdk.Fn.import_value("Data")))
     assert stack.resolve(model.image_uri) == {"Fn::ImportValue": "ImageUri"}
+
+
+def test_a_missing_asset_path_says_where_a_relative_one_was_read_from():
+    with pytest.raises(ConfigError, match=r"ModelData: path must be an existing \.tar\.gz archive or folder, got "
+                                          r"'no/such\.tar\.gz': no such file or folder \(a relative path is read from /"):
+        ModelData.from_asset("no/such.tar.gz")
