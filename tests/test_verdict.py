@@ -6,7 +6,7 @@ import json
 
 import pytest
 from conftest import simulated_traffic as traffic
-from shadow_runtime.verdict import INCONCLUSIVE, PROMOTE, REJECT, Criteria, compare
+from shadow_runtime.verdict import INCONCLUSIVE, PROMOTE, REJECT, Criteria, MetricResult, compare
 
 CRITERIA = {"sampling_percent": 50}
 
@@ -222,3 +222,11 @@ def test_criteria_object_is_accepted_and_defaults_are_documented_values():
     assert criteria.critical == ("ModelLatency:*", "Invocation5XXErrors", "InvocationModelErrors")
     assert criteria.is_critical("ModelLatency:p50") and not criteria.is_critical("OverheadLatency:p99")
     assert compare(*traffic(minutes=20), criteria).criteria is criteria
+
+
+def test_a_relative_tolerance_reads_in_percent_like_its_effect():
+    """"+3.0% (CI ...; tolerance +30%)", not "tolerance +0.3" beside percentages."""
+    line = MetricResult(key="ModelLatency:p99", kind="latency", status="pass", critical=True, weight=1.0,
+                        tolerance=0.3, effect=0.03, interval=(0.011, 0.048), n=20).describe()
+    assert line == ("ModelLatency:p99 (critical): pass - shadow +3.0% (CI +1.1% to +4.8%; tolerance +30%) "
+                    "over 20 paired minutes")

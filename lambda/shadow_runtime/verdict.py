@@ -267,7 +267,7 @@ class MetricResult:
                      f"tolerance +{self.tolerance * 100:.3g} pp)"
         else:
             effect = f"{self.effect:+.1%} (CI {low:+.1%} to {high:+.1%}; " \
-                     f"tolerance +{self.tolerance:.3g}) over {self.n} paired minutes"
+                     f"tolerance +{self.tolerance * 100:.3g}%) over {self.n} paired minutes"
         return f"{self.key}{tag}: {self.status} - shadow {effect}{'; ' + self.note if self.note else ''}"
 
 
