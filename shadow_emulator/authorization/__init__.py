@@ -37,6 +37,7 @@ from .rules import RULES
 __all__ = ["AccessDenied", "AuthorizationDouble", "Authorizer", "RULES", "acting_as"]
 
 STATES_SERVICE = "states.amazonaws.com"
+_MISSING = object()  # an attribute the patched class did not hold itself (it inherited it)
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 #: Step Functions' answer (AccessDeniedException) to CreateStateMachine or UpdateStateMachine with a role it may not
 #: assume: https://docs.aws.amazon.com/step-functions/latest/dg/procedure-create-iam-role.html
@@ -173,7 +174,13 @@ class AuthorizationDouble:
     def __init__(self, authorizer: Authorizer | None = None) -> None:
         self.authorizer = authorizer or Authorizer()
         self._signing = ThreadSigning()
-        self._saved: dict[str, Any] = {}
+        #: What install replaced, to put back: (owner, attribute, its own value there or _MISSING), in order.
+        self._patches: list[tuple[Any, str, Any]] = []
+
+    def _patch(self, owner: Any, name: str, value: Any) -> None:
+        """Set ``owner.name`` (a class or a module) to ``value``; ``uninstall`` puts back what ``owner`` itself held."""
+        self._patches.append((owner, name, vars(owner).get(name, _MISSING)))
+        setattr(owner, name, value)
 
     def install(self) -> AuthorizationDouble:
         from moto.cloudformation import parsing
@@ -185,7 +192,6 @@ class AuthorizationDouble:
         self._signing.install()
         sessions = self.authorizer.sessions
         start, original_map = ExecutionWorker.start, parsing.get_model_map
-        self._saved = {"start": start, "model_map": original_map}
 
         def start_as_role(worker: ExecutionWorker) -> None:
             details = worker._evaluation_details
@@ -207,8 +213,8 @@ class AuthorizationDouble:
         def get_model_map() -> dict[str, Any]:
             return {**original_map(), **models}
 
-        ExecutionWorker.start = start_as_role  # type: ignore[method-assign]
-        parsing.get_model_map = get_model_map
+        self._patch(ExecutionWorker, "start", start_as_role)
+        self._patch(parsing, "get_model_map", get_model_map)
         self._roles_checked_when_passed()
         self._keep_managed_policy_arns()
         self._keep_function_log_groups()
@@ -229,9 +235,6 @@ class AuthorizationDouble:
         create_machine, update_machine = StepFunctionBackend.create_state_machine, StepFunctionBackend.update_state_machine
         create_function, update_configuration = LambdaBackend.create_function, LambdaFunction.update_configuration
         create_resource, update_resource = parsing.parse_and_create_resource, parsing.parse_and_update_resource
-        self._saved.update({"create_state_machine": create_machine, "update_state_machine": update_machine,
-                            "create_function": create_function, "update_configuration": update_configuration,
-                            "create_resource": create_resource, "update_resource": update_resource})
         refused_updates: dict[tuple[int, str], tuple[Any, Exception]] = {}
 
         def check_states(role_arn: str, state_machine_arn: str) -> None:
@@ -298,12 +301,12 @@ class AuthorizationDouble:
                 refused_updates[key] = (resource_json, failed)
                 raise failed from refused
 
-        StepFunctionBackend.create_state_machine = create_state_machine  # type: ignore[method-assign]
-        StepFunctionBackend.update_state_machine = update_state_machine  # type: ignore[method-assign]
-        LambdaBackend.create_function = create_lambda_function  # type: ignore[method-assign]
-        LambdaFunction.update_configuration = update_function_configuration  # type: ignore[method-assign]
-        parsing.parse_and_create_resource = parse_and_create_resource
-        parsing.parse_and_update_resource = parse_and_update_resource
+        self._patch(StepFunctionBackend, "create_state_machine", create_state_machine)
+        self._patch(StepFunctionBackend, "update_state_machine", update_state_machine)
+        self._patch(LambdaBackend, "create_function", create_lambda_function)
+        self._patch(LambdaFunction, "update_configuration", update_function_configuration)
+        self._patch(parsing, "parse_and_create_resource", parse_and_create_resource)
+        self._patch(parsing, "parse_and_update_resource", parse_and_update_resource)
 
     def _log_group_arn_as_cloudformation_gives_it(self) -> None:
         """CloudFormation's ``Fn::GetAtt LogGroup.Arn`` ends in ``:*`` (it covers the group's streams, which is what
@@ -311,13 +314,13 @@ class AuthorizationDouble:
         https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-logs-loggroup.html"""
         from moto.logs.models import LogGroup
 
-        attribute = self._saved["log_group_attribute"] = LogGroup.get_cfn_attribute
+        attribute = LogGroup.get_cfn_attribute
 
         def get_cfn_attribute(group: Any, attribute_name: str) -> str:
             value = attribute(group, attribute_name)
             return f"{value}:*" if attribute_name == "Arn" and not value.endswith(":*") else value
 
-        LogGroup.get_cfn_attribute = get_cfn_attribute  # type: ignore[method-assign]
+        self._patch(LogGroup, "get_cfn_attribute", get_cfn_attribute)
 
     def _keep_function_log_groups(self) -> None:
         """moto's Lambda drops a function's LoggingConfig: the function keeps its log group, where the Lambda double
@@ -325,7 +328,6 @@ class AuthorizationDouble:
         from moto.awslambda.models import LambdaFunction
 
         create = LambdaFunction.create_from_cloudformation_json
-        self._saved["function_create"] = create
 
         def create_function(cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
             function = create.__func__(cls, resource_name, cloudformation_json, *args, **kwargs)
@@ -333,7 +335,7 @@ class AuthorizationDouble:
             function.emulator_log_group = logging_config.get("LogGroup")
             return function
 
-        LambdaFunction.create_from_cloudformation_json = classmethod(create_function)  # type: ignore[method-assign,assignment]
+        self._patch(LambdaFunction, "create_from_cloudformation_json", classmethod(create_function))
 
     def _bucket_policies_decided_here(self) -> None:
         """moto reads a bucket policy itself, conditions ignored: the TLS-only statement (Deny when
@@ -342,19 +344,16 @@ class AuthorizationDouble:
         from moto.iam.access_control import PermissionResult
         from moto.s3.models import FakeBucket
 
-        self._saved["get_permission"] = FakeBucket.get_permission
-
         def get_permission(bucket: Any, action: str, resource: str) -> Any:
             return PermissionResult.NEUTRAL
 
-        FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+        self._patch(FakeBucket, "get_permission", get_permission)
 
         # moto's KMS reads a key's policy itself too (DescribeKey, Encrypt, ...), as a string: a key CloudFormation made
         # holds it as a dict, and its reading crashed the request (500). The key policy took part in the decision.
         from moto.kms import responses as kms_responses
 
-        self._saved["kms_validate_policy"] = kms_responses.validate_policy
-        kms_responses.validate_policy = lambda key, action: None  # type: ignore[assignment]
+        self._patch(kms_responses, "validate_policy", lambda key, action: None)
 
     def _keep_managed_policy_arns(self) -> None:
         """moto's CloudFormation ignores a role's ManagedPolicyArns (AWS's own policies, such as the CDK deploy role's
@@ -362,7 +361,6 @@ class AuthorizationDouble:
         from moto.iam.models import Role
 
         create, update = Role.create_from_cloudformation_json, Role.update_from_cloudformation_json
-        self._saved.update({"role_create": create, "role_update": update})
 
         def keep(role: Any, cloudformation_json: Any) -> Any:
             role.emulator_managed_policy_arns = list(cloudformation_json.get("Properties", {}).get("ManagedPolicyArns", []))
@@ -374,42 +372,16 @@ class AuthorizationDouble:
         def update_role(cls: Any, original: Any, new_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
             return keep(update.__func__(cls, original, new_name, cloudformation_json, *args, **kwargs), cloudformation_json)
 
-        Role.create_from_cloudformation_json = classmethod(create_role)  # type: ignore[method-assign,assignment]
-        Role.update_from_cloudformation_json = classmethod(update_role)  # type: ignore[method-assign,assignment]
+        self._patch(Role, "create_from_cloudformation_json", classmethod(create_role))
+        self._patch(Role, "update_from_cloudformation_json", classmethod(update_role))
 
     def uninstall(self) -> None:
-        from moto.cloudformation import parsing
-        from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
-
-        if self._saved:
-            from moto.iam.models import Role
-
-            ExecutionWorker.start = self._saved["start"]  # type: ignore[method-assign]
-            parsing.get_model_map = self._saved["model_map"]
-            Role.create_from_cloudformation_json = self._saved["role_create"]  # type: ignore[method-assign]
-            Role.update_from_cloudformation_json = self._saved["role_update"]  # type: ignore[method-assign]
-            from moto.awslambda.models import LambdaFunction
-
-            LambdaFunction.create_from_cloudformation_json = self._saved["function_create"]  # type: ignore[method-assign]
-            from moto.logs.models import LogGroup
-
-            LogGroup.get_cfn_attribute = self._saved["log_group_attribute"]  # type: ignore[method-assign]
-            from moto.s3.models import FakeBucket
-
-            FakeBucket.get_permission = self._saved["get_permission"]  # type: ignore[method-assign]
-            from moto.kms import responses as kms_responses
-
-            kms_responses.validate_policy = self._saved["kms_validate_policy"]
-            from moto.awslambda.models import LambdaBackend
-            from moto.stepfunctions.models import StepFunctionBackend
-
-            StepFunctionBackend.create_state_machine = self._saved["create_state_machine"]  # type: ignore[method-assign]
-            StepFunctionBackend.update_state_machine = self._saved["update_state_machine"]  # type: ignore[method-assign]
-            LambdaBackend.create_function = self._saved["create_function"]  # type: ignore[method-assign]
-            LambdaFunction.update_configuration = self._saved["update_configuration"]  # type: ignore[method-assign]
-            parsing.parse_and_create_resource = self._saved["create_resource"]
-            parsing.parse_and_update_resource = self._saved["update_resource"]
-            self._saved = {}
+        for owner, name, original in reversed(self._patches):
+            if original is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+        self._patches = []
         self._signing.uninstall()
         self.authorizer.stop()
 
