@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._runtime import looks as _looks
+from .stack import MARK
 
 HOURS_PER_DAY = 24
 
@@ -211,8 +212,6 @@ def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outd
                 else "update the endpoint with its guardrails"
             if "AwaitApproval" in steps:
                 text += "; promotion waits for a person's approval"
-            if "WaitForMoreTraffic" in steps:
-                text += "; INCONCLUSIVE extends the test"
             if timers:
                 text += f"; the test ENDS ITSELF {_duration_text(timers[0])} after the deploy that creates it"
                 text += _looks_text(states, timers[0])
@@ -221,6 +220,7 @@ def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outd
                 text += f"; starts {schedules[0]}"
             else:
                 text += "; never ends itself (ends_itself=False): started by you"
+            text += _undecided_text("WaitForMoreTraffic" in steps, resource.get("Metadata", {}).get(MARK, {}))
             stack.workflows.append(text)
     tables = [r["Properties"] for r in tpl.resources.values() if r["Type"] == "AWS::Glue::Table"]
     queries = sorted(tpl.render(r["Properties"]["Name"]) for r in tpl.resources.values()
@@ -242,6 +242,18 @@ def plan_stack(name: str, template: dict[str, Any], assets: dict[str, Any], outd
             text += f"; at most {configuration['BytesScannedCutoffPerQuery'] / 1024 ** 3:.1f} GiB scanned per query"
         stack.analytics.append(text)
     return stack
+
+
+def _undecided_text(extends: bool, mark: dict[str, Any]) -> str:
+    """What an INCONCLUSIVE verdict at the test's end does (the workflow's ``undecided`` mark)."""
+    undecided = mark.get("undecided")
+    first = "; INCONCLUSIVE at the end extends the test, and still INCONCLUSIVE after that" if extends \
+        else "; INCONCLUSIVE at the end"
+    if undecided == "remove_shadow":
+        return f"{first} REMOVES THE SHADOW (production untouched): the test stops costing"
+    if undecided == "keep":
+        return f"{first} KEEPS THE SHADOW running, and billing, until you end it"
+    return "; INCONCLUSIVE extends the test" if extends else ""
 
 
 def _looks_text(definition: str, duration_seconds: int) -> str:

@@ -93,6 +93,11 @@ if __doc__ is None:  # python -OO strips docstrings; the help text and exit code
     raise ImportError(f"{__name__} needs its docstring: run Python without -OO")
 _DOC: str = __doc__
 EXIT_CODES = "Exit codes:\n" + _DOC.split("Exit codes:\n", 1)[1]
+#: What a test still INCONCLUSIVE in the end does (the workflow's ``undecided`` mark), as ``status`` says it.
+UNDECIDED_TEXT = {"remove_shadow": "still INCONCLUSIVE in the end (after any extensions), the shadow is removed; "
+                                   "production untouched: the test stops costing",
+                  "keep": "still INCONCLUSIVE in the end, the shadow KEEPS RUNNING (and billing) until you end it "
+                          "(on_inconclusive/after_extensions=KEEP)"}
 #: What the workflow did, when its output predates the "action" field.
 ACTION_OF_DECISION = {"PROMOTE": "promoted", "REJECT": "shadow_removed", "INCONCLUSIVE": "none"}
 NOT_FOUND_CODES = frozenset({"StateMachineDoesNotExist", "InvalidArn", "ExecutionDoesNotExist"})
@@ -384,6 +389,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         say("Promotion workflow: none in this stack")
     for logical, machine_arn in workflows:
         show_workflow(aws, logical, machine_arn)
+        undecided = (mark_of(resources_of(template).get(logical, {})) or {}).get("undecided")
+        if undecided in UNDECIDED_TEXT:
+            say(f"  if undecided  {UNDECIDED_TEXT[undecided]}")
     return EXIT_OK
 
 

@@ -11,7 +11,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from .endpoint_base import IShadowEndpoint
+from .endpoint_base import IShadowEndpoint, check_endpoint
 from .errors import Problems, shown
 from .metric_factory import AGREEMENT, ShadowMetricFactory
 
@@ -92,8 +92,9 @@ class ShadowAlarms(Construct):
         if alarm_name_prefix is not None:
             problems.check_pattern("alarm_name_prefix", alarm_name_prefix, r"[A-Za-z0-9_.-]{1,200}",
                                    "must be 1-200 letters, digits, '.', '-' or '_'")
+        check_endpoint(problems, endpoint, shadow=True)
         problems.raise_if_any()
-        self.factory = ShadowMetricFactory(endpoint, period=self.period)  # raises without a shadow
+        self.factory = ShadowMetricFactory(endpoint, period=self.period)
         self.min_shadow_invocations = min_shadow_invocations
         prefix = alarm_name_prefix or cdk.Names.unique_resource_name(self, max_length=200, separator="-")
         common = {"evaluation_periods": evaluation_periods, "datapoints_to_alarm": datapoints_to_alarm,

@@ -22,7 +22,7 @@ from .capture import CaptureLocation, CaptureStore, DataCapture
 from .deployment import DeploymentGuardrails, alarm_name_of, lazy_any, seconds
 from .endpoint_base import ImportedShadowEndpoint, IShadowEndpoint, ShadowEndpointBase
 from .errors import ConfigError, Problems, check_removal_policy, shown
-from .phase import METADATA_KEY, InstanceSettings, TestPhase, check_instance_override
+from .phase import METADATA_KEY, InstanceSettings, TestPhase, check_instance_override, phase_in_context
 from .variant import (
     DEFAULT_SHADOW_NAME,
     ENDPOINT_NAME_PATTERN,
@@ -66,7 +66,8 @@ class ShadowEndpoint(ShadowEndpointBase):
         or ``promoted_instance_override``, the same capture and keys, no shadow: exactly the config the
         promotion workflow builds from the live SHADOW config (it is rendered by the workflow's own
         function). ``ROLLED_BACK``: production alone. PROMOTED and ROLLED_BACK still take ``shadow``
-        (the candidate). Default: SHADOW.
+        (the candidate). Default: the phase the CDK context ``shadow-phase`` names (``cdk deploy -c
+        shadow-phase=promoted``; ``TestPhase.from_context``), else SHADOW: one app deploys every phase.
     :param promoted_instance_settings: ``InstanceSettings`` of the promoted variant (production's or the
         shadow's type and count); the PromotionWorkflow on this endpoint uses it too. Default: PRODUCTION.
     :param promoted_instance_override: explicit ProductionVariant members for the promoted variant
@@ -89,7 +90,7 @@ class ShadowEndpoint(ShadowEndpointBase):
         deployment: DeploymentGuardrails | None = None,
         encryption_key: kms.IKey | None = None,
         endpoint_name: str | None = None,
-        phase: TestPhase = TestPhase.SHADOW,
+        phase: TestPhase | None = None,
         promoted_instance_settings: InstanceSettings = InstanceSettings.PRODUCTION,
         promoted_instance_override: Mapping[str, Any] | None = None,
         removal_policy: cdk.RemovalPolicy | None = None,
@@ -97,6 +98,10 @@ class ShadowEndpoint(ShadowEndpointBase):
         super().__init__(scope, construct_id)
         problems = Problems(f"ShadowEndpoint {self.node.path!r}")
         productions = self._check_variants(problems, production, shadow)
+        if phase is None:
+            phase, problem = phase_in_context(self)
+            if problem:
+                problems.add(f"phase from the {problem}")
         self._check_phase(problems, phase, shadow, promoted_instance_settings, promoted_instance_override)
         self._check_options(problems, productions, shadow, sampling_percent, data_capture, deployment,
                             encryption_key, endpoint_name)

@@ -125,10 +125,22 @@ def check_endpoint(problems: Problems, endpoint: Any, *, shadow: bool = False, n
         problems.add(f"{name} must be an IShadowEndpoint (a ShadowEndpoint, created or imported), got {shown(endpoint)}")
         return False
     if shadow and not endpoint.shadow_variant_name:
-        problems.add(f"{name} must have a shadow variant; {endpoint.node.path!r} has none "
-                     "(import an existing one with shadow_variant_name=...)")
+        problems.add(no_shadow_problem(endpoint, name))
         return False
     return True
+
+
+def no_shadow_problem(endpoint: IShadowEndpoint, name: str = "endpoint") -> str:
+    """Why ``endpoint`` has no shadow to compare, and what to change, for the construct that needs one."""
+    path = endpoint.node.path
+    if endpoint.phase in (TestPhase.PROMOTED, TestPhase.ROLLED_BACK):
+        return (f"{name} {path!r} renders its {endpoint.phase.name} phase, which runs no shadow: create this only "
+                "while the endpoint's phase is TestPhase.SHADOW, or use ShadowTest, which wires alarms, dashboard "
+                "and workflow for every phase (a production-only dashboard outside SHADOW)")
+    if endpoint.phase is TestPhase.SHADOW:  # declared here in SHADOW, without a candidate
+        return f"{name} {path!r} has no shadow variant: give it shadow=Variant(model=...)"
+    return (f"{name} {path!r} has no shadow variant: import it with ShadowEndpoint.from_endpoint_attributes(..., "
+            "shadow_variant_name=...)")
 
 
 class ShadowEndpointBase(Construct):

@@ -9,7 +9,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 
 from ._runtime import runtime_module
-from .endpoint_base import IShadowEndpoint, check_endpoint
+from .endpoint_base import IShadowEndpoint, check_endpoint, no_shadow_problem
 from .errors import ConfigError, Problems
 from .metrics import ENDPOINT_METRICS, ERROR_METRICS, INSTANCE_NAMESPACE
 
@@ -49,18 +49,26 @@ class ShadowMetricFactory:
     :param endpoint: an ``IShadowEndpoint`` (a ShadowEndpoint, or one imported with
         ``ShadowEndpoint.from_endpoint_name`` / ``from_endpoint_attributes``). It must have a shadow variant.
     :param period: the period of every metric. Default: 1 minute.
+    :param production_only: build production's metrics alone, for an endpoint outside its SHADOW phase (the
+        comparisons then raise). Default: False (the endpoint must have a shadow variant).
     """
 
-    def __init__(self, endpoint: IShadowEndpoint, *, period: cdk.Duration | None = None) -> None:
+    def __init__(self, endpoint: IShadowEndpoint, *, period: cdk.Duration | None = None,
+                 production_only: bool = False) -> None:
         problems = Problems("ShadowMetricFactory")
-        check_endpoint(problems, endpoint, shadow=True)
+        check_endpoint(problems, endpoint, shadow=not production_only)
         problems.raise_if_any()
-        shadow = endpoint.shadow_variant_name
-        assert shadow is not None, "check_endpoint(shadow=True) raised without one"
         self.endpoint = endpoint
         self.period = period or cdk.Duration.minutes(1)
         self.production = endpoint.production_variant_name
-        self.shadow = shadow
+        self._shadow = None if production_only else endpoint.shadow_variant_name
+
+    @property
+    def shadow(self) -> str:
+        """The shadow variant's name (a ``ConfigError`` for a production-only factory)."""
+        if self._shadow is None:
+            raise ConfigError("ShadowMetricFactory", [no_shadow_problem(self.endpoint)])
+        return self._shadow
 
     def agreement_metric(self, name: str, statistic: str = "Average",
                          period: cdk.Duration | None = None) -> cloudwatch.Metric:
@@ -76,8 +84,8 @@ class ShadowMetricFactory:
 
     @property
     def variants(self) -> list[tuple[str, str]]:
-        """(role, variant name) pairs: production first."""
-        return [("production", self.production), ("shadow", self.shadow)]
+        """(role, variant name) pairs: production first (production alone for a production-only factory)."""
+        return [("production", self.production)] + ([("shadow", self._shadow)] if self._shadow else [])
 
     def metric(self, name: str, variant: str, statistic: str | None = None, *,
                label: str | None = None, period: cdk.Duration | None = None) -> cloudwatch.Metric:

@@ -6,11 +6,15 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import Problems, shown
+from constructs import IConstruct
+
+from .errors import ConfigError, Problems, shown
 from .variant import INSTANCE_TYPE_PATTERN
 
 #: The resource metadata key that marks this library's resources in a template (read by ``shadow-test``).
 METADATA_KEY = "shadow-constructs"
+#: The CDK context key that chooses the phase of an app's endpoints: ``cdk deploy -c shadow-phase=promoted``.
+PHASE_CONTEXT_KEY = "shadow-phase"
 
 
 class TestPhase(enum.Enum):
@@ -30,6 +34,30 @@ class TestPhase(enum.Enum):
     PROMOTED = "PROMOTED"
     #: Production alone, as it was; no shadow.
     ROLLED_BACK = "ROLLED_BACK"
+
+    @classmethod
+    def from_context(cls, scope: IConstruct, key: str = PHASE_CONTEXT_KEY) -> TestPhase:
+        """The phase the CDK context ``key`` names (``shadow``, ``promoted`` or ``rolled_back``, any case), so one
+        app deploys every phase: ``cdk deploy -c shadow-phase=promoted`` after the workflow promoted.
+
+        Default (the key unset): SHADOW. Raises ``ConfigError`` naming the key and the value for anything else.
+        """
+        phase, problem = phase_in_context(scope, key)
+        if problem:
+            raise ConfigError(f"TestPhase.from_context({scope.node.path!r})", [problem])
+        return phase
+
+
+def phase_in_context(scope: IConstruct, key: str = PHASE_CONTEXT_KEY) -> tuple[TestPhase, str | None]:
+    """The phase the context ``key`` names at ``scope`` (SHADOW when unset), and the problem with its value, if any."""
+    value = scope.node.try_get_context(key)
+    if value is None:
+        return TestPhase.SHADOW, None
+    names = {phase.value.lower(): phase for phase in TestPhase}
+    if isinstance(value, str) and value.strip().lower() in names:
+        return names[value.strip().lower()], None
+    return TestPhase.SHADOW, (f"context {key!r} must be one of {', '.join(names)} (cdk deploy -c {key}=promoted), "
+                              f"got {shown(value)}")
 
 
 class InstanceSettings(enum.Enum):
@@ -61,4 +89,5 @@ def check_instance_override(problems: Problems, name: str, override: Any) -> dic
     return dict(override)
 
 
-__all__ = ["METADATA_KEY", "OVERRIDE_FIELDS", "InstanceSettings", "TestPhase", "check_instance_override"]
+__all__ = ["METADATA_KEY", "OVERRIDE_FIELDS", "PHASE_CONTEXT_KEY", "InstanceSettings", "TestPhase", "check_instance_override",
+           "phase_in_context"]

@@ -78,9 +78,14 @@ class PromotionWorkflow(Construct):
     :param instance_override: instance settings for the promoted variant instead, as ProductionVariant
         members, e.g. ``{"InstanceType": "ml.m5.2xlarge", "InitialInstanceCount": 3}``. Default: the
         endpoint's ``promoted_instance_override``, else none.
-    :param on_inconclusive: an ``InconclusiveAction``. Default: EXTEND.
+    :param on_inconclusive: what an INCONCLUSIVE verdict at the test's end does, an ``InconclusiveAction``: EXTEND
+        (judge again after ``extension``, up to ``max_extensions`` times, then ``after_extensions``), REMOVE_SHADOW
+        (now) or KEEP (nothing changes: the shadow keeps running). Default: EXTEND.
     :param extension: how long each extension waits. Default: 1 hour.
     :param max_extensions: Default: 2.
+    :param after_extensions: what a test still INCONCLUSIVE after its extensions does: REMOVE_SHADOW (production
+        untouched, the verdict reported INCONCLUSIVE: the test stops costing) or KEEP (the shadow keeps running and
+        billing until someone ends it: explicit). Default: REMOVE_SHADOW.
     :param poll_interval: between DescribeEndpoint calls during an update. Default: 1 minute.
     :param update_timeout: give up waiting for the update (production keeps serving). Default: 2 hours.
     :param retry_interval: first wait before retrying a throttled call (doubles each time). Default: 2 s.
@@ -131,6 +136,7 @@ class PromotionWorkflow(Construct):
         on_inconclusive: InconclusiveAction = InconclusiveAction.EXTEND,
         extension: cdk.Duration | None = None,
         max_extensions: int = 2,
+        after_extensions: InconclusiveAction = InconclusiveAction.REMOVE_SHADOW,
         poll_interval: cdk.Duration | None = None,
         update_timeout: cdk.Duration | None = None,
         retry_interval: cdk.Duration | None = None,
@@ -149,7 +155,7 @@ class PromotionWorkflow(Construct):
         criteria = criteria_mapping(problems, criteria)
         check_agreement(problems, capture_analytics, criteria)
         settings, override = promotion_settings(problems, endpoint, instance_settings, instance_override)
-        check_choices(problems, require_approval, on_inconclusive, max_extensions)
+        check_choices(problems, require_approval, on_inconclusive, max_extensions, after_extensions)
         check_timing(problems, window, extension, poll_interval, update_timeout, retry_interval, duration)
         test_end = check_end(problems, managed_test, ends_itself, duration, test_end)
         check_looks(problems, look_interval, duration, managed_test is None and ends_itself is not False
@@ -188,6 +194,8 @@ class PromotionWorkflow(Construct):
         self.functions = self._functions.functions
         steps = WorkflowSteps(self, functions=self.functions, topic=self.topic, retry_interval=self.retry_interval,
                               endpoint_name=endpoint.endpoint_name)
+        #: What an INCONCLUSIVE test does in the end, once any extensions are used up: REMOVE_SHADOW or KEEP.
+        self.undecided = on_inconclusive if on_inconclusive is not InconclusiveAction.EXTEND else after_extensions
         self.state_machine = self._state_machine(self._definition(steps, require_approval, on_inconclusive,
                                                                   max_extensions), removal_policy)
         # SNS asks KMS for a data key AS THE PUBLISHER when the topic is encrypted: the state machine's role needs
@@ -196,7 +204,8 @@ class PromotionWorkflow(Construct):
         if self.topic.master_key is not None:
             self.topic.master_key.grant(self.state_machine, "kms:GenerateDataKey", "kms:Decrypt")
         cfn_machine = cast(cdk.CfnResource, self.state_machine.node.default_child)
-        cfn_machine.add_metadata(METADATA_KEY, {"role": "promotion-workflow", "endpoint": endpoint.node.path})
+        cfn_machine.add_metadata(METADATA_KEY, {"role": "promotion-workflow", "endpoint": endpoint.node.path,
+                                                "undecided": self.undecided.value})
         self.schedule = self._schedule(test_end) if test_end and self.ends_itself else None
         #: The ``Custom::ShadowTestEnd`` resource that starts the self-ending execution (None when off).
         self.test_end = self._test_end() if self.ends_itself and test_end is None else None
@@ -316,15 +325,15 @@ class PromotionWorkflow(Construct):
         promote = self._act("Promote", "promote", steps, done)
         remove = self._act("RemoveShadow", "remove_shadow", steps, done)
         on_promote = self._approval(steps, promote, finish) if require_approval else promote
-        kept = sfn.Pass(self, "KeptAsIs", parameters={
-            **_VERDICT_FIELDS, "outcome": "INCONCLUSIVE; nothing changed.", "action": "none"},
-            result_path="$.result").next(finish)
+        # Undecided in the end: remove the shadow (the default: the test stops costing) or, explicitly, keep it.
+        undecided: sfn.IChainable = remove if self.undecided is InconclusiveAction.REMOVE_SHADOW else sfn.Pass(
+            self, "KeptAsIs", parameters={
+                **_VERDICT_FIELDS, "outcome": "INCONCLUSIVE; nothing changed: the shadow keeps running.",
+                "action": "none"}, result_path="$.result").next(finish)
         if on_inconclusive is InconclusiveAction.EXTEND and max_extensions > 0:
-            inconclusive: sfn.IChainable = self._extension(judging[1], kept, max_extensions)
-        elif on_inconclusive is InconclusiveAction.REMOVE_SHADOW:
-            inconclusive = remove
+            inconclusive: sfn.IChainable = self._extension(judging[1], undecided, max_extensions)
         else:
-            inconclusive = kept
+            inconclusive = undecided
         decide = sfn.Choice(self, "Decision") \
             .when(sfn.Condition.string_equals("$.verdict.decision", "PROMOTE"), on_promote) \
             .when(sfn.Condition.string_equals("$.verdict.decision", "REJECT"), remove) \
@@ -385,7 +394,7 @@ class PromotionWorkflow(Construct):
             sfn.Condition.boolean_equals("$.approval.approved", True), promote).otherwise(declined))
         return approval
 
-    def _extension(self, gather: sfn.IChainable, kept: sfn.IChainable, max_extensions: int) -> sfn.IChainable:
+    def _extension(self, gather: sfn.IChainable, undecided: sfn.IChainable, max_extensions: int) -> sfn.IChainable:
         """Wait ``extension`` and judge again on a window grown by as much, up to ``max_extensions`` times."""
         wait_more = sfn.Wait(self, "WaitForMoreTraffic", time=sfn.WaitTime.duration(self.extension))
         extend = sfn.Pass(self, "ExtendWindow", parameters={
@@ -395,7 +404,7 @@ class PromotionWorkflow(Construct):
             "end": sfn.JsonPath.string_at("$$.State.EnteredTime")}, result_path="$.run")
         wait_more.next(extend).next(gather)
         return sfn.Choice(self, "ExtendAgain?").when(
-            sfn.Condition.number_less_than("$.run.extensions", max_extensions), wait_more).otherwise(kept)
+            sfn.Condition.number_less_than("$.run.extensions", max_extensions), wait_more).otherwise(undecided)
 
     def _follow(self, steps: WorkflowSteps, judge_run: sfn.IChainable, finish: sfn.IChainable) -> sfn.IChainable:
         """{"follow": true}: wait for the test's self-ending execution and take its result (no second judge);

@@ -14,7 +14,7 @@ import aws_cdk as cdk
 from ._runtime import runtime_module
 from .capture import CaptureStore
 from .capture_analytics import CaptureAnalytics
-from .endpoint_base import IShadowEndpoint, check_endpoint
+from .endpoint_base import IShadowEndpoint, check_endpoint, no_shadow_problem
 from .errors import Problems, shown
 from .managed_test import ManagedShadowTest
 from .phase import InstanceSettings, TestPhase, check_instance_override
@@ -51,21 +51,20 @@ def criteria_mapping(problems: Problems, criteria: Any) -> dict[str, Any]:
 class InconclusiveAction(enum.Enum):
     """What the workflow does when the verdict is INCONCLUSIVE."""
 
-    #: Wait ``extension`` longer and judge again on a window grown by as much (up to ``max_extensions``).
+    #: Wait ``extension`` longer and judge again on a window grown by as much (up to ``max_extensions``); then
+    #: ``after_extensions`` applies.
     EXTEND = "extend"
     #: Remove the shadow; production stays as it is.
     REMOVE_SHADOW = "remove_shadow"
-    #: Change nothing; report and stop.
+    #: Change nothing; report and stop (the shadow keeps running, and billing, until someone ends it).
     KEEP = "keep"
 
 
 def check_collaborators(problems: Problems, endpoint: Any, managed_test: Any, topic: Any, report_store: Any) -> None:
     if check_endpoint(problems, endpoint):
-        if not endpoint.shadow_variant_name and managed_test is None:
-            problems.add("endpoint must have a shadow variant (or give managed_test)")
-        if endpoint.phase not in (None, TestPhase.SHADOW):
-            problems.add(f"endpoint must be in the SHADOW phase to be judged, got {endpoint.phase.name}: "
-                         "create the workflow only while the shadow runs")
+        later = endpoint.phase not in (None, TestPhase.SHADOW)
+        if later or (not endpoint.shadow_variant_name and managed_test is None):
+            problems.add(no_shadow_problem(endpoint) + ("" if later else " (or give managed_test)"))
     if managed_test is not None and not isinstance(managed_test, ManagedShadowTest):
         problems.add(f"managed_test must be a ManagedShadowTest, got {shown(managed_test)}")
     if topic is not None and not hasattr(topic, "topic_arn"):  # jsii interfaces allow no isinstance
@@ -83,11 +82,15 @@ def check_agreement(problems: Problems, capture_analytics: Any, criteria: Mappin
         problems.add(f"criteria min_agreement ({criteria['min_agreement']!r}) is measured on the captured data: "
                      "give capture_analytics")
 
-def check_choices(problems: Problems, require_approval: Any, on_inconclusive: Any, max_extensions: Any) -> None:
+def check_choices(problems: Problems, require_approval: Any, on_inconclusive: Any, max_extensions: Any,
+                  after_extensions: Any = InconclusiveAction.REMOVE_SHADOW) -> None:
     problems.check_type("require_approval", require_approval, bool, "a bool")
     if not isinstance(on_inconclusive, InconclusiveAction):
         problems.add(f"on_inconclusive must be an InconclusiveAction, got {shown(on_inconclusive)}")
     problems.check_int_range("max_extensions", max_extensions, 0, 10)
+    if after_extensions not in (InconclusiveAction.REMOVE_SHADOW, InconclusiveAction.KEEP):
+        problems.add("after_extensions must be InconclusiveAction.REMOVE_SHADOW (the test stops costing) or "
+                     f"InconclusiveAction.KEEP (the shadow keeps running and billing), got {shown(after_extensions)}")
 
 def check_timing(problems: Problems, window: Any, extension: Any, poll_interval: Any, update_timeout: Any,
                   retry_interval: Any, duration: Any) -> None:

@@ -164,7 +164,8 @@ class ShadowTestConfig(_Config):
     #: A person approves a PROMOTE before the workflow acts (SendTaskSuccess with {"approved": true} and the task
     #: token the verdict topic carries).
     require_approval: bool = False
-    #: What an INCONCLUSIVE verdict does: "extend" (judge again later), "remove_shadow" or "keep".
+    #: What an INCONCLUSIVE verdict does: "extend" (judge again later, twice; then remove the shadow),
+    #: "remove_shadow" or "keep" (the shadow keeps running and billing: explicit).
     promotion_on_inconclusive: str = "extend"
     #: Seconds between DescribeEndpoint calls while the workflow's UpdateEndpoint runs.
     promotion_poll_seconds: int = 60

@@ -10,6 +10,14 @@ from conftest import ROOT
 
 from app import build_app
 
+#: Traffic of the lifecycle tests whose healthy candidate must be PROMOTED: 15 paired minutes of 300 requests (the
+#: shadow gets 150 a minute). CloudWatch's p99 of a minute is its ~99th-ranked request: of 75 shadow requests (2,250 in
+#: all) that is the slowest one, and one request stalled by a busy 2-core CI machine (the suite's other worker,
+#: pyright) moved a minute's p99 ratio enough to leave ModelLatency:p99 INCONCLUSIVE (CI: +13.8%, CI -5.2% to
+#: +36.7% against the +30% tolerance). Of 150, p99 skips the slowest: the same machine's intervals narrowed from
+#: ±11-17% to ±8-15% in paired runs with a busy core.
+VERDICT_REQUESTS, VERDICT_MINUTES = 4500, 15
+
 
 def synthesize(scenario: str, outdir: Path, phase: str | None = None, **settings: object) -> Path:
     """The cloud assembly ``make demo``'s ``cdk synth`` writes for the scenario (byte for byte the same template,

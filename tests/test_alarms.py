@@ -121,5 +121,5 @@ def test_alarm_settings_are_validated(kwargs, message):
 
 def test_alarms_need_a_shadow():
     stack = new_stack()
-    with pytest.raises(ConfigError, match=r"endpoint must have a shadow variant"):
+    with pytest.raises(ConfigError, match=r"ShadowAlarms 'Test/A': endpoint 'Test/E' has no shadow variant"):
         ShadowAlarms(stack, "A", endpoint=ShadowEndpoint.from_endpoint_name(stack, "E", "churn"))

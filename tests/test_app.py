@@ -113,10 +113,11 @@ def test_plan_states_the_test_in_plain_words(synthesized):
     assert "Promotion workflow Promotion/StateMachine: gather metrics, judge, report, then update the endpoint" in text
     # The test ends itself after 7 days (the default) and says what it costs until then: 72 instance-hours a day.
     # Judged at every look (hourly, the default) from the criteria's 10 minutes on: 168 looks.
-    assert ("INCONCLUSIVE extends the test; the test ENDS ITSELF 7 days after the deploy that creates it; it is judged "
+    assert ("the test ENDS ITSELF 7 days after the deploy that creates it; it is judged "
             "at 168 looks: every 1 hour from 1 hour on and at its end, and a PROMOTE or REJECT at a look ends it then "
             "(one execution waits in WaitForNextLook; `shadow-test status` shows the next look); until then it costs "
-            "504 instance-hours (168 of them the shadow's)") in text
+            "504 instance-hours (168 of them the shadow's); INCONCLUSIVE at the end extends the test, and still "
+            "INCONCLUSIVE after that REMOVES THE SHADOW (production untouched): the test stops costing") in text
     analytics = next(line for line in text.splitlines() if line.startswith("  Capture analytics "))
     assert re.fullmatch(
         r"  Capture analytics CaptureAnalytics/WorkGroup \(Athena workgroup \w+\): table \w+\.captured_records over "

@@ -158,7 +158,8 @@ def test_dashboard_rejects_bad_input(kwargs, message):
 
 def test_dashboard_needs_an_endpoint_with_a_shadow():
     stack = new_stack()
-    with pytest.raises(ConfigError, match=r"endpoint must have a shadow variant; 'Test/E' has none"):
+    with pytest.raises(ConfigError, match=r"ShadowDashboard 'Test/D': endpoint 'Test/E' has no shadow variant: import it with "
+                                          r"ShadowEndpoint.from_endpoint_attributes\(..., shadow_variant_name=...\)"):
         ShadowDashboard(stack, "D", endpoint=ShadowEndpoint.from_endpoint_name(stack, "E", "churn"))
     with pytest.raises(ConfigError, match=r"endpoint must be an IShadowEndpoint \(a ShadowEndpoint, created or imported\), got 'churn'"):
         ShadowDashboard(stack, "D2", endpoint="churn")

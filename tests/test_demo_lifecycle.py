@@ -15,14 +15,14 @@ import math
 
 import pytest
 from conftest import ROOT
-from demo_assembly import synthesize
+from demo_assembly import VERDICT_MINUTES, VERDICT_REQUESTS, synthesize
 
 from scripts.demo import Console, Demo, DemoError
 from shadow_emulator.authorization import operator_policy
 from shadow_emulator.authorization.least_privilege import JUSTIFIED_UNUSED, construct_id, unused_in_every_run
 from shadow_emulator.ports import free_port
 
-REQUESTS, MINUTES, SAMPLING = 2250, 15, 0.5  # 15 paired minutes: the latency p99s judged with room
+REQUESTS, MINUTES, SAMPLING = VERDICT_REQUESTS, VERDICT_MINUTES, 0.5  # demo_assembly: enough to judge the p99s
 
 
 def run(scenario: str, tmp_path_factory) -> Demo:

@@ -27,7 +27,7 @@ from typing import Any
 import aws_cdk as cdk
 import boto3
 from conftest import ROOT, SAGEMAKER_ROLE, create_churn_endpoint
-from demo_assembly import synthesize
+from demo_assembly import VERDICT_MINUTES, VERDICT_REQUESTS, synthesize
 from moto import mock_aws
 
 from app import build_app
@@ -38,7 +38,7 @@ from shadow_emulator.ports import free_port
 
 MANAGED = "ChurnManagedShadowTest"
 ENDPOINT = "churn-shadow-test"
-REQUESTS, MINUTES, SAMPLING = 2250, 15, 0.5  # as the demo's lifecycle tests: 15 paired minutes to judge
+REQUESTS, MINUTES, SAMPLING = VERDICT_REQUESTS, VERDICT_MINUTES, 0.5  # demo_assembly: enough to judge the p99s
 AFTER = 20  # requests after the workflow: production still answers
 
 

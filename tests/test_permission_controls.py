@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from demo_assembly import synthesize
+from demo_assembly import VERDICT_MINUTES, VERDICT_REQUESTS, synthesize
 
 from scripts.build_models import churn_data
 from scripts.demo import ACCOUNT, REGION, STACK, Console, Demo, DemoError
 from shadow_emulator.ports import free_port
 
-REQUESTS, MINUTES = 2250, 15  # as tests/test_demo_lifecycle.py: the healthy candidate is promoted (a decision to act on)
+REQUESTS, MINUTES = VERDICT_REQUESTS, VERDICT_MINUTES  # demo_assembly: enough to judge the p99s
 TEMPLATE = f"{STACK}.template.json"
 
 

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from aws_cdk import pipelines
 from conftest import ROOT, XGBOOST_URI, actions_of, nag_violations
-from demo_assembly import synthesize
+from demo_assembly import VERDICT_MINUTES, VERDICT_REQUESTS, synthesize
 
 from scripts.demo import ACCOUNT, REGION, Console, Demo
 from shadow_constructs import (
@@ -236,7 +236,8 @@ def test_the_verdict_step_follows_the_test_under_its_own_role_on_the_emulator(sy
     role_id = verdict_action(template)["RoleArn"]["Fn::GetAtt"][0]
     statements = [s for p in template["Resources"].values() if p["Type"] == "AWS::IAM::Policy"
                   and {"Ref": role_id} in p["Properties"]["Roles"] for s in p["Properties"]["PolicyDocument"]["Statement"]]
-    demo = Demo("healthy", requests=2250, minutes=15, port=free_port(), workdir=tmp_path, console=Console(quiet=True),
+    demo = Demo("healthy", requests=VERDICT_REQUESTS, minutes=VERDICT_MINUTES, port=free_port(), workdir=tmp_path,
+                console=Console(quiet=True),
                 assembly=synthesize("healthy", tmp_path / "cdk.out"))
     try:
         demo.start_emulator()

@@ -149,7 +149,8 @@ def test_bad_workflow_settings_are_rejected(kwargs, message):
 
 def test_workflow_needs_a_shadow_or_a_managed_test():
     stack = new_stack()
-    with pytest.raises(ConfigError, match=r"endpoint must have a shadow variant \(or give managed_test\)"):
+    with pytest.raises(ConfigError, match=r"endpoint 'Test/E' has no shadow variant: import it with .*shadow_variant_name=...\) "
+                                          r"\(or give managed_test\)"):
         PromotionWorkflow(stack, "W", endpoint=ShadowEndpoint.from_endpoint_name(stack, "E", "churn"))
 
 

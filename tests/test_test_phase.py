@@ -108,5 +108,5 @@ def test_the_workflow_takes_the_endpoints_promotion_settings_and_refuses_others(
 def test_a_workflow_needs_the_shadow_phase():
     stack = new_stack()
     promoted = endpoint(stack, phase=TestPhase.PROMOTED)
-    with pytest.raises(ConfigError, match=r"endpoint must be in the SHADOW phase to be judged, got PROMOTED"):
+    with pytest.raises(ConfigError, match=r"endpoint 'Test/Endpoint' renders its PROMOTED phase, which runs no shadow"):
         PromotionWorkflow(stack, "Promotion", endpoint=promoted)

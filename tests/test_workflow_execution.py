@@ -151,6 +151,21 @@ def test_inconclusive_keeps_everything_as_it_is(world, automatic):
     assert model == "churn-v1" and [s["VariantName"] for s in shadows] == ["shadow"]
 
 
+def test_a_test_still_inconclusive_after_its_extensions_removes_the_shadow_by_default(world):
+    # The defaults: EXTEND, then (after_extensions) REMOVE_SHADOW: the test stops costing, production untouched.
+    template = self_service_template(on_inconclusive=InconclusiveAction.EXTEND, max_extensions=1,
+                                     extension=cdk.Duration.minutes(1))
+    _, client = world
+    _, result = start(template, client, rpm=4)
+    assert result["status"] == "SUCCEEDED", harness.failures(result["executionArn"])
+    states = harness.states_entered(result["executionArn"])
+    assert states.count("WaitForMoreTraffic") == 1 and "KeptAsIs" not in states and "RemoveShadowUpdate" in "".join(states)
+    output = json.loads(result["output"])
+    assert (output["decision"], output["action"]) == ("INCONCLUSIVE", "shadow_removed")
+    model, shadows = production_model(client)
+    assert model == "churn-v1" and shadows == []
+
+
 def test_update_failure_leaves_the_old_production_serving(world, automatic):
     double, client = world
     double.fail_next_update("churn", mode="rollback")
