@@ -85,7 +85,8 @@ class ShadowVerdictStep(pipelines.Step):
         if workflow.ends_itself and workflow.duration.to_seconds() > MAX_FOLLOWED_SECONDS:
             problems.add(f"workflow {workflow.node.path!r} ends its test {workflow.duration.to_human_string()} after "
                          "the deploy, but CodePipeline waits at most 7 days for a Step Functions action (judging and "
-                         "the endpoint update included): give the workflow a duration of at most 6 days")
+                         "the endpoint update included): give it duration=cdk.Duration.days(6) or less (ShadowTest and "
+                         "PromotionWorkflow take it)")
             problems.raise_if_any()
         #: The ``cdk.Stage`` whose workflow the step runs.
         self.stage = stage

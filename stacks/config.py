@@ -203,3 +203,6 @@ class ManagedTestConfig(_Config):
     outcome: str = "running"
     capture_enabled: bool = True
     destroy_capture_on_removal: bool = False
+    #: Verdict criteria of the workflow that ends the managed test (``Criteria`` fields, e.g.
+    #: {"latency_tolerance": 0.1}); None: the defaults, with the sampling share filled in by the workflow.
+    promotion_criteria: dict | None = None

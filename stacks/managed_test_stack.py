@@ -62,6 +62,7 @@ class ManagedShadowTestStack(cdk.Stack):
             sampling_percent=config.sampling_percent, duration=cdk.Duration.hours(config.duration_hours), start=start,
             data_storage=storage, outcome=OUTCOMES[config.outcome])
         self.workflow = PromotionWorkflow(self, "Promotion", endpoint=endpoint, managed_test=self.test,
-                                          window=cdk.Duration.hours(config.duration_hours))
+                                          window=cdk.Duration.hours(config.duration_hours),
+                                          criteria=config.promotion_criteria)
         cdk.CfnOutput(self, "ExperimentName", value=self.test.experiment_name)
         cdk.CfnOutput(self, "PromotionStateMachine", value=self.workflow.state_machine.state_machine_arn)

@@ -218,7 +218,7 @@ def test_managed_test_config_errors(managed, message):
 def test_managed_test_outcome_from_configuration():
     app = cdk.App(outdir=tempfile.mkdtemp(), context={
         "managed-test": {"endpoint_name": "churn", "outcome": "promote", "start": "2026-12-01T09:00:00Z",
-                         "duration_hours": 48}, "nag": "false"})
+                         "duration_hours": 48, "promotion_criteria": {"latency_tolerance": 0.05}}, "nag": "false"})
     build_app(app)
     template = assertions.Template.from_json(app.synth().get_stack_by_name("ChurnManagedShadowTest").template)
     props = only(template, "AWS::SageMaker::InferenceExperiment")["Properties"]
@@ -226,6 +226,9 @@ def test_managed_test_outcome_from_configuration():
     assert props["Schedule"] == {"StartTime": "2026-12-01T09:00:00Z", "EndTime": "2026-12-03T09:00:00Z"}
     text = render_plan(plan_assembly(app.outdir))
     assert "on existing endpoint churn (Completed - shadow PROMOTED, production removed)" in text
+    # The managed test's workflow takes its own verdict criteria (the Judge step's parameters).
+    assert '\\"latency_tolerance\\":0.05' in json.dumps(
+        app.synth().get_stack_by_name("ChurnManagedShadowTest").template)
     assert "schedule   2026-12-01T09:00:00Z to 2026-12-03T09:00:00Z" in text
 
 

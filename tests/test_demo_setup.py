@@ -92,6 +92,11 @@ def test_new_workflow_settings_are_checked():
         synthesize({"shadow-test": {"promotion_criteria": 0.3}})
     with pytest.raises(ConfigError, match=r"window must be"):
         synthesize({"shadow-test": {"promotion_window_minutes": 5}})
+    # The agreement needs the capture: the config's own keys are named, not a construct's parameters.
+    with pytest.raises(ConfigError, match=r"ShadowTestConfig.*promotion_criteria min_agreement=0.85 judges the captured "
+                                          r"answers, but capture_enabled is false: set capture_enabled true or drop "
+                                          r"min_agreement"):
+        synthesize({"shadow-test": {"capture_enabled": False, "promotion_criteria": {"min_agreement": 0.85}}})
 
 
 def test_a_missing_cdk_cli_is_one_line(tmp_path, monkeypatch):

@@ -190,7 +190,7 @@ def stages():
      r"workflow must be a PromotionWorkflow, got StateMachine"),
     (lambda s: {"stage": s["week"]},
      r"workflow 'Week/Long/Promotion' ends its test 7 days after the deploy, but CodePipeline waits at most 7 days "
-     r"for a Step Functions action .*: give the workflow a duration of at most 6 days"),
+     r"for a Step Functions action .*: give it duration=cdk.Duration.days\(6\) or less \(ShadowTest and PromotionWorkflow take it\)"),
 ], ids=["no-workflow", "several", "other-stage", "nested-stage-only", "nested-stage-given", "stage-str",
         "stage-stack", "workflow-str", "workflow-state-machine", "too-long"])
 def test_bad_inputs_are_rejected(stages, arguments, message):
