@@ -23,6 +23,7 @@ from .variant import (
     IMPORTED_PRODUCTION_NAME,
     INSTANCE_TYPE_PATTERN,
     Variant,
+    check_realtime_instance_type,
     check_shadow_instance_type,
     check_variant_name,
     has_local_storage,
@@ -129,7 +130,7 @@ class ManagedShadowTest(Construct):
                 problems.add("shadow autoscaling is not supported by managed shadow tests; leave Variant(autoscaling=...) unset")
             for role_name, instance_type in (("production_instance_type", production_instance_type),
                                              ("shadow instance_type", shadow.instance_type)):
-                if isinstance(instance_type, str):
+                if isinstance(instance_type, str) and check_realtime_instance_type(problems, role_name, instance_type):
                     check_shadow_instance_type(problems, role_name, instance_type)
         problems.check_int_range("sampling_percent", sampling_percent, 1, 100)
         schedule = self._schedule(problems, duration, start, end)

@@ -9,7 +9,7 @@ from typing import Any
 from constructs import IConstruct
 
 from .errors import ConfigError, Problems, shown
-from .variant import INSTANCE_TYPE_PATTERN
+from .variant import INSTANCE_TYPE_PATTERN, check_realtime_instance_type
 
 #: The resource metadata key that marks this library's resources in a template (read by ``shadow-test``).
 METADATA_KEY = "shadow-constructs"
@@ -81,9 +81,9 @@ def check_instance_override(problems: Problems, name: str, override: Any) -> dic
         problems.add(f"{name} must set some of {', '.join(OVERRIDE_FIELDS)}, got "
                      f"{sorted(override) if isinstance(override, Mapping) else shown(override)}")
         return None
-    if "InstanceType" in override:
-        problems.check_pattern(f"{name} InstanceType", override["InstanceType"], INSTANCE_TYPE_PATTERN,
-                               "must be a SageMaker instance type")
+    if "InstanceType" in override and problems.check_pattern(
+            f"{name} InstanceType", override["InstanceType"], INSTANCE_TYPE_PATTERN, "must be a SageMaker instance type"):
+        check_realtime_instance_type(problems, f"{name} InstanceType", override["InstanceType"])
     if "InitialInstanceCount" in override:
         problems.check_int_range(f"{name} InitialInstanceCount", override["InitialInstanceCount"], 1)
     return dict(override)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import enum
+import functools
 import re
 
 import aws_cdk as cdk
@@ -52,6 +54,33 @@ def check_shadow_instance_type(problems: Problems, name: str, instance_type: str
     if instance_family(instance_type) in SHADOW_EXCLUDED_FAMILIES:
         problems.add(f"{name} {instance_type!r} is not allowed in a shadow test (SageMaker rejects "
                      f"{', '.join(f'ml.{f}' for f in SHADOW_EXCLUDED_FAMILIES)} instances for shadow variants)")
+
+
+@functools.cache
+def realtime_instance_types() -> tuple[str, ...]:
+    """The instance types SageMaker offers for real-time endpoints: the ``ProductionVariantInstanceType`` enum of
+    the SageMaker service model that the installed botocore ships (read once, about 0.1 s)."""
+    import botocore.loaders
+
+    model = botocore.loaders.create_loader().load_service_model("sagemaker", "service-2")
+    return tuple(model["shapes"]["ProductionVariantInstanceType"]["enum"])
+
+
+def check_realtime_instance_type(problems: Problems, name: str, instance_type: object) -> bool:
+    """Whether ``instance_type`` is one SageMaker offers for real-time endpoints; if not, a problem naming the
+    nearest ones. Tokens and non-strings pass (the pattern check reports those)."""
+    if not isinstance(instance_type, str) or cdk.Token.is_unresolved(instance_type):
+        return True
+    known = realtime_instance_types()
+    if instance_type in known:
+        return True
+    import botocore
+
+    nearest = difflib.get_close_matches(instance_type, known, n=4)
+    problems.add(f"{name} must be a SageMaker real-time instance type, got {instance_type!r}"
+                 + (f"; nearest: {', '.join(nearest)}" if nearest else "")
+                 + f" (botocore {botocore.__version__}'s list; a newer boto3 may know newer types)")
+    return False
 
 
 def has_gpu(instance_type: str) -> bool:
@@ -116,7 +145,9 @@ class Variant:
     the other variants.
 
     :param model: the ServingModel this variant serves. Required.
-    :param instance_type: SageMaker instance type. Default: ``ml.m5.xlarge``.
+    :param instance_type: SageMaker real-time instance type, ``ml.<family>.<size>``; the endpoint checks it
+        against the types SageMaker offers for real-time endpoints (as the installed botocore lists them).
+        Default: ``ml.m5.xlarge``.
     :param instance_count: initial instance count, at least 1. Default: 1.
     :param variant_name: 1–63 characters, ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``.
         Default: ``production`` or ``shadow``, by the role the variant plays.

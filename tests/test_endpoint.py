@@ -318,3 +318,30 @@ def test_under_provisioned_shadow_is_warned_about():
 def test_balanced_shadow_is_not_warned_about(full):
     stack, _, _ = full
     assert assertions.Annotations.from_stack(stack).find_warning("*", assertions.Match.any_value()) == []
+
+
+@pytest.fixture(scope="module")
+def shadows_of_production():
+    """Shadows serving production's model (the same ServingModel, or an equal one), declared as an A/A test or not."""
+    stack = new_stack()
+    v1, v2 = two_models(stack)
+    twin = ServingModel(stack, "V1Twin", image=XGBOOST_URI, model_data="s3://models-1/v1/model.tar.gz")
+    ShadowEndpoint(stack, "Same", production=Variant(model=v1), shadow=Variant(model=v1))
+    ShadowEndpoint(stack, "Twin", production=Variant(model=v1), shadow=Variant(model=twin))
+    ShadowEndpoint(stack, "AA", production=Variant(model=v1), shadow=Variant(model=v1), aa_test=True)
+    ShadowEndpoint(stack, "Candidate", production=Variant(model=v1), shadow=Variant(model=v2))
+    return {w.id: w.entry.data for w in assertions.Annotations.from_stack(stack).find_warning(
+        "*", assertions.Match.string_like_regexp("serves production's model"))}
+
+
+def test_a_shadow_serving_productions_model_is_warned_about(shadows_of_production):
+    assert sorted(shadows_of_production) == ["/Test/Same", "/Test/Twin"]
+    assert shadows_of_production["/Test/Same"].startswith(
+        "the shadow variant 'shadow' serves production's model (the same ServingModel 'Test/V1'), so the comparison "
+        "tells nothing about a candidate; give the shadow the candidate's ServingModel, or pass aa_test=True")
+    assert "ServingModels 'Test/V1' and 'Test/V1Twin' have the same image, model data and environment" in \
+        shadows_of_production["/Test/Twin"]
+
+
+def test_a_declared_aa_test_or_a_candidate_model_is_not_warned_about(shadows_of_production):
+    assert "/Test/AA" not in shadows_of_production and "/Test/Candidate" not in shadows_of_production

@@ -212,6 +212,21 @@ ENDPOINT_CASES = [
      r"encryption_key must be an aws_kms.IKey, got 'alias/aws/sagemaker'"),
     (lambda: {"production": production(), "endpoint_name": "churn_prod"},
      r"endpoint_name must be 1-63 letters, digits and inner hyphens, got 'churn_prod'"),
+    # Instance types SageMaker does not offer for real-time endpoints (botocore's list), with the nearest ones.
+    (lambda: {"production": production(instance_type="ml.m5.huge"), "shadow": shadow()},
+     r"production instance_type must be a SageMaker real-time instance type, got 'ml.m5.huge'; "
+     r"nearest: ml.m5.large, .*ml.m5.xlarge"),
+    (lambda: {"production": production(), "shadow": shadow(instance_type="ml.g4dn.xlarg")},
+     r"shadow instance_type must be a SageMaker real-time instance type, got 'ml.g4dn.xlarg'; nearest: ml.g4dn.xlarge"),
+    (lambda: {"production": [production(), production(variant_name="b", instance_type="ml.c5.medium")]},
+     r"production\[1\] instance_type must be a SageMaker real-time instance type, got 'ml.c5.medium'; nearest: "),
+    (lambda: {"production": production(), "shadow": shadow(),
+              "promoted_instance_override": {"InstanceType": "ml.m5.huge"}},
+     r"promoted_instance_override InstanceType must be a SageMaker real-time instance type, got 'ml.m5.huge'; "
+     r"nearest: ml.m5.large"),
+    (lambda: {"production": production(), "shadow": shadow(), "aa_test": "yes"}, r"aa_test must be a bool, got 'yes'"),
+    (lambda: {"production": production(), "aa_test": True},
+     r"aa_test applies only with a shadow variant, got True without shadow"),
 ]
 
 
@@ -229,6 +244,71 @@ def test_shadow_endpoint_reports_every_problem_at_once_and_names_the_construct()
     assert len(error.value.problems) == 4
     assert str(error.value).startswith("ShadowEndpoint 'Test/Many': 4 problems:\n  - ")
     assert isinstance(error.value, ValueError)
+
+
+def test_instance_types_are_checked_against_botocores_list_once():
+    from shadow_constructs.variant import realtime_instance_types
+
+    assert {"ml.m5.xlarge", "ml.inf1.xlarge", "ml.g5.xlarge"} <= set(realtime_instance_types())
+    assert realtime_instance_types() is realtime_instance_types()  # loaded once, cached
+
+
+def test_an_instance_type_token_is_left_to_deploy():
+    ShadowEndpoint(STACK, fresh_id(), production=production(instance_type=cdk.Token.as_string(cdk.Aws.NO_VALUE)))
+
+
+ENV_A = cdk.Environment(account="111111111111", region="us-east-1")
+
+
+def endpoint_in(stack: cdk.Stack, name: str, construct_id: str = "Endpoint") -> ShadowEndpoint:
+    return ShadowEndpoint(stack, construct_id, endpoint_name=name,
+                          production=Variant(model=ServingModel(stack, f"{construct_id}Model", image=XGBOOST_URI)))
+
+
+@pytest.mark.parametrize(("second_env", "name", "message"), [
+    (None, "churn", r"ShadowEndpoint 'Second/Endpoint': endpoint_name 'churn' is already the name of ShadowEndpoint "
+                    r"'First/Endpoint' \(stack 'First'\) possibly in the same account and region \(an "
+                    r"environment-agnostic stack deploys to any\): SageMaker endpoint names are unique per account "
+                    r"and region \(case-insensitively\), so deploying both would fail"),
+    (None, "CHURN", r"endpoint_name 'CHURN' is already the name of ShadowEndpoint 'First/Endpoint'"),
+    (ENV_A, "churn", r"endpoint_name 'churn' is already the name of ShadowEndpoint 'First/Endpoint' "
+                     r"\(stack 'First'\) possibly in the same account and region"),
+], ids=["agnostic", "case-insensitive", "agnostic-and-explicit"])
+def test_an_endpoint_name_taken_in_the_same_environment_is_refused(second_env, name, message):
+    app = cdk.App()
+    endpoint_in(cdk.Stack(app, "First"), "churn")
+    with pytest.raises(ConfigError, match=message):
+        endpoint_in(cdk.Stack(app, "Second", env=second_env), name)
+
+
+def test_an_endpoint_name_taken_in_the_same_stack_is_refused_naming_both():
+    stack = new_stack("Same", region="us-east-1")
+    endpoint_in(stack, "churn", "A")
+    with pytest.raises(ConfigError, match=r"ShadowEndpoint 'Same/B': endpoint_name 'churn' is already the name of "
+                                          r"ShadowEndpoint 'Same/A' \(stack 'Same'\) in the same account and region:"):
+        endpoint_in(stack, "churn", "B")
+
+
+@pytest.mark.parametrize(("first_env", "second"), [
+    (ENV_A, lambda app: cdk.Stack(app, "Second", env=cdk.Environment(account="111111111111", region="eu-west-1"))),
+    (ENV_A, lambda app: cdk.Stack(app, "Second", env=cdk.Environment(account="222222222222", region="us-east-1"))),
+    # Two pipeline stages deploying one stack (one stack_name) in two phases: one endpoint, not two.
+    (None, lambda app: cdk.Stack(cdk.Stage(app, "Promoted"), "Churn", stack_name="First")),
+], ids=["other-region", "other-account", "same-stack-name"])
+def test_an_endpoint_name_may_repeat_in_other_environments_or_the_same_stack(first_env, second):
+    app = cdk.App()
+    endpoint_in(cdk.Stack(app, "First", env=first_env), "churn")
+    endpoint_in(second(app), "churn")
+
+
+def test_token_endpoint_names_and_failed_endpoints_hold_no_name():
+    stack = new_stack("Tokens")
+    endpoint_in(stack, cdk.Aws.STACK_NAME, "A")
+    endpoint_in(stack, cdk.Aws.STACK_NAME, "B")
+    with pytest.raises(ConfigError):
+        ShadowEndpoint(stack, "Failed", endpoint_name="churn", production=endpoint_in(stack, "x").production,
+                       sampling_percent=5)
+    endpoint_in(stack, "churn", "C")
 
 
 def test_add_rollback_alarm_needs_guardrails():

@@ -148,6 +148,8 @@ CASES = [
     ({"production_model": ""}, r"production_model must be a ServingModel or a model name, got ''"),
     ({"production_instance_type": "m5.large"}, r"production_instance_type must be a SageMaker instance type"),
     ({"production_instance_type": "ml.inf1.xlarge"}, r"production_instance_type 'ml.inf1.xlarge' is not allowed in a shadow test"),
+    ({"production_instance_type": "ml.m5.huge"}, r"production_instance_type must be a SageMaker real-time instance type, "
+                                                 r"got 'ml.m5.huge'; nearest: ml.m5.large"),
     ({"production_instance_count": 0}, r"production_instance_count must be at least 1, got 0"),
     ({"shadow": "v2"}, r"shadow must be a Variant, got 'v2'"),
     ({"production_variant_name": "shadow"}, r"shadow variant_name must differ from production_variant_name, got 'shadow' for both"),
