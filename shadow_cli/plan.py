@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ._runtime import looks as _looks
+from shadow_runtime import looks as _looks
+
 from .stack import MARK
 
 HOURS_PER_DAY = 24

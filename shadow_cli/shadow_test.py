@@ -50,7 +50,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._runtime import looks as _looks
+from shadow_runtime import looks as _looks
+
 from .assembly import find_stack
 from .aws import (
     EXIT_FAILED,

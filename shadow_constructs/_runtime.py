@@ -1,47 +1,51 @@
-"""The workflow's Lambda code (``shadow_runtime``): where it lies, and its pure modules for the constructs.
+"""The workflow's Lambda code, ``shadow_runtime``: a top-level package, and the folder its functions deploy from.
 
-The constructs render some configs with the very functions the workflow runs (e.g. the PROMOTED
-phase uses ``shadow_runtime.promotion.promoted_config``), so the two cannot drift apart.
+The constructs import ``shadow_runtime`` by name like any package (it is stdlib only: no boto3 needed to synthesize)
+and render some configs with the very functions the workflow runs (e.g. the PROMOTED phase uses
+``shadow_runtime.promotion.promoted_config``), so the two cannot drift apart.
+
+The functions' asset is a folder holding ``shadow_runtime/`` and its modules only (``runtime_asset_dir``): staged
+from the package wherever it is installed (this checkout's ``lambda/``, or site-packages), so the asset and its hash
+are the same from a checkout and from the wheel.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
+import hashlib
+import os
+import tempfile
 from pathlib import Path
-from types import ModuleType
+
+import shadow_runtime
+
+#: The folder of the ``shadow_runtime`` package (in a checkout: ``lambda/shadow_runtime``).
+PACKAGE_DIR = Path(shadow_runtime.__file__).resolve().parent
 
 
-def runtime_dir(package_dir: Path = Path(__file__).resolve().parent) -> Path:
-    """The folder holding ``shadow_runtime/`` (the Lambda functions' asset): the project's ``lambda/`` in a
-    checkout, the copy packaged as ``shadow_constructs/_lambda`` in an installed distribution."""
-    checkout = package_dir.parent / "lambda"
-    return checkout if (checkout / "shadow_runtime" / "handlers.py").is_file() else package_dir / "_lambda"
+def runtime_sources(package_dir: Path = PACKAGE_DIR) -> dict[str, bytes]:
+    """The modules the functions run: ``shadow_runtime/<name>.py`` -> content."""
+    return {f"shadow_runtime/{path.name}": path.read_bytes() for path in sorted(package_dir.glob("*.py"))}
 
 
-RUNTIME_DIR = runtime_dir()
+def runtime_asset_dir(package_dir: Path = PACKAGE_DIR, root: Path | None = None) -> Path:
+    """A folder holding ``shadow_runtime/*.py`` exactly (no caches, no type markers): the functions' asset.
 
-
-PACKAGE = "shadow_constructs._lambda.shadow_runtime"
-
-
-def runtime_module(name: str) -> ModuleType:
-    """A module of ``shadow_runtime`` (e.g. ``promotion``, ``verdict``), from wherever the asset lies.
-
-    Installed, the asset is the package ``shadow_constructs._lambda.shadow_runtime``; in a checkout the
-    project's ``lambda/shadow_runtime`` is loaded under that same name, so its relative imports work
-    and every construct sees one copy. Only stdlib modules are imported this way (boto3 is not needed).
+    Staged once per content under the temporary folder (or ``root``), written under another name and renamed into
+    place, so concurrent synths (test workers, a CLI and an IDE) share it and never see half of it.
     """
-    if PACKAGE not in sys.modules:
+    sources = runtime_sources(package_dir)
+    if not sources:
+        raise ImportError(f"shadow_runtime has no modules at {package_dir}")
+    digest = hashlib.sha256(b"".join(name.encode() + b"\0" + body for name, body in sources.items())).hexdigest()[:16]
+    target = (root or Path(tempfile.gettempdir())) / f"shadow-runtime-asset-{digest}"
+    if not (target / "shadow_runtime" / "handlers.py").is_file():
+        staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
+        for name, body in sources.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_bytes(body)
         try:
-            importlib.import_module(PACKAGE)
-        except ModuleNotFoundError:
-            init = RUNTIME_DIR / "shadow_runtime" / "__init__.py"
-            spec = importlib.util.spec_from_file_location(PACKAGE, init, submodule_search_locations=[str(init.parent)])
-            if spec is None or spec.loader is None:
-                raise ImportError(f"shadow_runtime not found at {init.parent}") from None
-            package = importlib.util.module_from_spec(spec)
-            sys.modules[PACKAGE] = package
-            spec.loader.exec_module(package)
-    return importlib.import_module(f"{PACKAGE}.{name}")
+            os.rename(staging, target)
+        except OSError:  # another process staged it first: the same content
+            if not (target / "shadow_runtime" / "handlers.py").is_file():
+                raise
+    return target

@@ -6,6 +6,7 @@ endpoint are in ``endpoint_base``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -16,8 +17,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
+from shadow_runtime import promotion
 
-from ._runtime import runtime_module
 from .capture import CaptureLocation, CaptureStore, DataCapture
 from .deployment import DeploymentGuardrails, alarm_name_of, lazy_any, seconds
 from .endpoint_base import ImportedShadowEndpoint, IShadowEndpoint, ShadowEndpointBase
@@ -38,6 +39,12 @@ from .variant import (
 #: SageMaker takes at most this many rollback alarms, and this many production variants.
 MAX_ROLLBACK_ALARMS = 10
 MAX_PRODUCTION_VARIANTS = 10
+
+
+#: The literal endpoint names each app's complete ShadowEndpoints hold: (account, region, stack name, lower-case name)
+#: and the endpoint, per app root (weakly: an app that is gone takes its names with it).
+_NAMES_BY_APP: weakref.WeakKeyDictionary[Any, list[tuple[tuple[str | None, ...], ShadowEndpoint]]] = \
+    weakref.WeakKeyDictionary()
 
 
 class ShadowEndpoint(ShadowEndpointBase):
@@ -165,7 +172,8 @@ class ShadowEndpoint(ShadowEndpointBase):
             self.add_rollback_alarm(alarm)
         self.scalable_targets: dict[str, appscaling.CfnScalableTarget] = self._autoscaling(productions)
         # Set last: only a complete endpoint holds its name against later ones (_check_unique_name).
-        self._unique_name = unique_name
+        if unique_name is not None:
+            _NAMES_BY_APP.setdefault(self.node.root, []).append((unique_name, self))
 
     @staticmethod
     def from_endpoint_name(
@@ -335,9 +343,8 @@ class ShadowEndpoint(ShadowEndpointBase):
         stack = cdk.Stack.of(self)
         key = tuple(None if cdk.Token.is_unresolved(v) else v for v in (stack.account, stack.region)) \
             + (stack.stack_name, endpoint_name.lower())
-        for other in self.node.root.node.find_all():
-            other_key = getattr(other, "_unique_name", None) if isinstance(other, ShadowEndpoint) else None
-            if other_key is None or other is self or other_key[3] != key[3]:
+        for other_key, other in _NAMES_BY_APP.get(self.node.root, ()):
+            if other_key[3] != key[3]:
                 continue
             # Explicit and different accounts or regions may share a name; unresolved ones could be any.
             elsewhere = any(a is not None and b is not None and a != b for a, b in zip(key[:2], other_key[:2],
@@ -413,7 +420,6 @@ class ShadowEndpoint(ShadowEndpointBase):
             return declared
         if phase is TestPhase.ROLLED_BACK:
             return {"ProductionVariants": declared["ProductionVariants"], "ShadowProductionVariants": []}
-        promotion = runtime_module("promotion")
         settings = "override" if self.promoted_instance_override else promoted_instance_settings.value
         built = promotion.promoted_config(declared, "rendered", settings, self.promoted_instance_override)
         return {"ProductionVariants": built["ProductionVariants"], "ShadowProductionVariants": []}

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
+from shadow_runtime import agreement_metrics as _AGREEMENT  # noqa: N812
 
-from ._runtime import runtime_module
 from .endpoint_base import IShadowEndpoint, check_endpoint, no_shadow_problem
 from .errors import ConfigError, Problems
 from .metrics import ENDPOINT_METRICS, ERROR_METRICS, INSTANCE_NAMESPACE
@@ -28,7 +28,6 @@ VERDICT_SERIES: dict[str, tuple[str, str]] = {
 }
 
 
-_AGREEMENT = runtime_module("agreement_metrics")
 AGREEMENT, MEAN_ABS_DIFF, PAIRED = _AGREEMENT.AGREEMENT, _AGREEMENT.MEAN_ABS_DIFF, _AGREEMENT.PAIRED
 #: The live agreement metrics the workflow publishes at each look (with CaptureAnalytics): name -> (label, unit text).
 AGREEMENT_METRICS: dict[str, str] = {AGREEMENT: "label agreement (%)", MEAN_ABS_DIFF: "mean |shadow - production|",

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
-
-from ._runtime import runtime_module
+from shadow_runtime import verdict
 
 INVOCATION_NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
@@ -46,8 +45,8 @@ ENDPOINT_METRICS: dict[str, EndpointMetric] = {m.name: m for m in (
 
 
 #: The metric families the verdict judges, as the Judge function defines them (one definition).
-LATENCY_METRICS: tuple[str, ...] = runtime_module("verdict").LATENCY_METRICS
-ERROR_METRICS: tuple[str, ...] = runtime_module("verdict").ERROR_METRICS
+LATENCY_METRICS: tuple[str, ...] = verdict.LATENCY_METRICS
+ERROR_METRICS: tuple[str, ...] = verdict.ERROR_METRICS
 
 
 def endpoint_metric(

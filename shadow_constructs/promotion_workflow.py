@@ -17,9 +17,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
+from shadow_runtime import looks as _looks
 
 from ._nag import acknowledge, acknowledge_wildcard_resource
-from ._runtime import runtime_module
 from .capture import CaptureStore
 from .capture_analytics import CaptureAnalytics
 from .endpoint import ShadowEndpoint
@@ -46,7 +46,6 @@ from .workflow_functions import REPORT_PREFIX, WorkflowFunctions
 
 #: Between two looks at the self-ending execution a pipeline's run follows.
 FOLLOW_INTERVAL = cdk.Duration.minutes(5)
-_looks = runtime_module("looks")
 
 
 class PromotionWorkflow(Construct):

@@ -14,7 +14,8 @@ from .alarms import ShadowAlarms
 from .capture_analytics import CaptureAnalytics
 from .dashboard import ShadowDashboard
 from .endpoint import ShadowEndpoint
-from .errors import Problems, shown
+from .endpoint_base import check_endpoint
+from .errors import Problems
 from .phase import TestPhase
 from .promotion_workflow import PromotionWorkflow
 from .workflow_checks import InconclusiveAction, criteria_mapping
@@ -75,11 +76,12 @@ class ShadowTest(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         problems = Problems(f"ShadowTest {self.node.path!r}")
-        if not isinstance(endpoint, ShadowEndpoint):
-            problems.add(f"endpoint must be a ShadowEndpoint (created in this app: its phase chooses what is wired), "
-                         f"got {shown(endpoint)}; for an imported endpoint use ShadowAlarms, ShadowDashboard and "
-                         "PromotionWorkflow directly")
-            problems.raise_if_any()
+        # Any IShadowEndpoint declared in this app: it has a phase (an imported one has none, and no rollback alarms).
+        if check_endpoint(problems, endpoint) and endpoint.phase is None:
+            problems.add(f"endpoint must be a ShadowEndpoint declared in this app (its phase chooses what is wired), "
+                         f"got the imported {endpoint.node.path!r}: for an imported endpoint use ShadowAlarms, "
+                         "ShadowDashboard and PromotionWorkflow directly")
+        problems.raise_if_any()
         for name, value in (("alarms", alarms), ("rollback_on_alarms", rollback_on_alarms),
                             ("capture_analytics", capture_analytics)):
             if value is not None:

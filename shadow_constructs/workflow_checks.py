@@ -10,18 +10,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aws_cdk as cdk
+from shadow_runtime import looks as _looks
+from shadow_runtime.verdict import Criteria
 
-from ._runtime import runtime_module
 from .capture import CaptureStore
 from .capture_analytics import CaptureAnalytics
 from .endpoint_base import IShadowEndpoint, check_endpoint, no_shadow_problem
 from .errors import Problems, shown
 from .managed_test import ManagedShadowTest
 from .phase import InstanceSettings, TestPhase, check_instance_override
-
-#: The verdict's criteria: the Judge function's own class, so what synthesizes is what the judge accepts.
-Criteria = runtime_module("verdict").Criteria
-_looks = runtime_module("looks")
 
 
 def criteria_mapping(problems: Problems, criteria: Any) -> dict[str, Any]:
@@ -30,7 +27,7 @@ def criteria_mapping(problems: Problems, criteria: Any) -> dict[str, Any]:
     not the Judge step at the end of the test window."""
     if criteria is None:
         return {}
-    if dataclasses.is_dataclass(criteria) and type(criteria).__name__ == "Criteria":
+    if isinstance(criteria, Criteria):  # the Judge function's own class: what synthesizes is what the judge accepts
         defaults = Criteria()
         given = {f.name: getattr(criteria, f.name) for f in dataclasses.fields(criteria)
                  if f.name != "sampling_percent" and getattr(criteria, f.name) != getattr(defaults, f.name)}

@@ -7,14 +7,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from shadow_runtime.agreement_metrics import NAMESPACE as AGREEMENT_NAMESPACE
 
 from ._nag import acknowledge_wildcard_resource
-from ._runtime import RUNTIME_DIR, runtime_module
+from ._runtime import runtime_asset_dir
 from .capture import CaptureStore
 from .capture_analytics import CaptureAnalytics
 from .model import service_role
-
-AGREEMENT_NAMESPACE = runtime_module("agreement_metrics").NAMESPACE
 
 #: Where the workflow's functions write series and reports in the report store.
 REPORT_PREFIX = "shadow-tests"
@@ -92,7 +91,7 @@ class WorkflowFunctions:
         group.grant_write(role)
         return lambda_.Function(
             self.scope, f"{name}Function", runtime=lambda_.Runtime.PYTHON_3_14, handler=f"shadow_runtime.{module}.{handler}",
-            code=lambda_.Code.from_asset(str(RUNTIME_DIR), exclude=["**/__pycache__"]), timeout=timeout,
+            code=lambda_.Code.from_asset(str(runtime_asset_dir())), timeout=timeout,
             memory_size=512, role=role, log_group=group, description=f"shadow-constructs: {handler}")
 
     def _gather(self) -> lambda_.Function:

@@ -70,8 +70,9 @@ class ShadowTestStack(cdk.Stack):
         if config.promotion_on_inconclusive not in inconclusive:
             problems.append(f"promotion_on_inconclusive must be one of {', '.join(inconclusive)}, "
                             f"got {config.promotion_on_inconclusive!r}")
-        if (config.promotion_criteria or {}).get("min_agreement") is not None and not config.capture_enabled:
-            problems.append(f"promotion_criteria min_agreement={config.promotion_criteria['min_agreement']!r} judges "
+        min_agreement = (config.promotion_criteria or {}).get("min_agreement")
+        if min_agreement is not None and not config.capture_enabled:
+            problems.append(f"promotion_criteria min_agreement={min_agreement!r} judges "
                             "the captured answers, but capture_enabled is false: set capture_enabled true or drop "
                             "min_agreement")
         scaling_keys = set(inspect.signature(VariantAutoscaling).parameters)

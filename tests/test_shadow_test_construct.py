@@ -159,6 +159,9 @@ def test_shadow_test_refuses_settings_that_cannot_work(options, message):
 def test_shadow_test_takes_only_an_endpoint_it_can_phase():
     stack = new_stack()
     imported = ShadowEndpoint.from_endpoint_name(stack, "E", "churn", shadow_variant_name="shadow")
-    with pytest.raises(ConfigError, match=r"endpoint must be a ShadowEndpoint .* for an imported endpoint use "
-                                          r"ShadowAlarms, ShadowDashboard and PromotionWorkflow directly"):
+    with pytest.raises(ConfigError, match=r"endpoint must be a ShadowEndpoint declared in this app .*got the imported "
+                                          r"'Test/E': for an imported endpoint use ShadowAlarms, ShadowDashboard and "
+                                          r"PromotionWorkflow directly"):
         ShadowTest(stack, "Test", endpoint=imported)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"endpoint must be an IShadowEndpoint .*got 'churn'"):
+        ShadowTest(stack, "Test2", endpoint="churn")  # type: ignore[arg-type]
