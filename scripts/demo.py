@@ -712,8 +712,8 @@ class Demo:
                 self.emulator.control("POST", "clock", {"offset_seconds": clock["offset"], "rate": CLOCK_RATE})
 
         try:
-            self.console.line(f"$ shadow-test run --stack {STACK}")
-            code, output = self.shadow_test("run", "--stack", STACK, "--poll", "0.2", stream=True,
+            self.console.line(f"$ shadow-test run --stack {STACK} --verbose")
+            code, output = self.shadow_test("run", "--stack", STACK, "--poll", "0.2", "--verbose", stream=True,
                                             on_line=on_to_the_look)
         finally:
             self.emulator.control("POST", "clock", {"offset_seconds": 0})

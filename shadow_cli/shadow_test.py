@@ -1,6 +1,7 @@
 """``shadow-test``: run a shadow test's promotion workflow, show where it stands, guard the next deploy.
 
     shadow-test run    (--stack NAME | --state-machine ARN) [--region REGION] [--poll SECONDS] [--new]
+                       [--quiet | --verbose]
     shadow-test status --stack NAME [--region REGION]
     shadow-test drift  --stack NAME [--app cdk.out] [--region REGION]
 
@@ -10,8 +11,11 @@ deployed template). If an execution of it is RUNNING, it follows the newest one 
 removing it (after the stack's last deploy), the test is over: it reports that run and exits with its code instead
 of judging an endpoint without its shadow (a retried pipeline job; ``--new`` starts a run anyway). Otherwise it
 starts one with input ``{}``.
-It prints each state as it is entered, the time ``WaitForTestEnd`` waits for, then the verdict
-report (the Markdown file the execution's output names) and exits with the verdict's code.
+It prints one line per judgement (a look's decision, score, minutes judged and first reason), then the verdict
+report (the Markdown file the execution's output names) and the verdict, and exits with the verdict's code.
+``--verbose`` also prints each state as it is entered (with the look ``WaitForNextLook`` waits for and the time
+``WaitForTestEnd`` waits for): about 1,000 lines over a week of hourly looks. The default is ``--verbose`` on a
+terminal and ``--quiet`` elsewhere (stdout not a terminal: a CI log, a pipe). A failed step is named in both.
 
 ``status`` shows the endpoint's live state (status, config, each variant's model, instance type and
 count) beside what the deployed template declares (phase, variants, models), the pending end of the
@@ -89,6 +93,7 @@ from .stack import (
 PROG = "shadow-test"
 WAIT_STATE = _looks.WAIT_STATE  # an execution given only a test_end waits there
 LOOK_WAIT_STATE = _looks.LOOK_WAIT_STATE  # the self-ending execution waits there for its next look
+INTERIM_CHOICE = _looks.INTERIM_CHOICE  # every judgement goes on there: its input is the Judge's output
 FAILURE_STATE = "ReportFailure"  # a failed step is caught into it with $.failure (endpoint_update.WorkflowSteps)
 if __doc__ is None:  # python -OO strips docstrings; the help text and exit codes are this module's docstring
     raise ImportError(f"{__name__} needs its docstring: run Python without -OO")
@@ -245,6 +250,30 @@ def look_text(look: dict[str, Any]) -> str:
         (" (the last)" if look.get("final") else "")
 
 
+def judged_text(entered: dict[str, Any] | None) -> str | None:
+    """``look 2 of 168 (2026-12-08T10:00:00Z): INCONCLUSIVE, score 41.0 over 120 min: <first reason>`` for the state
+    a judgement goes on to (``INTERIM_CHOICE``, its input the Judge's output: ``verdict``, ``look``, ``run``); None
+    without a verdict in it."""
+    state = json_object((entered or {}).get("input")) or {}
+    verdict = state.get("verdict")
+    if not isinstance(verdict, dict) or not verdict.get("decision"):
+        return None
+    run, look = state.get("run"), state.get("look")
+    if isinstance(run, dict) and run.get("extensions"):
+        what = f"judgement after extension {run['extensions']}"  # the end's judgement, on a longer window
+    elif isinstance(look, dict) and look.get("number"):
+        moment = ", ".join(str(p) for p in (look.get("at"), "the last" if look.get("final") else None) if p)
+        what = f"look {look['number']} of {look.get('looks', '?')}" + (f" ({moment})" if moment else "")
+    else:
+        what = "judgement"
+    text = f"{what}: {verdict['decision']}"
+    if verdict.get("score") is not None:
+        text += f", score {verdict['score']}"
+    if verdict.get("minutes") is not None:
+        text += f" over {verdict['minutes']} min"
+    return text + (f": {one_line(verdict['summary'], 300)}" if verdict.get("summary") else "")
+
+
 def test_end_of(execution: dict[str, Any], entered: dict[str, Any] | None = None) -> Any:
     """The time WaitForTestEnd waits for: the execution input's test_end (else the state's input's)."""
     for source in (execution.get("input"), (entered or {}).get("input")):
@@ -284,13 +313,34 @@ def cmd_run(args: argparse.Namespace) -> int:
         execution_arn = sfn.start_execution(stateMachineArn=machine_arn, name=name, input="{}")["executionArn"]
         say(f"{label}: started execution {name}")
     args.execution_arn = execution_arn
-    final = follow(sfn, execution_arn, args.poll)
+    verbose = args.verbose if args.verbose is not None else stdout_is_terminal()
+    final = follow(sfn, execution_arn, args.poll, verbose=verbose)
     return conclude(aws, final)
 
 
-def follow(sfn, execution_arn: str, poll: float) -> dict[str, Any]:
-    """Print each state as it is entered until the execution ends; its final DescribeExecution, with
-    ``failed_step`` (the step, its error and cause) when a step failed into the workflow's failure report."""
+def entered_text(execution: dict[str, Any], entered: dict[str, Any]) -> str:
+    """The state entered, as ``--verbose`` shows it: its name, with the time ``WaitForTestEnd`` waits for and the look
+    ``WaitForNextLook`` waits for."""
+    name = entered.get("name")
+    if name == WAIT_STATE and (end := test_end_of(execution, entered)):
+        return f"{WAIT_STATE} (until {until(end)})"
+    if name == LOOK_WAIT_STATE and (look := look_of(entered)):
+        return f"{LOOK_WAIT_STATE} ({look_text(look)})"
+    return str(name)
+
+
+def stdout_is_terminal() -> bool:
+    """Whether stdout is a terminal (a person watching), not a file, a pipe or a CI log: ``run``'s default output."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        return False
+
+
+def follow(sfn, execution_arn: str, poll: float, *, verbose: bool = True) -> dict[str, Any]:
+    """Follow the execution until it ends, printing each judgement (``judged_text``) and a step's failure, and with
+    ``verbose`` each state as it is entered; its final DescribeExecution, with ``failed_step`` (the step, its error
+    and cause) when a step failed into the workflow's failure report."""
     last_id, current, failed_in, failed_step = 0, "", "", ""
     while True:
         described = sfn.describe_execution(executionArn=execution_arn)
@@ -306,13 +356,10 @@ def follow(sfn, execution_arn: str, poll: float) -> dict[str, Any]:
                 failed_step = f"{failed_in or 'a step'} failed: " + (": ".join(
                     one_line(failure.get(k), 800) for k in ("Error", "Cause") if failure.get(k)) or "no error given")
                 say(f"-> {FAILURE_STATE} ({failed_step})")
-            elif entered.get("name") == WAIT_STATE:
-                end = test_end_of(described, entered)
-                say(f"-> {WAIT_STATE} (until {until(end)})" if end else f"-> {WAIT_STATE}")
-            elif entered.get("name") == LOOK_WAIT_STATE and (look := look_of(entered)):
-                say(f"-> {LOOK_WAIT_STATE} ({look_text(look)})")
-            else:
-                say(f"-> {entered.get('name')}")
+            elif verbose:
+                say(f"-> {entered_text(described, entered)}")
+            if entered.get("name") == INTERIM_CHOICE and (judged := judged_text(entered)):
+                say(judged)
             current = entered.get("name") or current
         if described["status"] != "RUNNING":
             return {**described, "failed_step": failed_step} if failed_step else described
@@ -614,7 +661,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,status,drift}", parser_class=Parser)
     run = commands.add_parser("run", help="run (or follow) the promotion workflow to its verdict",
                               description="Follow the newest RUNNING execution of the promotion workflow, or start "
-                                          "one with input {}; print the states, then the verdict report.",
+                                          "one with input {}; print each judgement (a look's verdict; with --verbose "
+                                          "every state as well), then the verdict report and the verdict.",
                               epilog=EXIT_CODES, formatter_class=formatter)
     target = run.add_mutually_exclusive_group(required=True)
     target.add_argument("--stack", help="the deployed stack holding the promotion workflow")
@@ -623,6 +671,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds between two looks at the execution (default: 10)")
     run.add_argument("--new", action="store_true",
                      help="start a new run even when the newest one already promoted or removed the shadow")
+    output = run.add_mutually_exclusive_group()
+    output.add_argument("--quiet", dest="verbose", action="store_false", default=None,
+                        help="print one line per judgement (each look's verdict), the verdict and errors, not each "
+                             "state (default when stdout is not a terminal: a CI log, a pipe)")
+    output.add_argument("--verbose", dest="verbose", action="store_true", default=None,
+                        help="print every state as it is entered as well (default on a terminal)")
     status = commands.add_parser("status", help="the endpoint's live state beside the stack's template, "
                                                 "the pending end and the last verdict",
                                  description="Show the live endpoint, what the deployed template declares, the "

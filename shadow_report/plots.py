@@ -3,16 +3,19 @@
 matplotlib took longer to import and lay out three small charts (about 1.2 s of CPU) than DuckDB takes to compare a
 million records, so the charts are drawn here: matplotlib's look (its default font, DejaVu Sans, sizes, colours, tick
 placement) on a canvas drawn at twice the size and scaled down, which smooths lines and text.
+
+The font ships with the package (``fonts/``: DejaVu Sans cut to Latin-1, Latin Extended-A and the punctuation and
+minus sign the labels use; its licence beside it), so the charts look the same, glyph for glyph, with or without
+matplotlib; Pillow's own default font has no U+2212 MINUS SIGN and would draw every minus as a box.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 DPI = 100
@@ -22,6 +25,8 @@ _STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
 Target = TypeVar("Target", str, BinaryIO)
 """Where a chart is written: a file name, or a binary file (PNG bytes in memory)."""
 _HOUR_STEPS = (1, 2, 3, 4, 6, 12, 24, 48, 72, 96, 168, 336, 672, 24 * 61, 24 * 183, 24 * 366, 24 * 731, 24 * 1827)
+FONT = Path(__file__).parent / "fonts" / "DejaVuSans-subset.ttf"
+"""The charts' font: DejaVu Sans (matplotlib's default) with the glyphs labels use, shipped as package data."""
 
 
 def _pt(points: float) -> int:
@@ -44,12 +49,7 @@ def _font(points: float):
 def _load_font(points: float):
     from PIL import ImageFont
 
-    spec = importlib.util.find_spec("matplotlib")  # found, not imported: only its font file is used
-    if spec is not None and spec.origin:
-        path = os.path.join(os.path.dirname(spec.origin), "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
-        if os.path.exists(path):
-            return ImageFont.truetype(path, _pt(points))
-    return ImageFont.load_default(_pt(points))
+    return ImageFont.truetype(FONT, _pt(points))
 
 
 def nice_ticks(low: float, high: float, most: int) -> tuple[list[float], int]:

@@ -31,7 +31,8 @@ def verdict(decision: str, action: str | None, report: str, score: float = 91.5)
 
 
 def workflow(output: dict[str, Any] | None = None, *, fail: tuple[str, str] | None = None,
-             timeout_seconds: int | None = None, marked: bool = True, endpoint_path: str = "Stack/Churn") -> dict:
+             timeout_seconds: int | None = None, marked: bool = True, endpoint_path: str = "Stack/Churn",
+             undecided: str = "remove_shadow") -> dict:
     """An AWS::StepFunctions::StateMachine: [WaitForTestEnd] -> Setup -> Judge (Pass with ``output``, or Fail)."""
     judge: dict[str, Any] = ({"Type": "Fail", "Error": fail[0], "Cause": fail[1]} if fail
                              else {"Type": "Pass", "Result": output, "End": True})
@@ -50,7 +51,8 @@ def workflow(output: dict[str, Any] | None = None, *, fail: tuple[str, str] | No
     resource: dict[str, Any] = {"Type": "AWS::StepFunctions::StateMachine",
                                 "Properties": {"DefinitionString": json.dumps(definition), "RoleArn": ROLE_ARN}}
     if marked:
-        resource["Metadata"] = {"shadow-constructs": {"role": "promotion-workflow", "endpoint": endpoint_path},
+        resource["Metadata"] = {"shadow-constructs": {"role": "promotion-workflow", "endpoint": endpoint_path,
+                                                      "undecided": undecided},
                                 "aws:cdk:path": "Stack/Promotion/StateMachine/Resource"}
     return resource
 

@@ -150,7 +150,7 @@ def test_the_managed_test_runs_on_the_existing_endpoint_and_ends_with_nothing_re
                                                        shadow["VariantName"]: served[shadow["VariantName"]]}
 
         # The workflow judges (REJECT: the regressed candidate) and ends the experiment: production stays, serving.
-        code, output = demo.shadow_test("run", "--stack", MANAGED, "--poll", "0.2")
+        code, output = demo.shadow_test("run", "--stack", MANAGED, "--poll", "0.2", "--verbose")
         sfn = demo.client("stepfunctions")
         execution = sfn.describe_execution(executionArn=sfn.list_executions(
             stateMachineArn=outputs["PromotionStateMachine"])["executions"][0]["executionArn"])

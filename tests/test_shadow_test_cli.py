@@ -48,6 +48,43 @@ def report_uri(name: str) -> str:
     return f"s3://{REPORTS_BUCKET}/shadow-tests/{name}/2026-12-01T10:00:00Z/verdict.md"
 
 
+#: The judgements of the "Looks" stack's workflow, one per look: (decision, score, first reason); the last is the end.
+LOOKS = [("INCONCLUSIVE", 41.0, "too little traffic yet:\n60 of 120 paired minutes"),
+         ("INCONCLUSIVE", 63.5, "ModelLatency p99 not yet within the margin"),
+         ("PROMOTE", 97.5, "the shadow is as fast and as right as production")]
+#: When the looks fall: all passed, so the workflow's waits end at once.
+LOOK_TIMES = [(datetime.now(UTC) - timedelta(hours=len(LOOKS) - k)).strftime("%Y-%m-%dT%H:%M:%SZ") for k in range(len(LOOKS))]
+
+
+def looks_workflow() -> dict:
+    """A promotion workflow judging at looks as the self-ending execution does, with its state names: each look is
+    planned, waited for, judged (a Pass giving the look's planned verdict) and goes on at InterimLook?: to the next
+    look while INCONCLUSIVE before the last one, else to the verdict."""
+    count = len(LOOKS)
+    looks = {f"Look{k}": {"Type": "Pass", "ResultPath": "$.look", "Next": shadow_test.LOOK_WAIT_STATE, "Result": {
+        "number": k, "looks": count, "at": LOOK_TIMES[k - 1], "minutes": 60 * k, "final": k == count,
+        "planned": {"decision": decision, "score": score, "minutes": 60 * k, "summary": reason}}}
+        for k, (decision, score, reason) in enumerate(LOOKS, 1)}
+    states = {
+        "StartLooks": {"Type": "Pass", "Result": {"number": 0}, "ResultPath": "$.look", "Next": "PlanLook"},
+        "PlanLook": {"Type": "Choice", "Default": "Look1", "Choices": [
+            {"Variable": "$.look.number", "NumericEquals": k - 1, "Next": f"Look{k}"} for k in range(2, count + 1)]},
+        **looks,
+        shadow_test.LOOK_WAIT_STATE: {"Type": "Wait", "TimestampPath": "$.look.at", "Next": "LookWindow"},
+        "LookWindow": {"Type": "Pass", "Next": "Judge"},
+        "Judge": {"Type": "Pass", "InputPath": "$.look.planned", "ResultPath": "$.verdict",
+                  "Next": shadow_test.INTERIM_CHOICE},
+        shadow_test.INTERIM_CHOICE: {"Type": "Choice", "Default": "PublishVerdict", "Choices": [{"And": [
+            {"Variable": "$.look.final", "BooleanEquals": False},
+            {"Variable": "$.verdict.decision", "StringEquals": "INCONCLUSIVE"}], "Next": "PlanLook"}]},
+        "PublishVerdict": {"Type": "Pass", "Next": "Result"},
+        "Result": {"Type": "Pass", "Result": verdict("PROMOTE", "promoted", report_uri("churn"), score=97.5), "End": True},
+    }
+    resource = workflow()
+    resource["Properties"]["DefinitionString"] = json.dumps({"StartAt": "StartLooks", "States": states})
+    return resource
+
+
 #: Stack name -> resources. "Churn" also holds the reports bucket, so it is created first.
 STACKS = {
     "Churn": {"Reports": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": REPORTS_BUCKET}},
@@ -56,7 +93,8 @@ STACKS = {
     "Rejected": {"Promotion": workflow(verdict("REJECT", "shadow_removed", report_uri("rejected"), score=12.0))},
     "Declined": {"Promotion": workflow(verdict("PROMOTE", "declined", report_uri("churn")))},
     "Ended": {"Promotion": workflow(verdict("REJECT", "shadow_removed", report_uri("churn"), score=20.0))},
-    "Inconclusive": {"Promotion": workflow(verdict("INCONCLUSIVE", "none", report_uri("churn"), score=60.0))},
+    "Inconclusive": {"Promotion": workflow(verdict("INCONCLUSIVE", "none", report_uri("churn"), score=60.0),
+                                           undecided="keep")},
     "Legacy": {"Promotion": workflow(verdict("REJECT", None, report_uri("churn")))},  # output without "action"
     "Failing": {"Promotion": workflow(fail=("SageMaker.ValidationException", "Could not find endpoint\n'churn'."))},
     "TimingOut": {"Promotion": workflow(timeout_seconds=1)},
@@ -65,6 +103,7 @@ STACKS = {
     "Twice": {"First": workflow(verdict("PROMOTE", "promoted", report_uri("churn"))),
               "Second": workflow(verdict("REJECT", "shadow_removed", report_uri("churn")))},
     "Drift": endpoint_resources(),  # no EndpointName: the CLI recovers it from the physical ARN
+    "Looks": {"Promotion": looks_workflow()},
 }
 
 
@@ -81,7 +120,7 @@ class Emulator:
         while not self.ready():
             assert time.monotonic() < deadline, f"the emulator did not start; see {log_path}"
             time.sleep(0.1)
-        self.session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+        self.session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                                              region_name=REGION)
 
     def ready(self) -> bool:
@@ -188,7 +227,7 @@ def wait_for_state(emulator, execution_arn: str, state: str) -> None:
 # run: every exit code
 
 def test_run_starts_the_workflow_and_prints_states_report_and_verdict_exit_0(emulator, capsys):
-    code, out, err = cli(capsys, "run", "--stack", "Churn", "--poll", "0.1")
+    code, out, err = cli(capsys, "run", "--stack", "Churn", "--poll", "0.1", "--verbose")
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0].startswith("promotion workflow Promotion of stack Churn (Churn-Promotion-")
@@ -245,7 +284,7 @@ def test_an_unreadable_report_prints_its_uri_and_why(emulator, capsys):
 
 
 def test_a_failed_execution_is_exit_1_with_error_and_cause_on_one_line(emulator, capsys):
-    code, out, err = cli(capsys, "run", "--stack", "Failing", "--poll", "0.1")
+    code, out, err = cli(capsys, "run", "--stack", "Failing", "--poll", "0.1", "--verbose")
     assert code == 1
     assert "-> Judge" in out.splitlines()
     line = one_error_line(err)
@@ -284,7 +323,7 @@ def test_run_follows_the_running_test_end_execution_and_says_so(emulator, capsys
     monkeypatch.setattr(shadow_test, "time", WhenRunPauses(lambda: emulator.set_clock(7 * 86400 + 60)))
     safety.start()
     try:
-        code, out, err = cli(capsys, "run", "--stack", "Churn", "--poll", "0.1")
+        code, out, err = cli(capsys, "run", "--stack", "Churn", "--poll", "0.1", "--verbose")
     finally:
         safety.cancel()
         emulator.set_clock(0)
@@ -305,10 +344,78 @@ def test_an_aborted_execution_is_exit_1(emulator, capsys, monkeypatch):
             sfn.stop_execution(executionArn=execution)
 
     monkeypatch.setattr(shadow_test, "time", WhenRunPauses(stop))
-    code, out, err = cli(capsys, "run", "--stack", "Aborting", "--poll", "0.1")
+    code, out, err = cli(capsys, "run", "--stack", "Aborting", "--poll", "0.1", "--verbose")
     assert code == 1
     assert "-> WaitForTestEnd (until " in out and ", in 59 min " in out
     assert one_error_line(err) == "shadow-test: execution test-end-ab0r7 ABORTED: no error or cause given"
+
+
+# run: what it prints
+
+LOOK_LINES = [f"look 1 of 3 ({LOOK_TIMES[0]}): INCONCLUSIVE, score 41.0 over 60 min: too little traffic yet: 60 of 120 "
+              "paired minutes",
+              f"look 2 of 3 ({LOOK_TIMES[1]}): INCONCLUSIVE, score 63.5 over 120 min: ModelLatency p99 not yet within "
+              "the margin",
+              f"look 3 of 3 ({LOOK_TIMES[2]}, the last): PROMOTE, score 97.5 over 180 min: the shadow is as fast and as "
+              "right as production"]
+VERDICT_LINE = "SUCCEEDED: decision PROMOTE (score 97.5), action promoted: promote (promoted)"
+
+
+def test_quiet_run_prints_each_look_judged_and_the_verdict_not_each_state(emulator, capsys):
+    # GIVEN a workflow judging at three looks (INCONCLUSIVE, INCONCLUSIVE, then PROMOTE at the last)
+    # WHEN run follows it with --quiet
+    code, out, err = cli(capsys, "run", "--stack", "Looks", "--poll", "0.1", "--new", "--quiet")
+    # THEN a line says what it follows, one line per look judged, then the report and the verdict; no state
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert ": started execution shadow-test-" in lines[0]
+    assert lines[1:5] == [*LOOK_LINES, ""]
+    assert REPORT_MD.strip() in out and f"report: {report_uri('churn')}" in lines
+    assert lines[-1].startswith("execution shadow-test-") and lines[-1].endswith(VERDICT_LINE)
+    assert not [line for line in lines if line.startswith("-> ")]
+
+
+def test_verbose_run_prints_every_state_and_each_look_judged(emulator, capsys):
+    code, out, _ = cli(capsys, "run", "--stack", "Looks", "--poll", "0.1", "--new", "--verbose")
+    assert code == 0
+    lines = out.splitlines()
+    states = [line for line in lines if line.startswith("-> ")]
+    assert states[:4] == ["-> StartLooks", "-> PlanLook", "-> Look1", f"-> WaitForNextLook (look 1 of 3 at {LOOK_TIMES[0]}, "
+                                                                       "passed)"]
+    assert states.count("-> Judge") == 3 and states[-2:] == ["-> PublishVerdict", "-> Result"]
+    # each judgement follows the state it goes on to, as in the quiet output
+    assert [lines[i + 1] for i, line in enumerate(lines) if line == "-> InterimLook?"] == LOOK_LINES
+    assert lines[-1].endswith(VERDICT_LINE)
+
+
+@pytest.mark.parametrize(("terminal", "states_shown"), [(True, True), (False, False)])
+def test_run_is_verbose_on_a_terminal_and_quiet_elsewhere(emulator, capsys, monkeypatch, terminal, states_shown):
+    """A person at a terminal watches each state; a CI log (stdout not a terminal) gets the looks and the verdict."""
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)
+    code, out, _ = cli(capsys, "run", "--stack", "Looks", "--poll", "0.1", "--new")
+    assert code == 0
+    lines = out.splitlines()
+    assert ("-> Judge" in lines) is states_shown
+    assert [line for line in lines if line.startswith("look ")] == LOOK_LINES
+
+
+def test_a_judgement_is_one_line_with_its_look_score_minutes_and_first_reason():
+    def entered(state: dict) -> dict:
+        return {"name": shadow_test.INTERIM_CHOICE, "input": json.dumps(state)}
+
+    verdict_ = {"decision": "REJECT", "score": 12.0, "minutes": 90, "summary": "errors\n  5x production's",
+                "report_markdown": "s3://r/verdict.md"}
+    look = {"number": 2, "looks": 168, "at": "2026-12-08T10:00:00Z", "final": False}
+    assert shadow_test.judged_text(entered({"verdict": verdict_, "look": look})) == \
+        "look 2 of 168 (2026-12-08T10:00:00Z): REJECT, score 12.0 over 90 min: errors 5x production's"
+    # judged once (no looks), or again after an extension of the window at the end
+    assert shadow_test.judged_text(entered({"verdict": {"decision": "PROMOTE"}, "run": {"extensions": 0}})) == \
+        "judgement: PROMOTE"
+    extended = shadow_test.judged_text(entered({"verdict": {**verdict_, "decision": "INCONCLUSIVE"}, "look": look,
+                                                "run": {"extensions": 2}}))
+    assert extended == "judgement after extension 2: INCONCLUSIVE, score 12.0 over 90 min: errors 5x production's"
+    assert shadow_test.judged_text(entered({"look": look})) is None  # no verdict: nothing to say
+    assert shadow_test.judged_text(None) is None
 
 
 def test_run_with_a_state_machine_arn(emulator, capsys):
@@ -330,6 +437,8 @@ def test_run_with_a_state_machine_arn(emulator, capsys):
      "shadow-test: state machine arn:aws:states:us-east-1:123456789012:stateMachine:nothing not found: "),
     (["run", "--stack", "Churn", "--poll", "0"], "shadow-test run: argument --poll: must be above 0, got '0'"),
     (["run"], "shadow-test run: one of the arguments --stack --state-machine is required"),
+    (["run", "--stack", "Churn", "--quiet", "--verbose"], "shadow-test run: argument --verbose: not allowed with "
+                                                          "argument --quiet"),
     (["status"], "shadow-test status: the following arguments are required: --stack"),
 ])
 def test_bad_usage_is_exit_2_in_one_line(emulator, capsys, argv, message):
@@ -401,7 +510,7 @@ def test_help_documents_every_exit_code(capsys):
         codes = out.split("Exit codes:", 1)[1]
         for number in ("0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "130 "):
             assert f"\n  {number}" in codes, number
-    assert "Exit codes:" in shadow_test.__doc__
+    assert "Exit codes:" in (shadow_test.__doc__ or "")
 
 
 def test_as_a_command_failures_are_one_line_without_traceback(emulator, tmp_path):
@@ -454,7 +563,17 @@ def test_status_shows_live_and_declared_variants_pending_end_and_last_verdict(em
         ", in 6 d 23 h (execution test-end-9f8e7d waits in WaitForTestEnd)")
     assert lines[10].startswith("  last verdict  SUCCEEDED 20")
     assert lines[10].endswith(f": decision PROMOTE (score 97.5), action promoted, report {report_uri('churn')}")
-    assert len(lines) == 11
+    # What the end does without a decision (the workflow's mark): the default stops the test costing.
+    assert lines[11] == ("  if undecided  still INCONCLUSIVE in the end (after any extensions), the shadow is removed; "
+                         "production untouched: the test stops costing")
+    assert len(lines) == 12
+
+
+def test_status_says_when_an_undecided_test_keeps_its_shadow_running(emulator, capsys):
+    code, out, _ = cli(capsys, "status", "--stack", "Inconclusive")
+    assert code == 0 and out.splitlines()[-1] == (
+        "  if undecided  still INCONCLUSIVE in the end, the shadow KEEPS RUNNING (and billing) until you end it "
+        "(on_inconclusive/after_extensions=KEEP)")
 
 
 # drift
