@@ -454,9 +454,13 @@ class PromotionWorkflow(Construct):
     def _test_end(self) -> cdk.CustomResource:
         """The deploy-time timer: a custom resource whose function starts the self-ending execution."""
         function = self._functions.test_end()
+        shadow = self.endpoint.variants.get(self.endpoint.shadow_variant_name or "")
+        # A new candidate model is a new test: its end counts from the deploy that brings it (a SHADOW deploy over a
+        # finished test would otherwise run a shadow that never ends itself).
+        candidate = {"Candidate": shadow.model.model_name} if shadow is not None else {}
         resource = cdk.CustomResource(
             self, "TestEnd", service_token=function.function_arn, resource_type="Custom::ShadowTestEnd",
-            properties={"StateMachineArn": self.state_machine_arn,
+            properties={**candidate, "StateMachineArn": self.state_machine_arn,
                         "DurationSeconds": int(self.duration.to_seconds()),
                         # A running execution keeps the definition it started with: a redeploy that changes the
                         # workflow (criteria, window, ...) must restart the pending end with the new one.

@@ -40,8 +40,10 @@ class InstalledPackage:
 
     def env(self, **extra: str) -> dict[str, str]:
         """An environment for commands run as the user would: the venv first on PATH, nothing of this checkout
-        (no PYTHONPATH, no repo on sys.path) and CDK's telemetry off."""
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        (no PYTHONPATH, no repo on sys.path, CDK's template validation on) and CDK's telemetry off."""
+        # Nothing of the suite's own set-up either: CDK_VALIDATION=false (conftest.py) would skip CDK's template
+        # validation, which a user's synth runs.
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "CDK_VALIDATION")}
         env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         env["VIRTUAL_ENV"] = str(self.venv)
         env.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")

@@ -237,7 +237,7 @@ def the_pipeline_example_stops_unless_promoted(run: Run) -> None:
     # Both stages deploy the same CloudFormation stack: the Promoted stage updates what the Shadow stage made.
     deployed = {a["Configuration"]["StackName"] for s in stages[-2:] for a in s["Actions"]
                 if a["ActionTypeId"]["Provider"] == "CloudFormation"}
-    assert deployed == {"ChurnShadowTest"}
+    assert deployed == {"ChurnShadow"}
 
 
 def the_verdict_example_shows_what_its_comments_say(run: Run) -> None:

@@ -192,6 +192,31 @@ def test_a_new_definition_restarts_the_wait_with_the_same_end(sfn):
         stop(sfn, arn)
 
 
+def test_a_new_candidate_is_a_new_test_timed_from_its_deploy(sfn):
+    old = {**event("Create")["ResourceProperties"], "DefinitionHash": "aaaa", "Candidate": "churn-v2"}
+    created = lifecycle.handle({**event("Create"), "ResourceProperties": old}, sfn,
+                               datetime(2026, 12, 1, 10, 30, tzinfo=UTC))
+    later = datetime(2026, 12, 20, 9, 0, tzinfo=UTC)  # the first test ended long ago; v3 is deployed as the shadow
+    renewed = lifecycle.handle(event("Update", PhysicalResourceId=created["PhysicalResourceId"], OldResourceProperties=old,
+                                     ResourceProperties={**old, "Candidate": "churn-v3"}), sfn, later)
+    assert renewed["PhysicalResourceId"] != created["PhysicalResourceId"]
+    assert (renewed["Data"]["TestStart"], renewed["Data"]["TestEnd"]) == ("2026-12-20T09:00:00Z", "2026-12-27T09:00:00Z")
+    # A timer of before the property keeps its test (an upgrade is no new candidate).
+    kept = lifecycle.handle(event("Update", PhysicalResourceId=renewed["PhysicalResourceId"],
+                                  OldResourceProperties={k: v for k, v in old.items() if k != "Candidate"},
+                                  ResourceProperties={**old, "Candidate": "churn-v3"}), sfn, later)
+    assert kept == {"PhysicalResourceId": renewed["PhysicalResourceId"], "Data": {}}
+    for arn in (created["PhysicalResourceId"], renewed["PhysicalResourceId"]):
+        stop(sfn, arn)
+
+
+def test_the_timer_names_the_candidate_so_a_new_model_restarts_the_test(default_template):
+    candidate = timer_of(default_template)["Candidate"]
+    v2 = next(k for k, r in default_template["Resources"].items()
+              if k.startswith("V2") and r["Type"] == "AWS::SageMaker::Model")
+    assert candidate == {"Fn::GetAtt": [v2, "ModelName"]}
+
+
 def test_delete_cancels_a_waiting_execution_only(sfn):
     arn = lifecycle.handle(event("Create"), sfn)["PhysicalResourceId"]
     wait_entered(sfn, arn)
@@ -256,6 +281,7 @@ def test_follow_finds_the_newest_self_ending_execution(sfn, monkeypatch):
         followed = lifecycle.follow_test_end({"state_machine_arn": MACHINE, "execution_arn": own})
         if followed["status"] != "RUNNING":
             break
+        time.sleep(0.05)  # moto runs the execution in a thread: give it up to 5 s on a busy machine
     assert followed == {"found": True, "status": "SUCCEEDED", "execution": timer,
                         "output": {"decision": "PROMOTE", "action": "promoted"}}
 

@@ -113,12 +113,16 @@ def handle(event: dict[str, Any], sfn=None, now: datetime | None = None) -> dict
     if kind == "Update":
         old = event.get("OldResourceProperties") or {}
         current = event.get("PhysicalResourceId", "")
-        if str(old.get("DurationSeconds")) == str(seconds) and old.get("StateMachineArn") == machine \
-                and old.get("DefinitionHash") == properties.get("DefinitionHash"):
+        # A new candidate (the shadow's model) is a new test: it starts now, whatever the old one did. A timer of
+        # before the Candidate property (None) keeps its test.
+        new_candidate = None not in (old.get("Candidate"), properties.get("Candidate")) \
+            and old.get("Candidate") != properties.get("Candidate")
+        if not new_candidate and str(old.get("DurationSeconds")) == str(seconds) \
+                and old.get("StateMachineArn") == machine and old.get("DefinitionHash") == properties.get("DefinitionHash"):
             return {"PhysicalResourceId": current, "Data": {}}
         # A new duration counts from the test's original start, and a new definition (a running execution keeps
         # the one it started with) restarts the wait with the same end; CloudFormation then deletes the old timer.
-        start = test_start(sfn, current) or now
+        start = now if new_candidate else test_start(sfn, current) or now
         data = start_timer(sfn, machine, event["RequestId"], start, seconds)
         return {"PhysicalResourceId": data["ExecutionArn"], "Data": data}
     data = start_timer(sfn, machine, event["RequestId"], now, seconds)
@@ -143,7 +147,8 @@ def test_end_resource(event: dict[str, Any], context: Any = None) -> dict[str, A
     """Handler of ``Custom::ShadowTestEnd``: start, move or cancel the test's self-ending execution.
 
     ResourceProperties: ``StateMachineArn``, ``DurationSeconds`` (3600-2592000), ``DefinitionHash`` (a
-    changed workflow definition restarts the pending execution, keeping the test's start). Create starts the
+    changed workflow definition restarts the pending execution, keeping the test's start), ``Candidate`` (the
+    shadow's model: a new one is a new test, timed from this deploy). Create starts the
     execution with ``{"test_end", "trigger": "test-end", "duration_seconds", "test_start"}``; its ARN
     is the physical id and ``TestEnd`` / ``TestStart`` are attributes. A failed Delete never blocks the
     stack's deletion: the reason is reported, the status is SUCCESS.
