@@ -75,6 +75,7 @@ from .aws import (
     same_name,
 )
 from .stack import (
+    DASHBOARD_ROLE,
     MODEL_TYPE,
     TEST_END_ROLE,
     DeployedStack,
@@ -433,6 +434,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         show_endpoint(aws, stack, logical, resource)
     for line in timer_lines(template):
         say(line)
+    for logical, resource in marked(template, DASHBOARD_ROLE):
+        name = stack.physical_id(logical)
+        if name:
+            shown = "production and shadow side by side" if (mark_of(resource) or {}).get("comparing", True) \
+                else "production alone"
+            say(f"Dashboard {name} ({shown}): https://{aws.region}.console.aws.amazon.com/cloudwatch/home?"
+                f"region={aws.region}#dashboards/dashboard/{name}")
     if not workflows:
         say("Promotion workflow: none in this stack")
     for logical, machine_arn in workflows:

@@ -3,7 +3,8 @@
 The constructs mark their resources with a resource-level ``Metadata`` entry ``"shadow-constructs"``:
 ``{"role": "promotion-workflow", "endpoint": <construct path>}`` on the workflow's state machine,
 ``{"role": "endpoint", "phase": ..., "production_variant": ..., "shadow_variant": ...}`` on the
-endpoint and ``{"role": "test-end"}`` on the self-ending timer. The helpers here work on any
+endpoint, ``{"role": "test-end"}`` on the self-ending timer and ``{"role": "dashboard", "endpoint": ...,
+"comparing": bool}`` on the dashboard. The helpers here work on any
 template (a deployed one from GetTemplate, or a synthesized one from ``cdk.out``); ``DeployedStack``
 adds what only the deployed stack knows: physical ids.
 """
@@ -16,7 +17,7 @@ from typing import Any
 from .aws import Aws, CliError, error_message, name_from_arn, same_name
 
 MARK = "shadow-constructs"
-WORKFLOW_ROLE, ENDPOINT_ROLE, TEST_END_ROLE = "promotion-workflow", "endpoint", "test-end"
+WORKFLOW_ROLE, ENDPOINT_ROLE, TEST_END_ROLE, DASHBOARD_ROLE = "promotion-workflow", "endpoint", "test-end", "dashboard"
 STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
 ENDPOINT_TYPE, CONFIG_TYPE, MODEL_TYPE = "AWS::SageMaker::Endpoint", "AWS::SageMaker::EndpointConfig", "AWS::SageMaker::Model"
 #: Properties of AWS::SageMaker::Model whose change CloudFormation applies without replacing the model.

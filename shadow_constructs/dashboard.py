@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -12,7 +13,7 @@ from .endpoint_base import IShadowEndpoint, check_endpoint
 from .errors import Problems
 from .metric_factory import AGREEMENT, MEAN_ABS_DIFF, PAIRED, ShadowMetricFactory
 from .metrics import ERROR_METRICS, LATENCY_METRICS
-from .phase import TestPhase
+from .phase import METADATA_KEY, TestPhase
 from .variant import has_gpu
 
 PRODUCTION_COLOR = "#1f77b4"
@@ -108,6 +109,9 @@ class ShadowDashboard(Construct):
         if endpoint.capture_location is not None and self.comparing:
             self.dashboard.add_widgets(*self._agreement_graphs())
         self.dashboard_name = self.dashboard.dashboard_name
+        # Marked for shadow-test status, which names it with its console link.
+        cast(cdk.CfnResource, self.dashboard.node.default_child).add_metadata(
+            METADATA_KEY, {"role": "dashboard", "endpoint": endpoint.node.path, "comparing": self.comparing})
 
     # Widgets
 

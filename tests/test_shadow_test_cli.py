@@ -38,6 +38,8 @@ from tests.shadow_test_stacks import (
     write_assembly,
 )
 
+pytestmark = pytest.mark.outer  # the outer loop (make test-fast skips it): the emulator server
+
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 REPORT_MD = "# Shadow test verdict: PROMOTE\n\n| metric | production | shadow |\n|---|---|---|\n| ModelLatency p99 | 12 ms | 11 ms |\n"
@@ -89,6 +91,10 @@ def looks_workflow() -> dict:
 STACKS = {
     "Churn": {"Reports": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": REPORTS_BUCKET}},
               "Promotion": workflow(verdict("PROMOTE", "promoted", report_uri("churn"), score=97.5)),
+              "Dashboard": {"Type": "AWS::CloudWatch::Dashboard",
+                            "Properties": {"DashboardName": "churn-shadow-test", "DashboardBody": '{"widgets": []}'},
+                            "Metadata": {"shadow-constructs": {"role": "dashboard", "endpoint": "Stack/Churn",
+                                                               "comparing": True}}},
               **endpoint_resources(endpoint_name=CHURN_ENDPOINT)},
     "Rejected": {"Promotion": workflow(verdict("REJECT", "shadow_removed", report_uri("rejected"), score=12.0))},
     "Declined": {"Promotion": workflow(verdict("PROMOTE", "declined", report_uri("churn")))},
@@ -548,7 +554,7 @@ def test_status_shows_live_and_declared_variants_pending_end_and_last_verdict(em
               if r["ResourceType"] == "AWS::SageMaker::Model"}
     config = emulator.client("sagemaker").describe_endpoint(EndpointName=CHURN_ENDPOINT)["EndpointConfigName"]
     lines = out.splitlines()
-    assert lines[:9] == [
+    assert lines[:10] == [
         "Stack Churn in us-east-1: CREATE_COMPLETE",
         f"Endpoint {CHURN_ENDPOINT} (Endpoint)",
         f"  live      InService on config {config}",
@@ -557,16 +563,18 @@ def test_status_shows_live_and_declared_variants_pending_end_and_last_verdict(em
         "  template  phase SHADOW",
         f"    production production: model {models['V1']} (V1), 2 x ml.m5.xlarge",
         f"    shadow     shadow: model {models['V2']} (V2), 1 x ml.m5.xlarge",
+        "Dashboard churn-shadow-test (production and shadow side by side): "
+        "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/churn-shadow-test",
         f"Promotion workflow Promotion ({machine_of(emulator, 'Churn')})",
     ]
-    assert lines[9].startswith("  pending end   20") and lines[9].endswith(
+    assert lines[10].startswith("  pending end   20") and lines[10].endswith(
         ", in 6 d 23 h (execution test-end-9f8e7d waits in WaitForTestEnd)")
-    assert lines[10].startswith("  last verdict  SUCCEEDED 20")
-    assert lines[10].endswith(f": decision PROMOTE (score 97.5), action promoted, report {report_uri('churn')}")
+    assert lines[11].startswith("  last verdict  SUCCEEDED 20")
+    assert lines[11].endswith(f": decision PROMOTE (score 97.5), action promoted, report {report_uri('churn')}")
     # What the end does without a decision (the workflow's mark): the default stops the test costing.
-    assert lines[11] == ("  if undecided  still INCONCLUSIVE in the end (after any extensions), the shadow is removed; "
+    assert lines[12] == ("  if undecided  still INCONCLUSIVE in the end (after any extensions), the shadow is removed; "
                          "production untouched: the test stops costing")
-    assert len(lines) == 12
+    assert len(lines) == 13
 
 
 def test_status_says_when_an_undecided_test_keeps_its_shadow_running(emulator, capsys):

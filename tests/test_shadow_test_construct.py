@@ -90,6 +90,9 @@ def test_a_later_phase_keeps_a_production_only_dashboard_and_nothing_that_watche
     body = json.dumps(only(template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
     assert '\\"production\\"' in body and '\\"shadow\\"' not in body and "Shadow - production" not in body
     assert f"({phase.upper()} phase)" in body
+    # Marked for shadow-test status, which prints its name and console link and what it shows.
+    mark = only(template, "AWS::CloudWatch::Dashboard")["Metadata"]["shadow-constructs"]
+    assert mark == {"role": "dashboard", "endpoint": "Churn/Endpoint", "comparing": False}
     # The models are still declared (PROMOTED serves the candidate in the production variant).
     models = json.dumps(config["ProductionVariants"][0]["ModelName"])
     assert ("V2" in models) == (phase == "promoted")
