@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo synth lint typecheck test bench bench-judge models clean
+.PHONY: setup demo synth lint typecheck test test-fast bench bench-judge bench-tests models clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -57,6 +57,12 @@ test: setup
 	wait $$typecheck; types=$$?; echo "$(PYRIGHT):"; cat $$log; rm -f $$log; \
 	test $$tests -eq 0 && test $$types -eq 0
 
+# The inner loop, while you change code: everything but the tests marked `outer` (the CDK CLI lifecycles, the emulator
+# server, the wheel build), i.e. units, synth assertions, handlers and the report engine. `make test` (and CI) runs all.
+test-fast: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not outer" -q
+
 lint: setup
 	$(BIN)/ruff check .
 
@@ -67,6 +73,10 @@ typecheck: setup
 
 bench: setup
 	$(BIN)/python benchmarks/synth_bench.py
+
+# How long the inner loop (make test-fast) and the whole suite take here, and how many tests each runs.
+bench-tests: setup
+	$(BIN)/python benchmarks/suite_bench.py
 
 # Our promotion verdict against a threshold rule and a Kayenta-faithful judge on simulated tests.
 bench-judge: setup

@@ -18,6 +18,8 @@ from shadow_emulator.authorization.least_privilege import render_justifications
 from shadow_emulator.authorization.rules import DERIVED, RULES, SERVICE_ACTS, render_markdown
 from shadow_emulator.ports import free_port, port_in_use
 
+pytestmark = pytest.mark.outer  # the outer loop (make test-fast skips it): the emulator server
+
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT, REGION = "123456789012", "us-east-1"
 IAM_DATA = ROOT / "node_modules" / "@cloud-copilot" / "iam-data" / "data" / "actions"

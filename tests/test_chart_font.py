@@ -89,6 +89,7 @@ def installed(tmp_path_factory):
     return installed_package(tmp_path_factory)
 
 
+@pytest.mark.outer  # the wheel in a fresh venv
 def test_the_installed_report_extra_draws_every_character_of_its_charts(installed, tmp_path):
     # GIVEN shadow-constructs[report] installed from the wheel, without matplotlib
     # WHEN shadow-report draws its three charts
@@ -104,6 +105,7 @@ def test_the_charts_need_no_matplotlib_for_their_glyphs(tmp_path):
     assert found["fonts"] == ["DejaVu Sans Book"]
 
 
+@pytest.mark.outer  # the wheel
 def test_the_wheel_ships_the_font_with_its_licence(installed):
     import zipfile
 

@@ -27,6 +27,8 @@ from scripts.demo import Console, Demo
 from shadow_constructs import ConfigError
 from shadow_emulator.ports import free_port
 
+pytestmark = pytest.mark.outer  # the outer loop (make test-fast skips it): the CDK CLI and the emulator server, whole lifecycles
+
 REQUESTS, MINUTES = VERDICT_REQUESTS, VERDICT_MINUTES  # demo_assembly: enough to judge the p99s
 APPROVER = "shadow-approver"
 

@@ -22,6 +22,8 @@ from shadow_emulator.authorization import operator_policy
 from shadow_emulator.authorization.least_privilege import JUSTIFIED_UNUSED, construct_id, unused_in_every_run
 from shadow_emulator.ports import free_port
 
+pytestmark = pytest.mark.outer  # the outer loop (make test-fast skips it): the CDK CLI and the emulator server, whole lifecycles
+
 REQUESTS, MINUTES, SAMPLING = VERDICT_REQUESTS, VERDICT_MINUTES, 0.5  # demo_assembly: enough to judge the p99s
 
 

@@ -115,6 +115,7 @@ def test_an_emulator_that_died_is_named_with_its_last_words(tmp_path):
         emulator.check_alive()
 
 
+@pytest.mark.outer  # the demo and its emulator as processes
 def test_a_killed_demo_stops_its_emulator(tmp_path):
     import signal
     import time

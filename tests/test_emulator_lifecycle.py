@@ -32,6 +32,8 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 from shadow_emulator import CloudFormationDouble, EmulatorClock, WaitStateDouble
 from shadow_emulator.ports import free_port, port_in_use
 
+pytestmark = pytest.mark.outer  # the outer loop (make test-fast skips it): the emulator server and the CDK CLI
+
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"
 DEADLINE = 30.0  # generous: polls end as soon as the state is reached

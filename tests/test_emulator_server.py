@@ -15,6 +15,8 @@ import pytest
 
 from shadow_emulator.ports import free_port, port_in_use
 
+pytestmark = pytest.mark.outer  # the outer loop (make test-fast skips it): the emulator server
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -46,6 +46,8 @@ import actions_workflow
 import pytest
 from installed import CDK_CLI, InstalledPackage, installed_package
 
+pytestmark = pytest.mark.outer  # the outer loop (make test-fast skips it): the wheel, a fresh venv, the CDK CLI and the emulator
+
 ROOT = Path(__file__).resolve().parent.parent
 README, GETTING_STARTED, LIFECYCLE = ROOT / "README.md", ROOT / "docs" / "getting-started.md", ROOT / "docs" / "lifecycle.md"
 FILE_MARKER = re.compile(r"^<!--\s*file:\s*(?P<name>\S+)\s*-->$")

@@ -26,6 +26,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import boto3
+import pytest
 from conftest import ROOT, SAGEMAKER_ROLE, create_churn_endpoint
 from demo_assembly import VERDICT_MINUTES, VERDICT_REQUESTS, synthesize
 from moto import mock_aws
@@ -35,6 +36,8 @@ from scripts.demo import ACCOUNT, REGION, STACK, Console, Demo
 from shadow_emulator import SageMakerDouble
 from shadow_emulator.authorization.least_privilege import JUSTIFIED_UNUSED_MANAGED, unused_in_every_run
 from shadow_emulator.ports import free_port
+
+pytestmark = pytest.mark.outer  # the outer loop (make test-fast skips it): the CDK CLI and the emulator server, a whole lifecycle
 
 MANAGED = "ChurnManagedShadowTest"
 ENDPOINT = "churn-shadow-test"

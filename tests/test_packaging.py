@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from shadow_constructs._runtime import PACKAGE_DIR, runtime_asset_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +44,7 @@ def test_product_code_loads_no_module_by_file_path():
     assert offenders == []
 
 
+@pytest.mark.outer  # builds the wheel
 def test_the_wheel_ships_every_runtime_module(tmp_path):
     # setuptools' build/ folder keeps files of packages no longer listed: start from none (it is gitignored).
     shutil.rmtree(ROOT / "build", ignore_errors=True)

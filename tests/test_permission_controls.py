@@ -27,6 +27,8 @@ from scripts.build_models import churn_data
 from scripts.demo import ACCOUNT, REGION, STACK, Console, Demo, DemoError
 from shadow_emulator.ports import free_port
 
+pytestmark = pytest.mark.outer  # the outer loop (make test-fast skips it): the CDK CLI and the emulator server, whole lifecycles
+
 REQUESTS, MINUTES = VERDICT_REQUESTS, VERDICT_MINUTES  # demo_assembly: enough to judge the p99s
 TEMPLATE = f"{STACK}.template.json"
 

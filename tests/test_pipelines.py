@@ -228,6 +228,7 @@ def _resolved(value, values: dict[str, str]):
     return value
 
 
+@pytest.mark.outer  # the CDK CLI and the emulator server
 def test_the_verdict_step_follows_the_test_under_its_own_role_on_the_emulator(synthesized, tmp_path):
     """The step's role, as the pipeline stack grants it, runs the step's calls against the demo's deployed workflow in
     the emulator with authorization on: DescribeStateMachine, StartExecution with the pipeline input (the execution

@@ -132,6 +132,7 @@ def moto_server():
     server.stop()
 
 
+@pytest.mark.outer  # the console script against a moto server
 def test_console_script_reads_s3_through_aws_endpoint_url(moto_server, tmp_path):
     env = {**os.environ, "AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": REGION}
