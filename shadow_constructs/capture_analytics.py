@@ -92,8 +92,39 @@ class CaptureAnalytics(Construct):
         removal_policy: cdk.RemovalPolicy | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        problems = Problems(f"CaptureAnalytics {self.node.path!r}")
         results_expiration = results_expiration or cdk.Duration.days(30)
+        source, production, shadow, database_name, workgroup_name, removal_policy = self._check(
+            endpoint, store, bucket, encryption_key, prefix, production_variant_name, shadow_variant_name, database_name,
+            table_name, workgroup_name, bytes_scanned_cutoff_per_query, tolerance, threshold, results_expiration,
+            projection_start, removal_policy)
+
+        self.endpoint = endpoint
+        self.production_variant_name = production
+        self.shadow_variant_name = shadow
+        #: Where the analysed capture lies.
+        self.capture_location = source
+        self.capture_bucket = source.bucket
+        self.capture_key = source.encryption_key
+        self.capture_prefix = source.prefix
+        self.database_name = database_name
+        self.table_name = table_name
+        self.workgroup_name = workgroup_name
+        self.bytes_scanned_cutoff_per_query = bytes_scanned_cutoff_per_query
+
+        self._catalog(source, production, shadow, projection_start)
+        self._results(results_expiration, removal_policy)
+        self._workgroup()
+        self._queries(tolerance, threshold)
+
+    def _check(self, endpoint: IShadowEndpoint, store: CaptureStore | None, bucket: s3.IBucket | None,
+               encryption_key: kms.IKey | None, prefix: str | None, production_variant_name: str | None,
+               shadow_variant_name: str | None, database_name: str | None, table_name: str, workgroup_name: str | None,
+               bytes_scanned_cutoff_per_query: int, tolerance: float, threshold: float,
+               results_expiration: cdk.Duration, projection_start: str, removal_policy: cdk.RemovalPolicy | None,
+               ) -> tuple[CaptureLocation, str, str, str, str, cdk.RemovalPolicy]:
+        """Every prop checked (all problems at once, a ConfigError); the capture source, the variant names, the
+        database and workgroup names and the removal policy to build with."""
+        problems = Problems(f"CaptureAnalytics {self.node.path!r}")
         if not check_endpoint(problems, endpoint):
             problems.raise_if_any()
         source = self._capture_source(problems, endpoint, store, bucket, encryption_key, prefix)
@@ -130,22 +161,13 @@ class CaptureAnalytics(Construct):
         removal_policy = check_removal_policy(problems, removal_policy, cdk.RemovalPolicy.RETAIN)
         problems.raise_if_any()
         assert source is not None and production is not None and shadow is not None, "each None added a problem"
+        return source, production, shadow, database_name, workgroup_name, removal_policy
 
-        stack = cdk.Stack.of(self)
-        self.endpoint = endpoint
-        self.production_variant_name = production
-        self.shadow_variant_name = shadow
-        #: Where the analysed capture lies.
-        self.capture_location = source
-        self.capture_bucket = source.bucket
-        self.capture_key = source.encryption_key
-        self.capture_prefix = source.prefix
-        self.database_name = database_name
-        self.table_name = table_name
-        self.workgroup_name = workgroup_name
-        self.bytes_scanned_cutoff_per_query = bytes_scanned_cutoff_per_query
+    def _catalog(self, source: CaptureLocation, production: str, shadow: str, projection_start: str) -> None:
+        """The Glue database and the table over the capture, partitions projected (no crawler, no MSCK REPAIR)."""
+        stack, endpoint = cdk.Stack.of(self), self.endpoint
+        database_name, table_name = self.database_name, self.table_name
         location = f"{source.destination}/"
-
         self.database = glue.CfnDatabase(
             self, "Database", catalog_id=stack.account,
             database_input=glue.CfnDatabase.DatabaseInputProperty(
@@ -180,6 +202,9 @@ class CaptureAnalytics(Construct):
                         parameters={"ignore.malformed.json": "true", "case.insensitive": "true"}))))
         self.table.node.add_dependency(self.database)
 
+
+    def _results(self, results_expiration: cdk.Duration, removal_policy: cdk.RemovalPolicy) -> None:
+        """The query results' bucket and key: KMS, TLS only, expiring."""
         self.results_key = kms.Key(self, "ResultsKey", enable_key_rotation=True, removal_policy=removal_policy,
                                    description=f"Athena query results of {self.node.path}")
         self.results_bucket = s3.Bucket(
@@ -193,18 +218,27 @@ class CaptureAnalytics(Construct):
             removal_policy=removal_policy, auto_delete_objects=removal_policy is cdk.RemovalPolicy.DESTROY)
         acknowledge(self.results_bucket, "AwsSolutions-S1",
                     "Query results are derived and expire; Athena keeps the history of every query in the workgroup.")
+
+    def _workgroup(self) -> None:
+        """The Athena workgroup: engine 3, its settings enforced, results encrypted with the results key."""
+        endpoint = self.endpoint
         self.workgroup = athena.CfnWorkGroup(
-            self, "WorkGroup", name=workgroup_name, state="ENABLED", recursive_delete_option=True,
+            self, "WorkGroup", name=self.workgroup_name, state="ENABLED", recursive_delete_option=True,
             description=f"Shadow-test comparisons of endpoint {endpoint.endpoint_name}",
             work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
                 enforce_work_group_configuration=True, publish_cloud_watch_metrics_enabled=True,
-                bytes_scanned_cutoff_per_query=bytes_scanned_cutoff_per_query,
+                bytes_scanned_cutoff_per_query=self.bytes_scanned_cutoff_per_query,
                 engine_version=athena.CfnWorkGroup.EngineVersionProperty(selected_engine_version="Athena engine version 3"),
                 result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
                     output_location=f"s3://{self.results_bucket.bucket_name}/results/",
                     encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
                         encryption_option="SSE_KMS", kms_key=self.results_key.key_arn))))
 
+
+    def _queries(self, tolerance: float, threshold: float) -> None:
+        """The comparison queries, as named queries of the workgroup."""
+        endpoint, database_name, table_name = self.endpoint, self.database_name, self.table_name
+        production, shadow = self.production_variant_name, self.shadow_variant_name
         self.query_strings: dict[str, str] = capture_queries(
             table=f'"{database_name}"."{table_name}"', endpoint=endpoint.endpoint_name,
             production_variant=production, shadow_variant=shadow, tolerance=tolerance, threshold=threshold)
