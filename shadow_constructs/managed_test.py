@@ -109,6 +109,37 @@ class ManagedShadowTest(Construct):
         removal_policy: cdk.RemovalPolicy | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        endpoint_name, production_variant_name, shadow_name, schedule, removal_policy = self._check(
+            endpoint, production_model, shadow, production_instance_type, production_instance_count,
+            production_variant_name, sampling_percent, duration, start, end, data_storage, encryption_key, outcome,
+            experiment_name, role, description, removal_policy)
+
+        self.endpoint_name = endpoint_name
+        self.production_variant_name = production_variant_name
+        self.shadow_variant_name = shadow_name
+        #: Share of production requests copied to the shadow.
+        self.sampling_percent = sampling_percent
+        self.outcome = outcome
+        self.schedule = schedule
+        stack = cdk.Stack.of(self)
+        self.role: iam.IRole = role or sagemaker_role(self, "Role", f"Runs the managed shadow test {self.node.path}")
+        production_model_name = production_model.model_name if isinstance(production_model, ServingModel) \
+            else production_model
+        self._grant_experiment(stack, endpoint_name, [production_model, shadow.model])
+
+        self._storage_key(encryption_key, shadow, removal_policy)
+        storage = self._capture(data_storage)
+        self._experiment(endpoint_name, production_model_name, production_variant_name, production_instance_type,
+                         production_instance_count, shadow, shadow_name, sampling_percent, schedule, storage, outcome,
+                         experiment_name, description)
+
+    def _check(self, endpoint: Any, production_model: Any, shadow: Any, production_instance_type: Any,
+               production_instance_count: Any, production_variant_name: Any, sampling_percent: Any, duration: Any,
+               start: Any, end: Any, data_storage: Any, encryption_key: Any, outcome: Any, experiment_name: Any,
+               role: Any, description: Any, removal_policy: Any,
+               ) -> tuple[str, str, str, tuple[str, str] | None, cdk.RemovalPolicy]:
+        """Every prop checked (all problems at once, a ConfigError); the endpoint's name, the variant names, the
+        schedule and the removal policy to build with."""
         problems = Problems(f"ManagedShadowTest {self.node.path!r}")
         endpoint_name, own_production_name = self._endpoint_name(problems, endpoint)
         production_variant_name = production_variant_name or own_production_name
@@ -157,20 +188,10 @@ class ManagedShadowTest(Construct):
         removal_policy = check_removal_policy(problems, removal_policy, cdk.RemovalPolicy.DESTROY)
         problems.raise_if_any()
         assert endpoint_name is not None and shadow_name is not None, "each None added a problem"
+        return endpoint_name, production_variant_name, shadow_name, schedule, removal_policy
 
-        self.endpoint_name = endpoint_name
-        self.production_variant_name = production_variant_name
-        self.shadow_variant_name = shadow_name
-        #: Share of production requests copied to the shadow.
-        self.sampling_percent = sampling_percent
-        self.outcome = outcome
-        self.schedule = schedule
-        stack = cdk.Stack.of(self)
-        self.role: iam.IRole = role or sagemaker_role(self, "Role", f"Runs the managed shadow test {self.node.path}")
-        production_model_name = production_model.model_name if isinstance(production_model, ServingModel) \
-            else production_model
-        self._grant_experiment(stack, endpoint_name, [production_model, shadow.model])
-
+    def _storage_key(self, encryption_key: kms.IKey | None, shadow: Variant, removal_policy: cdk.RemovalPolicy) -> None:
+        """The shadow's storage key (a new rotated one unless given; none for local-NVMe types) and the role's grant."""
         self.encryption_key = encryption_key
         if encryption_key is None and not has_local_storage(shadow.instance_type):
             self.encryption_key = kms.Key(self, "StorageKey", enable_key_rotation=True, removal_policy=removal_policy,
@@ -184,14 +205,22 @@ class ManagedShadowTest(Construct):
             self.role.add_to_principal_policy(iam.PolicyStatement(actions=["kms:DescribeKey"],
                                                                   resources=[self.encryption_key.key_arn]))
 
+
+    def _capture(self, data_storage: DataCapture | None) -> Any:
+        """Capture into the store, bucket or new store of ``data_storage``: the experiment's DataStorageConfig."""
         bound = data_storage.bind(self, [self.role]) if data_storage else None
         #: The CaptureStore this test created for its data (None when given one, a bucket, or no capture).
         self.capture_store: CaptureStore | None = bound.created_store if bound else None
         #: Where the test's captured data lands (None without capture).
         self.capture_location: CaptureLocation | None = bound.location if bound else None
         self.capture_destination = bound.destination if bound else None
-        storage = _data_storage(data_storage, bound.location) if data_storage is not None and bound is not None else None
+        return _data_storage(data_storage, bound.location) if data_storage is not None and bound is not None else None
 
+    def _experiment(self, endpoint_name: str, production_model_name: str, production_variant_name: str,
+                    production_instance_type: str, production_instance_count: int, shadow: Variant, shadow_name: str,
+                    sampling_percent: int, schedule: tuple[str, str] | None, storage: Any, outcome: ExperimentOutcome,
+                    experiment_name: str | None, description: str | None) -> None:
+        """The AWS::SageMaker::InferenceExperiment, after the role's policy."""
         def variant(model_name: str, name: str, instance_type: str, count: int):
             return sagemaker.CfnInferenceExperiment.ModelVariantConfigProperty(
                 model_name=model_name, variant_name=name,
