@@ -13,7 +13,7 @@ from .metrics import ENDPOINT_METRICS, EndpointMetric
 from .model import ModelData, ModelImage, ServingModel
 from .phase import InstanceSettings, TestPhase
 from .promotion_workflow import Criteria, InconclusiveAction, PromotionWorkflow
-from .shadow_test import ShadowTest
+from .shadow_testing import ShadowTest
 from .variant import RoutingStrategy, Variant, VariantAutoscaling
 
 __all__ = [
