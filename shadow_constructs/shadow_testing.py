@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -45,8 +48,9 @@ class ShadowTest(Construct):
     :param on_inconclusive: ``InconclusiveAction`` at the end. Default: EXTEND (twice, 1 hour each).
     :param after_extensions: still INCONCLUSIVE after the extensions: REMOVE_SHADOW (the test stops costing) or,
         explicitly, KEEP (the shadow keeps running and billing). Default: REMOVE_SHADOW.
-    :param topic: SNS topic for summaries and approval requests, and notified by the alarms. Default: a new
-        encrypted topic for the workflow; the alarms notify nobody (the dashboard shows them).
+    :param topic: SNS topic for summaries and approval requests, and notified by the alarms. Default: the
+        workflow's new encrypted topic, which the alarms notify too (its topic and key policies let CloudWatch
+        publish); a topic of yours must allow that itself.
     :param alarms: create the comparison alarms. Default: True.
     :param rollback_on_alarms: the alarms roll back an update of the endpoint (needs its ``deployment``
         guardrails). Default: True when the endpoint has guardrails.
@@ -130,6 +134,26 @@ class ShadowTest(Construct):
             window=window, test_end=test_end, require_approval=require_approval, on_inconclusive=on_inconclusive,
             after_extensions=after_extensions, topic=topic,
             capture_analytics=self.analytics if min_agreement is not None else None) if testing else None
+        if self.alarms is not None and self.workflow is not None and topic is None:
+            self._alarms_notify(self.alarms, self.workflow.topic)
+
+    @staticmethod
+    def _alarms_notify(alarms: ShadowAlarms, topic: sns.ITopic) -> None:
+        """The alarms publish to the workflow's topic: CloudWatch, as a service principal, needs the topic's policy
+        to let it publish and the topic's key policy to let it encrypt (the workflow's topic is KMS-encrypted and
+        TLS-only; https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html)."""
+        account = cdk.Stack.of(alarms).account
+        # jsii: ServicePrincipal implements IPrincipal with other parameter names (aws/jsii#4541).
+        cloudwatch_principal = cast(iam.IPrincipal, iam.ServicePrincipal("cloudwatch.amazonaws.com"))
+        topic.add_to_resource_policy(iam.PolicyStatement(
+            principals=[cloudwatch_principal], actions=["sns:Publish"], resources=[topic.topic_arn],
+            conditions={"StringEquals": {"aws:SourceAccount": account}}))
+        if topic.master_key is not None:
+            topic.master_key.add_to_resource_policy(iam.PolicyStatement(
+                principals=[cloudwatch_principal], actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": account}}))
+        # jsii: SnsAction implements IAlarmAction with other parameter names (aws/jsii#4541).
+        alarms.add_action(cast(cloudwatch.IAlarmAction, cw_actions.SnsAction(topic)))
 
 
 __all__ = ["ShadowTest"]

@@ -76,6 +76,24 @@ def test_the_shadow_phase_wires_alarms_dashboard_analytics_and_the_self_ending_w
     assert "KeptAsIs" not in definition
 
 
+def test_the_alarms_notify_the_workflows_topic_which_lets_cloudwatch_publish_and_encrypt(phases):
+    test, template = phases["shadow"]
+    topic = next(k for k, r in template.to_json()["Resources"].items() if r["Type"] == "AWS::SNS::Topic")
+    for alarm in [*resources_of(template, "AWS::CloudWatch::Alarm").values(),
+                  *resources_of(template, "AWS::CloudWatch::CompositeAlarm").values()]:
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic}] == alarm["Properties"]["OKActions"]
+    published = [s for p in resources_of(template, "AWS::SNS::TopicPolicy").values()
+                 for s in p["Properties"]["PolicyDocument"]["Statement"]
+                 if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert [(s["Effect"], s["Action"], s["Resource"]) for s in published] == [("Allow", "sns:Publish", {"Ref": topic})]
+    key = next(r for k, r in template.to_json()["Resources"].items()
+               if r["Type"] == "AWS::KMS::Key" and k.startswith("TestPromotionTopicKey"))
+    encrypts = [s for s in key["Properties"]["KeyPolicy"]["Statement"]
+                if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert [sorted(s["Action"]) for s in encrypts] == [["kms:Decrypt", "kms:GenerateDataKey*"]]
+    assert all("aws:SourceAccount" in s["Condition"]["StringEquals"] for s in published + encrypts)
+
+
 @pytest.mark.parametrize("phase", ["promoted", "rolled_back"])
 def test_a_later_phase_keeps_a_production_only_dashboard_and_nothing_that_watches_a_shadow(phases, phase):
     test, template = phases[phase]
