@@ -3,7 +3,7 @@
 Pure functions, no CDK: the construct ships these strings, the tests transpile them with sqlglot and run them on
 DuckDB against the same capture files as shadow-report's engine, and must get the engine's numbers. Here the
 capture table's rows become the compared predictions; the measures over them, the problem order, a pair's kind and
-a number's label are the engine's own definitions (``shadow_report.measures``, rendered for Trino). Where Athena
+a number's label are the engine's own definitions (``shadow_runtime.measures``, rendered for Trino). Where Athena
 reads the data otherwise than the engine, it is said here:
 
 - the table is read with the OpenX JSON SerDe and ``ignore.malformed.json``: a line that is not a JSON object
@@ -17,8 +17,8 @@ reads the data otherwise than the engine, it is said here:
 
 from __future__ import annotations
 
-from shadow_report import measures
-from shadow_report.measures import TRINO
+from shadow_runtime import measures
+from shadow_runtime.measures import TRINO
 
 QUERY_NAMES = ("record-counts", "pairing", "numeric-measures", "label-agreement", "confusion-matrix")
 

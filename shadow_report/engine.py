@@ -45,8 +45,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import measures
-from .measures import DUCKDB, PROBLEMS
+from shadow_runtime import measures
+from shadow_runtime.measures import DUCKDB, PROBLEMS
+
 from .sources import CaptureFile, ReportError
 
 BATCH_BYTES = 256 * 1024 * 1024

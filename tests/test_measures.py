@@ -1,5 +1,6 @@
-"""shadow_report.measures: each capture measure is defined once; its DuckDB rendering (the engine's) and its Trino
-rendering (Athena's named queries, transpiled by sqlglot) give the same figures, which are the textbook ones."""
+"""shadow_runtime.measures (stdlib only, shared by the report engine and the constructs): each capture measure is
+defined once; its DuckDB rendering (the engine's) and its Trino rendering (Athena's named queries, transpiled by
+sqlglot) give the same figures, which are the textbook ones."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 import sqlglot
 from capture_fixtures import psi_oracle, record, write_file
 from scipy import stats
+from shadow_runtime import measures
+from shadow_runtime.measures import DUCKDB, TRINO
 
-from shadow_report import ReportSettings, analyse, discover, measures
-from shadow_report.measures import DUCKDB, TRINO
+from shadow_report import ReportSettings, analyse, discover
 
 HOURS = ["2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z", "2026-11-25T11:00:00Z"]
 TOLERANCE = 0.05
