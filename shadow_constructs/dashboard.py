@@ -127,9 +127,23 @@ class ShadowDashboard(Construct):
                                        width=12, height=6)]
 
     def _header(self, start, planned_end, description) -> cloudwatch.TextWidget:
+        """The test's parameters (production alone, after the test), then what both headers say."""
         ep = self.endpoint
-        if not self.comparing:
-            return self._production_header(start, planned_end, description)
+        lines = self._test_lines() if self.comparing else self._production_lines()
+        if ep.capture_location is not None:
+            lines.append(f"Capture: {ep.capture_location.destination}/")
+        elif ep.variants and self.comparing:  # declared here, so no capture is known to mean none (an import may not say)
+            lines.append("Capture: off")
+        lines.append(f"{'Start' if self.comparing else 'Test start'}: {start.isoformat() if start else 'not given'} · "
+                     f"planned end: {planned_end.isoformat() if planned_end else 'not given'}")
+        lines.append("Latencies in milliseconds (SageMaker reports microseconds); error rate = "
+                     "(5XX + model errors) / invocations.")
+        if description:
+            lines += ["", description]
+        return cloudwatch.TextWidget(markdown="\n".join(lines), width=WIDTH, height=6)
+
+    def _test_lines(self) -> list[str]:
+        ep = self.endpoint
         lines = [f"# Shadow test: endpoint {ep.endpoint_name}", "",
                  "| | production | shadow |", "|---|---|---|",
                  f"| variant | {self.factory.production} | {self.factory.shadow} |"]
@@ -140,37 +154,18 @@ class ShadowDashboard(Construct):
         if ep.sampling_percent is not None:
             lines += ["", f"Sampling: **{ep.sampling_percent}%** of production requests are copied to the shadow; "
                           "only production answers callers."]
-        if ep.capture_location is not None:
-            lines.append(f"Capture: {ep.capture_location.destination}/")
-        elif ep.variants:  # declared here, so no capture is known to mean none (an import may just not say)
-            lines.append("Capture: off")
-        lines.append(f"Start: {start.isoformat() if start else 'not given'} · planned end: "
-                     f"{planned_end.isoformat() if planned_end else 'not given'}")
-        lines.append("Latencies in milliseconds (SageMaker reports microseconds); error rate = "
-                     "(5XX + model errors) / invocations.")
-        if description:
-            lines += ["", description]
-        return cloudwatch.TextWidget(markdown="\n".join(lines), width=WIDTH, height=6)
+        return lines
 
-    def _production_header(self, start, planned_end, description) -> cloudwatch.TextWidget:
+    def _production_lines(self) -> list[str]:
         ep = self.endpoint
         phase = ep.phase.name if ep.phase else "?"
         production = ep.variants.get(self.factory.production)
         done = "the shadow was promoted into production" if ep.phase is TestPhase.PROMOTED \
             else "the shadow was removed; production is as it was"
-        lines = [f"# Endpoint {ep.endpoint_name}: production ({phase} phase)", "",
-                 f"The shadow test has ended: {done}. Production alone: variant {self.factory.production}"
-                 + (f", model {production.model.model_name}, {production.instance_count} x "
-                    f"{production.instance_type}" if production else "") + "."]
-        if ep.capture_location is not None:
-            lines.append(f"Capture: {ep.capture_location.destination}/")
-        lines.append(f"Test start: {start.isoformat() if start else 'not given'} · planned end: "
-                     f"{planned_end.isoformat() if planned_end else 'not given'}")
-        lines.append("Latencies in milliseconds (SageMaker reports microseconds); error rate = "
-                     "(5XX + model errors) / invocations.")
-        if description:
-            lines += ["", description]
-        return cloudwatch.TextWidget(markdown="\n".join(lines), width=WIDTH, height=6)
+        return [f"# Endpoint {ep.endpoint_name}: production ({phase} phase)", "",
+                f"The shadow test has ended: {done}. Production alone: variant {self.factory.production}"
+                + (f", model {production.model.model_name}, {production.instance_count} x "
+                   f"{production.instance_type}" if production else "") + "."]
 
     def _latency_graph(self, name: str) -> cloudwatch.GraphWidget:
         lines = []
