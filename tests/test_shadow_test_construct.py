@@ -152,6 +152,14 @@ def test_a_part_used_alone_outside_the_shadow_phase_names_itself_and_what_to_cha
     assert "ShadowMetricFactory" not in message and "shadow_variant_name" not in message
 
 
+def test_a_part_on_an_endpoint_declared_without_a_shadow_says_to_give_it_one():
+    stack = new_stack()
+    alone = ShadowEndpoint(stack, "Endpoint", production=Variant(model=ServingModel(stack, "V1", image=XGBOOST_URI)))
+    with pytest.raises(ConfigError, match=r"ShadowAlarms 'Test/Alarms': endpoint 'Test/Endpoint' has no shadow variant: "
+                                          r"give it shadow=Variant\(model=...\)"):
+        ShadowAlarms(stack, "Alarms", endpoint=alone)
+
+
 def test_a_dashboard_used_alone_follows_its_endpoint_into_a_later_phase():
     stack = new_stack()
     dashboard = ShadowDashboard(stack, "Dashboard", endpoint=promoted_endpoint(stack))
